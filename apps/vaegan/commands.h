@@ -1,0 +1,25 @@
+#pragma once
+/// Subcommands of the `vaegan` binary. Each `setup_x` registers its subcommand and options on
+/// `app` and, when the subcommand is chosen, stores in `run` the function that executes it.
+/// Errors are thrown (see vaegan/core/error.h) and turned into exit codes by `main`.
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace vaegan::cli {
+
+using Runner = std::function<int()>;
+
+void setup_train(CLI::App& app, Runner& run);
+void setup_sample(CLI::App& app, Runner& run);
+void setup_reconstruct(CLI::App& app, Runner& run);
+
+/// Writes images `[N, C, H, W]` in `[-1, 1]` to `path`: a PNG grid with `ncol` columns, or a
+/// `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.
+void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol);
+
+/// Checks that `--out` ends in .png or .npy; throws `InputError` otherwise.
+void check_image_output(const std::string& path);
+
+}  // namespace vaegan::cli

@@ -1,0 +1,71 @@
+// vaegan: train and use VAE-GANs (Larsen et al. 2016). One error funnel: usage errors exit 2,
+// runtime failures exit 1 (DESIGN.md §6).
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "vaegan/core/error.h"
+#include "vaegan/io/image_io.h"
+#include "vaegan/io/npy.h"
+
+namespace vaegan::cli {
+
+void check_image_output(const std::string& path) {
+  const auto ends_with = [&](const char* ext) {
+    const std::string e(ext);
+    return path.size() > e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
+  };
+  if (!ends_with(".png") && !ends_with(".npy")) {
+    throw InputError(fmt::format("--out: {} must end in .png or .npy", path));
+  }
+}
+
+void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol) {
+  check_image_output(path);
+  if (path.compare(path.size() - 4, 4, ".npy") == 0) {
+    write_npy(path, to_uint8_nhwc(images));
+  } else {
+    save_image_grid(path, images, ncol);
+  }
+}
+
+}  // namespace vaegan::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"vaegan: VAE-GAN (Larsen et al. 2016) training and latent-space tools"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "vaegan 0.1.0");
+  vaegan::cli::Runner run;
+  vaegan::cli::setup_train(app, run);
+  vaegan::cli::setup_sample(app, run);
+  vaegan::cli::setup_reconstruct(app, run);
+  const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
+  const bool known = std::any_of(subcommands.begin(), subcommands.end(),
+                                 [&](const CLI::App* sub) { return argc > 1 && sub->get_name() == argv[1]; });
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::string names;
+    for (const CLI::App* sub : subcommands) names += (names.empty() ? "" : ", ") + sub->get_name();
+    fmt::print(stderr, "vaegan: error: unknown command '{}' (expected one of: {})\n", argv[1], names);
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, version or the error with a hint
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    return run();
+  } catch (const vaegan::InputError& e) {
+    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    fmt::print(stderr, "vaegan: error: {}\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    return 1;
+  }
+}

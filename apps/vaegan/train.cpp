@@ -1,0 +1,107 @@
+// `vaegan train`: flags -> TrainConfig -> vaegan::fit, with a progress bar on a terminal and
+// plain log lines otherwise.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "commands.h"
+#include "vaegan/core/runtime.h"
+#include "vaegan/train/trainer.h"
+
+namespace vaegan::cli {
+namespace {
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60)
+                   : fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
+std::string losses_text(const StepStats& s) {
+  return fmt::format("prior {:.2f} llike {:.1f} dis {:.3f} adv {:.3f} D(x) {:.2f} D(xp) {:.2f}", s.loss_prior,
+                     s.loss_llike, s.loss_dis, s.loss_adv, s.d_real, s.d_prior);
+}
+
+/// Progress bar redrawn in place on a terminal; a log line every `log_every` steps otherwise.
+FitObserver make_progress(bool terminal, int64_t log_every) {
+  FitObserver o;
+  o.on_step = [terminal, log_every](const ProgressEvent& e) {
+    if (terminal) {
+      const int width = 24;
+      const int filled = static_cast<int>(width * e.step_in_epoch / std::max<int64_t>(1, e.steps_per_epoch));
+      fmt::print(stderr, "\r\033[2Kepoch {}/{} [{}{}] {}/{} | {} | {:.0f} img/s | ETA {}", e.epoch + 1, e.epochs,
+                 std::string(filled, '#'), std::string(width - filled, '.'), e.step_in_epoch, e.steps_per_epoch,
+                 losses_text(e.stats), e.images_per_sec, format_duration(e.eta_sec));
+      std::fflush(stderr);
+    } else if (e.global_step % log_every == 0 || e.step_in_epoch == e.steps_per_epoch) {
+      spdlog::info("epoch {}/{} step {}/{} (total {}) | {} | {:.0f} img/s | ETA {}", e.epoch + 1, e.epochs,
+                   e.step_in_epoch, e.steps_per_epoch, e.global_step, losses_text(e.stats), e.images_per_sec,
+                   format_duration(e.eta_sec));
+    }
+  };
+  o.on_epoch_end = [terminal](const ProgressEvent& e, const std::string& images_dir) {
+    if (terminal) fmt::print(stderr, "\n");
+    spdlog::info("epoch {} done: images in {}/epoch-{:03d}-*.png", e.epoch + 1, images_dir, e.epoch + 1);
+  };
+  return o;
+}
+
+}  // namespace
+
+void setup_train(CLI::App& app, Runner& run) {
+  auto config = std::make_shared<TrainConfig>();
+  auto out = std::make_shared<std::string>();
+  auto overwrite = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("train", "Train a VAE-GAN and write a run directory");
+  TrainConfig& c = *config;
+  cmd->add_option("--dataset", c.dataset, "Dataset")->check(CLI::IsMember({"fashion-mnist", "mnist"}))->capture_default_str();
+  cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the dataset's standard place)");
+  cmd->add_option("--out", *out, "Run directory to create")->required();
+  cmd->add_flag("--overwrite", *overwrite, "Replace a previous run in --out");
+  cmd->add_option("--arch", c.model.arch, "Architecture preset")->check(CLI::IsMember({"small32", "paper64"}))->capture_default_str();
+  cmd->add_option("--latent-dim", c.model.latent_dim, "Latent size Z (0: the preset's: 64 small32, 128 paper64)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--feature-layer", c.model.feature_layer, "Discriminator convolution (1..4) used for L_llike")
+      ->check(CLI::Range(1, 4))->capture_default_str();
+  cmd->add_option("--epochs", c.epochs, "Passes over the training set")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-steps", c.max_steps, "Stop after this many steps (0: no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--batch-size", c.batch_size, "Images per step")->check(CLI::Range(2, 65536))->capture_default_str();
+  cmd->add_option("--lr", c.lr, "RMSprop learning rate of each network")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  cmd->add_option("--lr-decay", c.lr_decay, "Learning-rate factor applied after each epoch (1: none)")
+      ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+  cmd->add_option("--rmsprop-alpha", c.rmsprop_alpha, "RMSprop smoothing constant")
+      ->check(CLI::Range(1e-6, 0.999999))->capture_default_str();
+  cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
+      ->capture_default_str();
+  cmd->add_option("--gan-loss", c.gan_loss, "Decoder's adversarial term")
+      ->check(CLI::IsMember({"non-saturating", "minimax"}))->capture_default_str();
+  cmd->add_flag("--equilibrium", c.equilibrium, "Skip the update of the player that is ahead (seed 000)");
+  cmd->add_option("--equilibrium-value", c.equilibrium_value, "Equilibrium BCE")->capture_default_str();
+  cmd->add_option("--equilibrium-margin", c.equilibrium_margin, "Equilibrium margin")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
+  cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->callback([&run, config, out, overwrite] {
+    run = [config, out, overwrite] {
+      const int threads = configure_threads(config->threads);
+      const bool terminal = ::isatty(::fileno(stderr)) != 0;
+      spdlog::info("training {} on {} for {} epochs{} with {} threads; run directory {}", config->model.arch,
+                   config->dataset, config->epochs,
+                   config->max_steps > 0 ? fmt::format(" (at most {} steps)", config->max_steps) : "", threads, *out);
+      const FitResult r = fit(*config, *out, *overwrite, make_progress(terminal, config->log_every));
+      spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
+                   format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
+      return 0;
+    };
+  });
+}
+
+}  // namespace vaegan::cli

@@ -1,0 +1,21 @@
+#pragma once
+/// Crash-safe file output: write to a temporary name in the same directory, flush to disk,
+/// then rename over the target, so readers see either the old file or the complete new one.
+
+#include <functional>
+#include <string>
+
+namespace vaegan {
+
+/// Calls `write(tmp_path)` to produce the file, fsyncs it and renames it to `path`.
+/// On any failure the temporary file is removed and the error re-thrown; `path` is untouched.
+/// Throws `std::runtime_error` naming `path` when flushing or renaming fails.
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp_path)>& write);
+
+/// Atomically replaces `path` with `text`.
+void write_text_atomically(const std::string& path, const std::string& text);
+
+/// Flushes a file or directory to disk (fsync). Throws `std::runtime_error` naming `path`.
+void fsync_path(const std::string& path);
+
+}  // namespace vaegan

@@ -1,0 +1,18 @@
+#pragma once
+/// NumPy `.npy` files (format version 1.0) for arrays handed to other tools (DESIGN.md §5).
+
+#include <string>
+
+#include <torch/torch.h>
+
+namespace vaegan {
+
+/// Writes a CPU tensor of dtype uint8, float32, float64 or int64 as a C-order `.npy`, atomically.
+/// Throws `std::runtime_error` naming `path` on I/O failure or an unsupported dtype.
+void write_npy(const std::string& path, const torch::Tensor& array);
+
+/// Reads a C-order `.npy` of dtype `|u1`, `<f4`, `<f8` or `<i8`.
+/// Throws `InputError` naming `path` when it is missing or not such a file.
+torch::Tensor read_npy(const std::string& path);
+
+}  // namespace vaegan

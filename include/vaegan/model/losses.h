@@ -1,0 +1,46 @@
+#pragma once
+/// VAE-GAN losses as free functions (DESIGN.md §2). Each is a per-sample sum averaged over the
+/// batch and returns a float32 scalar tensor that keeps its autograd graph.
+
+#include <string>
+
+#include <torch/torch.h>
+
+namespace vaegan {
+
+/// Form of the decoder's adversarial term.
+enum class GanLoss {
+  kNonSaturating,  ///< `BCE(Dis(x_fake), 1)` (Goodfellow et al. 2014, §3)
+  kMinimax,        ///< `-BCE(Dis(x_fake), 0)`, the paper's literal `-L_GAN`
+};
+
+/// Parses `minimax` / `non-saturating`; throws `InputError` naming `--gan-loss` otherwise.
+GanLoss parse_gan_loss(const std::string& name);
+std::string to_string(GanLoss loss);
+
+/// `L_prior = KL(N(mu, exp(logvar)) || N(0, I))`
+///          `= -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`, averaged over the batch.
+/// mu, logvar: `[B, Z]`. Returns nats per image. (Kingma & Welling 2014, appendix B; paper eq. 3.)
+torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar);
+
+/// `L_llike = 1/2 * sum_f (recon_f - real_f)^2`, averaged over the batch: the negative
+/// log-likelihood (up to a constant) of a Gaussian with identity covariance on discriminator
+/// features `Dis_l` (paper eq. 7). recon_features, real_features: `[B, F]`.
+torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features);
+
+/// `L_pixel` of the plain VAE (seed 002): per-image sum of squared error, averaged over the
+/// batch. recon, target: `[B, C, H, W]`.
+torch::Tensor pixel_reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& target);
+
+/// `L_dis = BCE(real, 1) + BCE(recon, 0) + BCE(prior, 0)` on logits `[B, 1]` (paper §2.1,
+/// "discriminating based on samples from p(z) and q(z|x)"). `recon_logits` may be undefined,
+/// in which case its term is left out (the original code's CelebA setting).
+torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
+                                 const torch::Tensor& prior_logits);
+
+/// Decoder's adversarial term on fake logits `[B, 1]`: non-saturating
+/// `BCE(recon, 1) + BCE(prior, 1)` or minimax `-(BCE(recon, 0) + BCE(prior, 0))`.
+/// `recon_logits` may be undefined, in which case its term is left out.
+torch::Tensor adversarial_loss(const torch::Tensor& recon_logits, const torch::Tensor& prior_logits, GanLoss form);
+
+}  // namespace vaegan

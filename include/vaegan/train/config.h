@@ -1,0 +1,66 @@
+#pragma once
+/// The resolved training configuration: one flat, commented struct, saved as `config.json` in
+/// the run directory and in every checkpoint (DESIGN.md §5).
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vaegan/nn/presets.h"
+
+namespace vaegan {
+
+/// Version of the run-directory / checkpoint format written by this build.
+constexpr int kFormatVersion = 1;
+
+struct TrainConfig {
+  ModelConfig model;
+
+  // data
+  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist
+  std::string data_dir;                   ///< empty: `default_data_dir(dataset)`
+
+  // schedule
+  int64_t epochs = 10;      ///< passes over the training set
+  int64_t max_steps = 0;    ///< stop after this many steps (0: no limit)
+  int64_t batch_size = 64;  ///< images per step (paper §4: 64)
+
+  // optimization (one RMSprop per network, paper §4)
+  double lr = 3e-4;             ///< learning rate of all three optimizers (paper §4: 3e-4)
+  double lr_decay = 1.0;        ///< learning rates are multiplied by this after every epoch (seed 000: 0.75)
+  double rmsprop_alpha = 0.9;   ///< RMSprop smoothing constant (original code: 0.9)
+  double gamma = 1e-2;          ///< weight of L_llike against L_adv in the decoder (paper §2.2)
+  bool dis_on_recon = true;     ///< discriminator also sees reconstructions (Algorithm 1)
+  std::string gan_loss = "non-saturating";  ///< decoder adversarial term: non-saturating | minimax
+
+  // equilibrium (seed 000 and the original code): skip the update of the player that is ahead
+  bool equilibrium = false;
+  double equilibrium_value = 0.68;
+  double equilibrium_margin = 0.35;
+
+  // reproducibility and resources
+  uint64_t seed = 0;
+  int threads = 0;  ///< intra-op threads (0: all cores)
+
+  // logging
+  int64_t log_every = 50;  ///< steps between metrics.jsonl lines
+  int64_t grid_size = 64;  ///< images in each per-epoch grid
+};
+
+void to_json(nlohmann::json& j, const ModelConfig& c);
+void from_json(const nlohmann::json& j, ModelConfig& c);
+void to_json(nlohmann::json& j, const TrainConfig& c);
+/// Reads a config written by `to_json`; missing keys keep their defaults.
+/// Throws `InputError` when `format_version` is newer than this build's.
+void from_json(const nlohmann::json& j, TrainConfig& c);
+
+/// Checks ranges and combinations. Throws `InputError` naming the flag, e.g.
+/// "--batch-size: must be at least 2, got 1".
+void validate(const TrainConfig& c);
+
+/// Reads `path` (a config.json). Throws `InputError` naming the file when it is missing or not
+/// valid JSON of the expected shape.
+TrainConfig load_config(const std::string& path);
+
+}  // namespace vaegan

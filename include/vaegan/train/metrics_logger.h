@@ -1,0 +1,23 @@
+#pragma once
+/// `metrics.jsonl`: one JSON object per line, appended and flushed as training goes.
+
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace vaegan {
+
+class MetricsLogger {
+ public:
+  /// Opens `path` for appending. Throws `std::runtime_error` naming it when that fails.
+  explicit MetricsLogger(const std::string& path);
+  /// Appends `record` as one line and flushes it. Throws `std::runtime_error` on write failure.
+  void log(const nlohmann::json& record);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace vaegan

@@ -1,0 +1,65 @@
+#include "vaegan/io/image_io.h"
+
+#include <stb_image_write.h>
+
+#include <fmt/format.h>
+
+#include "vaegan/io/fs.h"
+
+namespace vaegan {
+
+torch::Tensor to_uint8_nhwc(const torch::Tensor& images) {
+  TORCH_CHECK(images.dim() == 4, "to_uint8_nhwc: expected [N, C, H, W] but got ", images.sizes());
+  return images.detach()
+      .to(torch::kCPU, torch::kFloat32)
+      .clamp(-1, 1)
+      .add(1)
+      .mul(127.5)
+      .round()
+      .to(torch::kUInt8)
+      .permute({0, 2, 3, 1})
+      .contiguous();
+}
+
+torch::Tensor make_grid(const torch::Tensor& images, int64_t ncol, int64_t padding) {
+  torch::Tensor px = to_uint8_nhwc(images);  // [N, H, W, C]
+  const int64_t n = px.size(0), h = px.size(1), w = px.size(2), c = px.size(3);
+  ncol = std::max<int64_t>(1, std::min(ncol, n));
+  const int64_t nrow = (n + ncol - 1) / ncol;
+  torch::Tensor grid = torch::full({nrow * (h + padding) + padding, ncol * (w + padding) + padding, c}, 128,
+                                   torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t top = padding + (i / ncol) * (h + padding), left = padding + (i % ncol) * (w + padding);
+    grid.narrow(0, top, h).narrow(1, left, w).copy_(px[i]);
+  }
+  return grid;
+}
+
+torch::Tensor interleave_rows(const torch::Tensor& originals, const torch::Tensor& reconstructions, int64_t ncol) {
+  TORCH_CHECK(originals.sizes() == reconstructions.sizes(), "interleave_rows: originals ", originals.sizes(),
+              " and reconstructions ", reconstructions.sizes(), " differ in shape");
+  std::vector<torch::Tensor> rows;
+  for (int64_t i = 0; i < originals.size(0); i += ncol) {
+    const int64_t n = std::min(ncol, originals.size(0) - i);
+    rows.push_back(originals.narrow(0, i, n));
+    rows.push_back(reconstructions.narrow(0, i, n));
+  }
+  return torch::cat(rows);
+}
+
+void write_png(const std::string& path, const torch::Tensor& hwc) {
+  TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "write_png: expected uint8 [H, W, C]");
+  torch::Tensor px = hwc.contiguous();
+  const int h = static_cast<int>(px.size(0)), w = static_cast<int>(px.size(1)), c = static_cast<int>(px.size(2));
+  write_atomically(path, [&](const std::string& tmp) {
+    if (stbi_write_png(tmp.c_str(), w, h, c, px.data_ptr<uint8_t>(), w * c) == 0) {
+      throw std::runtime_error(fmt::format("{}: cannot write PNG", path));
+    }
+  });
+}
+
+void save_image_grid(const std::string& path, const torch::Tensor& images, int64_t ncol) {
+  write_png(path, make_grid(images, ncol));
+}
+
+}  // namespace vaegan

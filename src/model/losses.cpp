@@ -1,0 +1,55 @@
+#include "vaegan/model/losses.h"
+
+#include <fmt/format.h>
+
+#include "vaegan/core/error.h"
+
+namespace vaegan {
+namespace F = torch::nn::functional;
+
+GanLoss parse_gan_loss(const std::string& name) {
+  if (name == "non-saturating") return GanLoss::kNonSaturating;
+  if (name == "minimax") return GanLoss::kMinimax;
+  throw InputError(fmt::format("--gan-loss: unknown value '{}' (expected minimax or non-saturating)", name));
+}
+
+std::string to_string(GanLoss loss) { return loss == GanLoss::kMinimax ? "minimax" : "non-saturating"; }
+
+torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar) {
+  // [B, Z] -> per-sample sum [B] -> batch mean
+  return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean();
+}
+
+torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features) {
+  return 0.5 * (recon_features - real_features).pow(2).flatten(1).sum(1).mean();
+}
+
+torch::Tensor pixel_reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& target) {
+  return (recon - target).pow(2).flatten(1).sum(1).mean();
+}
+
+namespace {
+/// Mean BCE of logits against a constant label (0 or 1): one logit per image, so the
+/// per-sample sum is the value itself and the batch mean is the loss.
+torch::Tensor bce(const torch::Tensor& logits, double label) {
+  return F::binary_cross_entropy_with_logits(logits, torch::full_like(logits, label));
+}
+}  // namespace
+
+torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
+                                 const torch::Tensor& prior_logits) {
+  torch::Tensor loss = bce(real_logits, 1.0) + bce(prior_logits, 0.0);
+  if (recon_logits.defined()) loss = loss + bce(recon_logits, 0.0);
+  return loss;
+}
+
+torch::Tensor adversarial_loss(const torch::Tensor& recon_logits, const torch::Tensor& prior_logits, GanLoss form) {
+  auto term = [form](const torch::Tensor& logits) {
+    return form == GanLoss::kNonSaturating ? bce(logits, 1.0) : -bce(logits, 0.0);
+  };
+  torch::Tensor loss = term(prior_logits);
+  if (recon_logits.defined()) loss = loss + term(recon_logits);
+  return loss;
+}
+
+}  // namespace vaegan

@@ -1,0 +1,277 @@
+#include "vaegan/train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "vaegan/core/error.h"
+#include "vaegan/core/runtime.h"
+#include "vaegan/data/idx_dataset.h"
+#include "vaegan/io/fs.h"
+#include "vaegan/io/image_io.h"
+#include "vaegan/train/checkpoint.h"
+#include "vaegan/train/metrics_logger.h"
+
+namespace vaegan {
+namespace F = torch::nn::functional;
+
+namespace {
+
+/// `torch::autograd::grad` with unused inputs reported as zeros instead of undefined tensors.
+std::vector<torch::Tensor> grad_or_zeros(const torch::Tensor& loss, const std::vector<torch::Tensor>& params,
+                                         bool retain_graph) {
+  std::vector<torch::Tensor> g = torch::autograd::grad({loss}, params, {}, retain_graph, false, /*allow_unused=*/true);
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!g[i].defined()) g[i] = torch::zeros_like(params[i]);
+  }
+  return g;
+}
+
+void assign_gradients(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads) {
+  for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
+}
+
+double mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean().item<double>(); }
+
+}  // namespace
+
+VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, double gamma, bool decoder_adversarial,
+                                  bool discriminator) {
+  VaeGanGradients g;
+  // Encoder: L_prior + L_llike. L_adv and L_dis also depend on the encoder (through x_recon)
+  // but are not part of its objective (paper §2.2, Algorithm 1).
+  g.encoder = grad_or_zeros(losses.prior + losses.llike, model->encoder->parameters(), /*retain_graph=*/true);
+  // Discriminator: L_dis, differentiated with respect to its own parameters only.
+  if (discriminator) {
+    g.discriminator = grad_or_zeros(losses.dis, model->discriminator->parameters(), /*retain_graph=*/true);
+  }
+  // Decoder: gamma * L_llike + L_adv (the last call frees the graph).
+  torch::Tensor decoder_loss = gamma * losses.llike;
+  if (decoder_adversarial) decoder_loss = decoder_loss + losses.adv;
+  g.decoder = grad_or_zeros(decoder_loss, model->decoder->parameters(), /*retain_graph=*/false);
+  return g;
+}
+
+std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double equilibrium, double margin) {
+  bool update_dis = true, decoder_adv = true;
+  if (bce_real < equilibrium - margin || bce_prior < equilibrium - margin) update_dis = false;
+  if (bce_real > equilibrium + margin || bce_prior > equilibrium + margin) decoder_adv = false;
+  if (!update_dis && !decoder_adv) update_dis = decoder_adv = true;
+  return {update_dis, decoder_adv};
+}
+
+VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
+    : config_(config), device_(device), generator_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
+  validate(config_);
+  torch::manual_seed(config_.seed);  // weight initialization
+  model_ = VaeGan(config_.model);
+  model_->to(device_);
+  model_->train();
+  const std::vector<std::vector<torch::Tensor>> groups = {model_->encoder->parameters(),
+                                                          model_->decoder->parameters(),
+                                                          model_->discriminator->parameters()};
+  for (const auto& params : groups) {
+    optimizers_.push_back(std::make_unique<torch::optim::RMSprop>(
+        params, torch::optim::RMSpropOptions(config_.lr).alpha(config_.rmsprop_alpha)));
+  }
+  loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(parse_gan_loss(config_.gan_loss));
+}
+
+StepStats VaeGanTrainer::step(const torch::Tensor& batch) {
+  const torch::Tensor x = batch.to(device_);
+  const int64_t b = x.size(0), z_dim = model_->encoder->options.latent_dim();
+  // Noise comes from the trainer's CPU generator so a run is reproducible on any device.
+  const torch::Tensor eps = torch::randn({b, z_dim}, generator_).to(device_);
+  const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_).to(device_);
+
+  VaeGanForward f = model_->forward(x, eps, z_prior);
+  VaeGanLosses losses = vae_gan_losses(f, loss_options_);
+
+  StepStats s;
+  if (config_.equilibrium) {
+    torch::NoGradGuard no_grad;
+    const double bce_real = F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits)).item<double>();
+    const double bce_prior =
+        F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits)).item<double>();
+    std::tie(s.dis_updated, s.dec_adv_updated) =
+        equilibrium_gate(bce_real, bce_prior, config_.equilibrium_value, config_.equilibrium_margin);
+  }
+  s.loss_prior = losses.prior.item<double>();
+  s.loss_llike = losses.llike.item<double>();
+  s.loss_dis = losses.dis.item<double>();
+  s.loss_adv = losses.adv.item<double>();
+  s.d_real = mean_sigmoid(f.real.logits);
+  s.d_recon = mean_sigmoid(f.recon.logits);
+  s.d_prior = mean_sigmoid(f.prior.logits);
+
+  VaeGanGradients g = vae_gan_gradients(model_, losses, config_.gamma, s.dec_adv_updated, s.dis_updated);
+  f = VaeGanForward();  // release activations before the optimizer steps
+  losses = VaeGanLosses();
+  assign_gradients(model_->encoder->parameters(), g.encoder);
+  assign_gradients(model_->decoder->parameters(), g.decoder);
+  optimizers_[0]->step();
+  optimizers_[1]->step();
+  if (s.dis_updated) {
+    assign_gradients(model_->discriminator->parameters(), g.discriminator);
+    optimizers_[2]->step();
+  }
+  return s;
+}
+
+void VaeGanTrainer::decay_learning_rates() {
+  for (auto& opt : optimizers_) {
+    for (auto& group : opt->param_groups()) {
+      auto& o = static_cast<torch::optim::RMSpropOptions&>(group.options());
+      o.lr(o.lr() * config_.lr_decay);
+    }
+  }
+}
+
+double VaeGanTrainer::learning_rate(int which) const {
+  return static_cast<const torch::optim::RMSpropOptions&>(optimizers_.at(which)->param_groups().at(0).options()).lr();
+}
+
+// ---------------------------------------------------------------- the epoch loop
+
+namespace {
+
+/// Fixed inputs of the per-epoch image grids: the first test images and one prior draw.
+struct GridInputs {
+  torch::Tensor test_images;  ///< [G, C, S, S]
+  torch::Tensor z_prior;      ///< [G, Z]
+};
+
+void write_epoch_images(VaeGanTrainer& trainer, const GridInputs& grid, const std::string& images_dir, int64_t epoch) {
+  VaeGan& model = trainer.model();
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const torch::Tensor x = grid.test_images.to(trainer.device());
+  const torch::Tensor recon = model->decoder->forward(model->encode_mean(x)).cpu();
+  const torch::Tensor samples = model->decoder->forward(grid.z_prior.to(trainer.device())).cpu();
+  model->train();
+  const int64_t ncol = 8;
+  save_image_grid(fmt::format("{}/epoch-{:03d}-reconstructions.png", images_dir, epoch),
+                  interleave_rows(grid.test_images, recon, ncol), ncol);
+  save_image_grid(fmt::format("{}/epoch-{:03d}-samples.png", images_dir, epoch), samples, ncol);
+}
+
+nlohmann::json metrics_record(const ProgressEvent& e, const VaeGanTrainer& t, int64_t dis_skipped,
+                              int64_t dec_adv_skipped) {
+  return {{"step", e.global_step},
+          {"epoch", e.epoch},
+          {"loss_prior", e.stats.loss_prior},
+          {"loss_llike", e.stats.loss_llike},
+          {"loss_dis", e.stats.loss_dis},
+          {"loss_adv", e.stats.loss_adv},
+          {"d_real", e.stats.d_real},
+          {"d_recon", e.stats.d_recon},
+          {"d_prior", e.stats.d_prior},
+          {"lr_encoder", t.learning_rate(0)},
+          {"lr_decoder", t.learning_rate(1)},
+          {"lr_discriminator", t.learning_rate(2)},
+          {"images_per_sec", e.images_per_sec},
+          {"dis_updates_skipped", dis_skipped},
+          {"dec_adv_updates_skipped", dec_adv_skipped}};
+}
+
+void prepare_run_dir(const std::string& run_dir, bool overwrite) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(run_dir) / "config.json") || fs::exists(fs::path(run_dir) / "checkpoints")) {
+    if (!overwrite) {
+      throw InputError(fmt::format("--out: {} already holds a run (pass --overwrite to replace it)", run_dir));
+    }
+    for (const char* name : {"checkpoints", "images", "metrics.jsonl", "config.json"}) fs::remove_all(fs::path(run_dir) / name);
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(run_dir) / "images", ec);
+  fs::create_directories(fs::path(run_dir) / "checkpoints", ec);
+  if (ec) throw InputError(fmt::format("--out: cannot create {}: {}", run_dir, ec.message()));
+}
+
+}  // namespace
+
+FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer) {
+  TrainConfig config = config_in;
+  if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
+  validate(config);
+  const int64_t image_size = preset_image_size(config.model.arch);
+  IdxDataset train_set = IdxDataset::from_directory(config.data_dir, Split::kTrain, image_size);
+  IdxDataset test_set = IdxDataset::from_directory(config.data_dir, Split::kTest, image_size);
+  const int64_t n = train_set.images().size(0);
+  const int64_t steps_per_epoch = n / config.batch_size;  // the last partial batch is dropped
+  if (steps_per_epoch < 1) {
+    throw InputError(fmt::format("--batch-size: {} is larger than the {} training images in {}", config.batch_size, n,
+                                 config.data_dir));
+  }
+  if (train_set.images().size(1) != config.model.channels) {
+    throw InputError(fmt::format("{}: images have {} channels but the model expects {}", config.data_dir,
+                                 train_set.images().size(1), config.model.channels));
+  }
+  int64_t epochs = config.epochs;
+  if (config.max_steps > 0) {
+    const int64_t needed = (config.max_steps + steps_per_epoch - 1) / steps_per_epoch;
+    epochs = config.epochs > 0 ? std::min(epochs, needed) : needed;
+  }
+  const int64_t total_steps = config.max_steps > 0 ? std::min(config.max_steps, epochs * steps_per_epoch)
+                                                   : epochs * steps_per_epoch;
+
+  prepare_run_dir(run_dir, overwrite);
+  write_text_atomically(run_dir + "/config.json", nlohmann::json(config).dump(2) + "\n");
+  MetricsLogger metrics(run_dir + "/metrics.jsonl");
+
+  VaeGanTrainer trainer(config, default_device());
+  const int64_t grid_n = std::min<int64_t>(config.grid_size, test_set.images().size(0));
+  at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed + 1);
+  const GridInputs grid{test_set.images().narrow(0, 0, grid_n),
+                        torch::randn({grid_n, trainer.model()->encoder->options.latent_dim()}, grid_gen)};
+
+  FitResult result;
+  const auto run_start = std::chrono::steady_clock::now();
+  int64_t step = 0, dis_skipped = 0, dec_adv_skipped = 0;
+  for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
+    const torch::Tensor order = torch::randperm(n, trainer.generator(), torch::kLong);
+    const auto epoch_start = std::chrono::steady_clock::now();
+    const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
+    ProgressEvent e;
+    e.epoch = epoch;
+    e.epochs = epochs;
+    e.steps_per_epoch = epoch_steps;
+    for (int64_t i = 0; i < epoch_steps; ++i) {
+      const torch::Tensor idx = order.narrow(0, i * config.batch_size, config.batch_size);
+      e.stats = trainer.step(train_set.images().index_select(0, idx));
+      ++step;
+      dis_skipped += !e.stats.dis_updated;
+      dec_adv_skipped += !e.stats.dec_adv_updated;
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+      e.step_in_epoch = i + 1;
+      e.global_step = step;
+      e.images_per_sec = static_cast<double>((i + 1) * config.batch_size) / std::max(elapsed, 1e-9);
+      e.eta_sec = elapsed / static_cast<double>(i + 1) * static_cast<double>(epoch_steps - i - 1);
+      if (!std::isfinite(e.stats.loss_prior + e.stats.loss_llike + e.stats.loss_dis + e.stats.loss_adv)) {
+        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+        throw std::runtime_error(fmt::format(
+            "training diverged at step {} (a loss is NaN or Inf); the last checkpoint in {}/checkpoints is intact",
+            step, run_dir));
+      }
+      if (step % config.log_every == 0 || i + 1 == epoch_steps) {
+        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+      }
+      if (observer.on_step) observer.on_step(e);
+    }
+    write_epoch_images(trainer, grid, run_dir + "/images", epoch + 1);
+    result.last_checkpoint = save_checkpoint(run_dir, trainer, TrainingState{step, epoch + 1});
+    trainer.decay_learning_rates();
+    result.epochs = epoch + 1;
+    if (observer.on_epoch_end) observer.on_epoch_end(e, run_dir + "/images");
+  }
+  result.steps = step;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+  result.images_per_sec = static_cast<double>(step * config.batch_size) / std::max(result.seconds, 1e-9);
+  return result;
+}
+
+}  // namespace vaegan

@@ -1,0 +1,73 @@
+#include <gtest/gtest.h>
+
+#include "vaegan/core/error.h"
+#include "vaegan/model/vae_gan.h"
+
+namespace vaegan {
+namespace {
+
+TEST(Networks, Small32Shapes) {
+  torch::manual_seed(0);
+  VaeGan m(ModelConfig{});
+  torch::Tensor x = torch::rand({3, 1, 32, 32}) * 2 - 1;
+  VaeGanForward f = m->forward(x, torch::randn({3, 64}), torch::randn({3, 64}));
+  EXPECT_EQ(f.mu.sizes(), (std::vector<int64_t>{3, 64}));
+  EXPECT_EQ(f.logvar.sizes(), (std::vector<int64_t>{3, 64}));
+  EXPECT_EQ(f.x_recon.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
+  EXPECT_EQ(f.x_prior.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
+  EXPECT_EQ(f.real.logits.sizes(), (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(f.prior.features.sizes(), (std::vector<int64_t>{3, 128 * 4 * 4}));  // layer 4: [B, 128, 4, 4]
+  EXPECT_LE(f.x_prior.abs().max().item<float>(), 1.0f);                        // tanh output
+  // The discriminator's features for x_recon are those of Dis run on x_recon alone
+  // (eval mode removes the batch coupling of batch norm).
+  m->eval();
+  VaeGanForward e = m->forward(x, torch::zeros({3, 64}), torch::randn({3, 64}));
+  EXPECT_TRUE(torch::allclose(e.recon.features, m->discriminator->forward(e.x_recon).features, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(e.x_recon, m->decoder->forward(e.mu), 1e-5, 1e-5));
+}
+
+TEST(Networks, Paper64MatchesThePaperShapes) {
+  ModelConfig c;
+  c.arch = "paper64";
+  c.channels = 3;
+  NetworkOptions o = make_network_options(c);
+  EXPECT_EQ(o.encoder.channels(), (std::vector<int64_t>{64, 128, 256}));
+  EXPECT_EQ(o.encoder.fc_dim(), 2048);
+  EXPECT_EQ(o.encoder.latent_dim(), 128);
+  EXPECT_EQ(o.decoder.channels(), (std::vector<int64_t>{256, 128, 32}));
+  EXPECT_EQ(o.discriminator.channels(), (std::vector<int64_t>{32, 128, 256, 256}));
+  EXPECT_EQ(o.discriminator.fc_dim(), 512);
+
+  torch::manual_seed(0);
+  Discriminator dis(o.discriminator);
+  DiscriminatorOutput d = dis->forward(torch::zeros({2, 3, 64, 64}));
+  EXPECT_EQ(d.features.sizes(), (std::vector<int64_t>{2, 256 * 8 * 8}));  // 4th conv: [B, 256, 8, 8]
+  Decoder dec(o.decoder);
+  EXPECT_EQ(dec->forward(torch::randn({2, 128})).sizes(), (std::vector<int64_t>{2, 3, 64, 64}));
+  Encoder enc(o.encoder);
+  EXPECT_EQ(std::get<0>(enc->forward(torch::zeros({2, 3, 64, 64}))).sizes(), (std::vector<int64_t>{2, 128}));
+  // The paper's first FC of the encoder: 256 * 8 * 8 -> 2048 (seed 001: 33.5 M weights).
+  EXPECT_EQ(enc->fc[0]->as<torch::nn::Linear>()->weight.sizes(), (std::vector<int64_t>{2048, 256 * 8 * 8}));
+}
+
+TEST(Networks, FeatureLayerOptionPicksThatConvolution) {
+  ModelConfig c;
+  c.feature_layer = 2;
+  VaeGan m(c);
+  EXPECT_EQ(m->discriminator->forward(torch::zeros({2, 1, 32, 32})).features.size(1), 64 * 16 * 16);
+}
+
+TEST(Networks, RejectsBadConfigs) {
+  ModelConfig c;
+  c.arch = "huge";
+  EXPECT_THROW(make_network_options(c), InputError);
+  c = ModelConfig{};
+  c.feature_layer = 5;
+  EXPECT_THROW(make_network_options(c), InputError);
+  c = ModelConfig{};
+  c.channels = 2;
+  EXPECT_THROW(make_network_options(c), InputError);
+}
+
+}  // namespace
+}  // namespace vaegan

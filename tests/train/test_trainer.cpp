@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include "../test_util.h"
+#include "vaegan/core/error.h"
+#include "vaegan/train/checkpoint.h"
+#include "vaegan/train/trainer.h"
+
+namespace vaegan {
+namespace {
+
+TrainConfig tiny_config() {
+  TrainConfig c;
+  c.model.latent_dim = 8;
+  c.batch_size = 8;
+  c.seed = 5;
+  return c;
+}
+
+std::vector<torch::Tensor> snapshot(torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+  for (const auto& b : m.buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+
+TEST(Trainer, StepChangesEveryNetworksWeights) {
+  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  auto enc = snapshot(*t.model()->encoder), dec = snapshot(*t.model()->decoder), dis = snapshot(*t.model()->discriminator);
+  StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
+  EXPECT_TRUE(std::isfinite(s.loss_prior + s.loss_llike + s.loss_dis + s.loss_adv));
+  EXPECT_GT(s.d_real, 0.0);
+  EXPECT_LT(s.d_real, 1.0);
+  auto count_changed = [](torch::nn::Module& m, const std::vector<torch::Tensor>& before) {
+    size_t changed = 0;
+    const auto params = m.parameters();
+    for (size_t i = 0; i < params.size(); ++i) changed += !torch::equal(params[i], before[i]);
+    return std::make_pair(changed, params.size());
+  };
+  for (auto [m, before] : {std::make_pair(static_cast<torch::nn::Module*>(t.model()->encoder.get()), enc),
+                           std::make_pair(static_cast<torch::nn::Module*>(t.model()->decoder.get()), dec),
+                           std::make_pair(static_cast<torch::nn::Module*>(t.model()->discriminator.get()), dis)}) {
+    auto [changed, total] = count_changed(*m, before);
+    EXPECT_EQ(changed, total) << m->name();
+  }
+}
+
+TEST(Trainer, EquilibriumGate) {
+  // (update_discriminator, decoder_adversarial)
+  EXPECT_EQ(equilibrium_gate(0.7, 0.7, 0.68, 0.35), std::make_pair(true, true));
+  EXPECT_EQ(equilibrium_gate(0.2, 0.7, 0.68, 0.35), std::make_pair(false, true));  // discriminator ahead
+  EXPECT_EQ(equilibrium_gate(0.7, 1.2, 0.68, 0.35), std::make_pair(true, false));  // decoder ahead
+  EXPECT_EQ(equilibrium_gate(0.2, 1.2, 0.68, 0.35), std::make_pair(true, true));   // both: do both
+}
+
+TEST(Trainer, DiscriminatorSkippedWhenGateCloses) {
+  TrainConfig c = tiny_config();
+  c.equilibrium = true;
+  c.equilibrium_value = 100.0;  // every BCE is far below: the discriminator is always "ahead"
+  c.equilibrium_margin = 0.0;
+  VaeGanTrainer t(c, torch::kCPU);
+  auto dis = snapshot(*t.model()->discriminator);
+  StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
+  EXPECT_FALSE(s.dis_updated);
+  EXPECT_TRUE(s.dec_adv_updated);
+  const auto params = t.model()->discriminator->parameters();
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(params[i], dis[i]));
+}
+
+TEST(Trainer, LearningRateDecay) {
+  TrainConfig c = tiny_config();
+  c.lr_decay = 0.5;
+  VaeGanTrainer t(c, torch::kCPU);
+  t.decay_learning_rates();
+  t.decay_learning_rates();
+  for (int i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(t.learning_rate(i), c.lr * 0.25);
+}
+
+TEST(Trainer, SameSeedSameSteps) {
+  torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
+  VaeGanTrainer a(tiny_config(), torch::kCPU), b(tiny_config(), torch::kCPU);
+  for (int i = 0; i < 2; ++i) {
+    StepStats sa = a.step(x), sb = b.step(x);
+    EXPECT_EQ(sa.loss_llike, sb.loss_llike);
+    EXPECT_EQ(sa.loss_dis, sb.loss_dis);
+  }
+}
+
+TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
+  test::TempDir dir;
+  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);  // move batch-norm statistics off their defaults
+  const std::string ck = save_checkpoint(dir.path(), t, TrainingState{1, 0});
+  EXPECT_EQ(resolve_checkpoint(dir.path()), ck);
+
+  LoadedModel m = load_model(dir.path(), torch::kCPU);
+  EXPECT_EQ(m.state.step, 1);
+  EXPECT_EQ(m.config.model.latent_dim, 8);
+  torch::NoGradGuard no_grad;
+  t.model()->eval();
+  torch::Tensor z = torch::randn({5, 8}), x = torch::rand({5, 1, 32, 32}) * 2 - 1;
+  auto before = snapshot(*m.model);
+  EXPECT_TRUE(torch::equal(m.model->decoder->forward(z), t.model()->decoder->forward(z)));
+  EXPECT_TRUE(torch::equal(m.model->encode_mean(x), t.model()->encode_mean(x)));
+  EXPECT_TRUE(torch::equal(m.model->discriminator->forward(x).logits, t.model()->discriminator->forward(x).logits));
+  // sampling and reconstructing (eval mode) change no weight and no batch-norm statistic
+  auto after = snapshot(*m.model);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
+}
+
+TEST(Checkpoint, KeepsOnlyTheNewestAndRefusesMissingOnes) {
+  test::TempDir dir;
+  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  for (int64_t s : {1, 2, 3}) save_checkpoint(dir.path(), t, TrainingState{s, 0}, /*keep=*/2);
+  EXPECT_FALSE(std::filesystem::exists(dir / "checkpoints/step-0000001"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints/step-0000002"));
+  EXPECT_EQ(resolve_checkpoint(dir.path()), dir / "checkpoints/step-0000003");
+  EXPECT_THROW(load_model(dir / "nowhere", torch::kCPU), InputError);
+  std::filesystem::remove(dir / "checkpoints/step-0000003/model.pt");
+  EXPECT_THROW(load_model(dir.path(), torch::kCPU), InputError);
+}
+
+}  // namespace
+}  // namespace vaegan
