@@ -1,7 +1,7 @@
 # Convenience entry points; everything goes through CMake in build/.
 BUILD ?= build
 JOBS ?= $(shell nproc)
-EPOCHS ?= 3
+DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
 .PHONY: deps build test demo bench clean
@@ -20,7 +20,7 @@ test: build
 
 # The main job: train the VAE-GAN on Debian's Fashion-MNIST and write runs/demo/.
 demo: build
-	./$(BUILD)/vaegan train --dataset fashion-mnist --epochs $(EPOCHS) --out runs/demo --overwrite
+	./$(BUILD)/vaegan train --dataset fashion-mnist --epochs 10 --max-minutes $(DEMO_MINUTES) --out runs/demo --overwrite
 	./$(BUILD)/vaegan sample --checkpoint runs/demo --n 64 --out runs/demo/samples.png
 	./$(BUILD)/vaegan reconstruct --checkpoint runs/demo --n 32 --out runs/demo/reconstructions.png
 	@echo "demo: image grids in runs/demo/images/ and runs/demo/{samples,reconstructions}.png"

@@ -1,1 +1,223 @@
-int main() { return 0; }
+// `make bench`: throughput of the VAE-GAN training step on the machine at hand, next to the
+// machine's own convolution peak and an independent PyTorch implementation of the same step
+// (bench/twin.py). Prints one JSON object per line; never part of `make test`.
+//
+// Usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "vaegan/core/runtime.h"
+#include "vaegan/train/trainer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using vaegan::NetworkOptions;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// Peak resident set size of this process, MiB.
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+/// GFLOP/s of one large 5×5 convolution ([64, 128, 32, 32] -> 128 channels, channels-last),
+/// fp32 or bf16: the practical peak the step is compared with.
+double conv_peak_gflops(bool bf16) {
+  auto opts = torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat32);
+  torch::Tensor x = torch::randn({64, 128, 32, 32}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  torch::Tensor w = torch::randn({128, 128, 5, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  const double flops = 2.0 * 64 * 128 * 32 * 32 * 128 * 25;
+  torch::NoGradGuard no_grad;
+  for (int i = 0; i < 2; ++i) torch::conv2d(x, w, {}, 1, 2);
+  std::vector<double> t;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = Clock::now();
+    torch::conv2d(x, w, {}, 1, 2);
+    t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return flops / t[t.size() / 2] / 1e9;
+}
+
+/// Forward multiply-accumulates per image of each layer, in forward order, from the layer shapes.
+struct NetworkMacs {
+  std::vector<double> encoder, decoder, discriminator;
+};
+
+NetworkMacs count_macs(const NetworkOptions& o) {
+  NetworkMacs m;
+  const double k2 = 25.0;
+  {  // encoder: stride-2 convs, FC, two heads
+    double in = static_cast<double>(o.encoder.in_channels()), s = static_cast<double>(o.encoder.image_size());
+    for (int64_t c : o.encoder.channels()) {
+      s /= 2;
+      m.encoder.push_back(s * s * in * static_cast<double>(c) * k2);
+      in = static_cast<double>(c);
+    }
+    const double fc = static_cast<double>(o.encoder.fc_dim()), z = static_cast<double>(o.encoder.latent_dim());
+    m.encoder.push_back(in * s * s * fc);
+    m.encoder.push_back(2 * fc * z);
+  }
+  {  // decoder: FC, stride-2 transposed convs (MACs = input positions × cin × cout × k²), final conv
+    const auto& ch = o.decoder.channels();
+    double s = static_cast<double>(o.decoder.image_size() >> ch.size());
+    double in = static_cast<double>(ch.front());
+    m.decoder.push_back(static_cast<double>(o.decoder.latent_dim()) * in * s * s);
+    for (int64_t c : ch) {
+      m.decoder.push_back(s * s * in * static_cast<double>(c) * k2);
+      s *= 2;
+      in = static_cast<double>(c);
+    }
+    m.decoder.push_back(s * s * in * static_cast<double>(o.decoder.out_channels()) * k2);
+  }
+  {  // discriminator: stride-1 conv, stride-2 convs, FC, logit
+    double in = static_cast<double>(o.discriminator.in_channels()), s = static_cast<double>(o.discriminator.image_size());
+    for (size_t i = 0; i < o.discriminator.channels().size(); ++i) {
+      if (i > 0) s /= 2;
+      const double c = static_cast<double>(o.discriminator.channels()[i]);
+      m.discriminator.push_back(s * s * in * c * k2);
+      in = c;
+    }
+    const double fc = static_cast<double>(o.discriminator.fc_dim());
+    m.discriminator.push_back(in * s * s * fc);
+    m.discriminator.push_back(fc);
+  }
+  return m;
+}
+
+/// Sum of the first `n` entries of `v` (all by default).
+double sum(const std::vector<double>& v, size_t n = SIZE_MAX) {
+  return std::accumulate(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min(n, v.size())), 0.0);
+}
+
+/// FLOPs per image of the work the step actually does (convolutions and linear layers; batch
+/// norm and activations left out): the forward (encoder on B, decoder on 2B, discriminator on
+/// 3B) and the three gradient computations of `vae_gan_gradients`:
+///  encoder:       discriminator input grads up to layer l, decoder input grads, encoder weights
+///                 and input grads (not of its first layer);
+///  discriminator: its weight grads and input grads (not of its first layer);
+///  decoder:       discriminator input grads, decoder weight grads and input grads (not of its FC).
+double step_flops_per_image(const NetworkOptions& o) {
+  const NetworkMacs m = count_macs(o);
+  const double E = sum(m.encoder), D = sum(m.decoder), C = sum(m.discriminator);
+  const double c_low = sum(m.discriminator, static_cast<size_t>(o.discriminator.feature_layer()));
+  const double forward = E + 2 * D + 3 * C;
+  const double grad_encoder = 3 * c_low + 2 * D + E + (E - m.encoder.front());
+  const double grad_discriminator = 3 * C + 3 * (C - m.discriminator.front());
+  const double grad_decoder = 3 * C + 2 * D + 2 * (D - m.decoder.front());
+  return 2.0 * (forward + grad_encoder + grad_discriminator + grad_decoder);
+}
+
+struct Timing {
+  double median = 0, min = 0, max = 0;  // seconds per step
+};
+
+Timing time_steps(const std::string& arch, int64_t batch, int warmup, int reps) {
+  vaegan::TrainConfig c;
+  c.model.arch = arch;
+  c.batch_size = batch;
+  vaegan::VaeGanTrainer trainer(c, vaegan::default_device());
+  const int64_t s = vaegan::preset_image_size(arch);
+  torch::Tensor x = torch::rand({batch, 1, s, s}) * 2 - 1;
+  std::vector<double> t;
+  for (int i = 0; i < warmup + reps; ++i) {
+    auto t0 = Clock::now();
+    trainer.step(x);
+    if (i >= warmup) t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return {t[t.size() / 2], t.front(), t.back()};
+}
+
+/// Runs bench/twin.py with Debian's python3-torch; returns its JSON lines (empty when missing).
+std::vector<nlohmann::json> run_twin(const std::string& preset, int64_t batch, int threads, int reps) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
+  const std::string cmd = "/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/bench/twin.py --presets " + preset +
+                          " --batch-size " + std::to_string(batch) + " --threads " + std::to_string(threads) +
+                          " --steps " + std::to_string(reps);
+  std::vector<nlohmann::json> out;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return out;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, pipe)) {
+    try {
+      out.push_back(nlohmann::json::parse(buf));
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  pclose(pipe);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string presets = "small32,paper64";
+  int reps = 5, threads = 0;
+  bool twin = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--presets" && i + 1 < argc) presets = argv[++i];
+    else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--no-twin") twin = false;
+    else {
+      std::cerr << "usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]\n";
+      return 2;
+    }
+  }
+  threads = vaegan::configure_threads(threads);
+  const int64_t batch = 64;
+  const double peak_fp32 = conv_peak_gflops(false), peak_bf16 = conv_peak_gflops(true);
+  std::cout << nlohmann::json{{"bench", "conv5x5_peak"}, {"threads", threads}, {"fp32_channels_last_gflops", peak_fp32},
+                              {"bf16_channels_last_gflops", peak_bf16}}
+                   .dump()
+            << std::endl;
+  std::stringstream list(presets);
+  for (std::string arch; std::getline(list, arch, ',');) {
+    vaegan::ModelConfig mc;
+    mc.arch = arch;
+    const double flops = step_flops_per_image(vaegan::make_network_options(mc));
+    const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
+    const Timing t = time_steps(arch, batch, 2, r);
+    const double ips = static_cast<double>(batch) / t.median;
+    nlohmann::json line = {{"bench", "train_step"},
+                           {"model", "vaegan"},
+                           {"preset", arch},
+                           {"precision", "fp32"},
+                           {"batch", batch},
+                           {"threads", threads},
+                           {"images_per_sec", ips},
+                           {"images_per_sec_min", static_cast<double>(batch) / t.max},
+                           {"images_per_sec_max", static_cast<double>(batch) / t.min},
+                           {"ms_per_step", t.median * 1e3},
+                           {"gflop_per_image", flops / 1e9},
+                           {"gflops", ips * flops / 1e9},
+                           {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
+                           {"peak_rss_mib", peak_rss_mib()}};
+    if (twin) {
+      const std::vector<nlohmann::json> tw = run_twin(arch, batch, threads, r);
+      if (tw.empty()) line["twin"] = "python3-torch missing: vaegan's figures only";
+      for (const auto& j : tw) {
+        line["ratio_to_twin_" + j.at("setting").get<std::string>()] = ips / j.at("images_per_sec").get<double>();
+        std::cout << j.dump() << std::endl;
+      }
+    }
+    std::cout << line.dump() << std::endl;
+  }
+  return 0;
+}

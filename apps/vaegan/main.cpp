@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "commands.h"
@@ -34,6 +36,10 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
 }  // namespace vaegan::cli
 
 int main(int argc, char** argv) {
+  // Logs go to stderr, line by line, so they interleave correctly with the progress bar and
+  // reach a log file as they happen.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("vaegan"));
+  spdlog::flush_on(spdlog::level::info);
   CLI::App app{"vaegan: VAE-GAN (Larsen et al. 2016) training and latent-space tools"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "vaegan 0.1.0");

@@ -69,6 +69,8 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--epochs", c.epochs, "Passes over the training set")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-steps", c.max_steps, "Stop after this many steps (0: no limit)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--max-minutes", c.max_minutes, "Stop after this much wall time, in minutes (0: no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--batch-size", c.batch_size, "Images per step")->check(CLI::Range(2, 65536))->capture_default_str();
   cmd->add_option("--lr", c.lr, "RMSprop learning rate of each network")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
   cmd->add_option("--lr-decay", c.lr_decay, "Learning-rate factor applied after each epoch (1: none)")
@@ -97,6 +99,7 @@ void setup_train(CLI::App& app, Runner& run) {
                    config->dataset, config->epochs,
                    config->max_steps > 0 ? fmt::format(" (at most {} steps)", config->max_steps) : "", threads, *out);
       const FitResult r = fit(*config, *out, *overwrite, make_progress(terminal, config->log_every));
+      if (r.stopped_by_time) spdlog::info("stopped by --max-minutes {}", config->max_minutes);
       spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
                    format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
       return 0;

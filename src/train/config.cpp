@@ -29,6 +29,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"epochs", c.epochs},
        {"max_steps", c.max_steps},
        {"batch_size", c.batch_size},
+       {"max_minutes", c.max_minutes},
        {"lr", c.lr},
        {"lr_decay", c.lr_decay},
        {"rmsprop_alpha", c.rmsprop_alpha},
@@ -55,6 +56,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.epochs = j.value("epochs", c.epochs);
   c.max_steps = j.value("max_steps", c.max_steps);
   c.batch_size = j.value("batch_size", c.batch_size);
+  c.max_minutes = j.value("max_minutes", c.max_minutes);
   c.lr = j.value("lr", c.lr);
   c.lr_decay = j.value("lr_decay", c.lr_decay);
   c.rmsprop_alpha = j.value("rmsprop_alpha", c.rmsprop_alpha);
@@ -80,6 +82,7 @@ void validate(const TrainConfig& c) {
   require(c.epochs >= 1 || c.max_steps >= 1,
           fmt::format("--epochs: must be at least 1 (or give --max-steps), got {}", c.epochs));
   require(c.max_steps >= 0, fmt::format("--max-steps: must be >= 0, got {}", c.max_steps));
+  require(c.max_minutes >= 0, fmt::format("--max-minutes: must be >= 0, got {}", c.max_minutes));
   require(c.batch_size >= 2, fmt::format("--batch-size: must be at least 2 (batch norm), got {}", c.batch_size));
   require(c.lr > 0 && c.lr < 1, fmt::format("--lr: must be in (0, 1), got {}", c.lr));
   require(c.lr_decay > 0 && c.lr_decay <= 1, fmt::format("--lr-decay: must be in (0, 1], got {}", c.lr_decay));

@@ -232,7 +232,8 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   FitResult result;
   const auto run_start = std::chrono::steady_clock::now();
   int64_t step = 0, dis_skipped = 0, dec_adv_skipped = 0;
-  for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
+  bool out_of_time = false;
+  for (int64_t epoch = 0; epoch < epochs && step < total_steps && !out_of_time; ++epoch) {
     const torch::Tensor order = torch::randperm(n, trainer.generator(), torch::kLong);
     const auto epoch_start = std::chrono::steady_clock::now();
     const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
@@ -261,6 +262,12 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
         metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
       }
       if (observer.on_step) observer.on_step(e);
+      const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60;
+      if (config.max_minutes > 0 && minutes >= config.max_minutes) {
+        out_of_time = true;  // images and a checkpoint are still written for this partial epoch
+        if (i + 1 < epoch_steps) metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+        break;
+      }
     }
     write_epoch_images(trainer, grid, run_dir + "/images", epoch + 1);
     result.last_checkpoint = save_checkpoint(run_dir, trainer, TrainingState{step, epoch + 1});
@@ -269,6 +276,7 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
     if (observer.on_epoch_end) observer.on_epoch_end(e, run_dir + "/images");
   }
   result.steps = step;
+  result.stopped_by_time = out_of_time;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   result.images_per_sec = static_cast<double>(step * config.batch_size) / std::max(result.seconds, 1e-9);
   return result;

@@ -25,6 +25,7 @@ struct TrainConfig {
   int64_t epochs = 10;      ///< passes over the training set
   int64_t max_steps = 0;    ///< stop after this many steps (0: no limit)
   int64_t batch_size = 64;  ///< images per step (paper §4: 64)
+  double max_minutes = 0;   ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
 
   // optimization (one RMSprop per network, paper §4)
   double lr = 3e-4;             ///< learning rate of all three optimizers (paper §4: 3e-4)

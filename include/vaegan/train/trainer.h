@@ -102,11 +102,12 @@ struct FitResult {
   double seconds = 0;
   double images_per_sec = 0;
   std::string last_checkpoint;
+  bool stopped_by_time = false;  ///< ended by `max_minutes`
 };
 
 /// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
 /// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch, and a checkpoint after
-/// every epoch and at the end. `run_dir` must not contain a previous run unless `overwrite`.
+/// every epoch and at the end (also when `max_minutes` ends an epoch early). `run_dir` must not contain a previous run unless `overwrite`.
 /// Throws `InputError` for a bad config, unreadable data or an occupied `run_dir`;
 /// `std::runtime_error` when writing fails.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer);
