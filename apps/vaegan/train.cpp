@@ -81,12 +81,17 @@ void setup_train(CLI::App& app, Runner& run) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
+  cmd->add_option("--batch-norm", c.batch_norm,
+                  "joint: each network runs once on the concatenation of its inputs; separate: once per input")
+      ->check(CLI::IsMember({"joint", "separate"}))->capture_default_str();
   cmd->add_option("--gan-loss", c.gan_loss, "Decoder's adversarial term")
       ->check(CLI::IsMember({"non-saturating", "minimax"}))->capture_default_str();
   cmd->add_flag("--equilibrium", c.equilibrium, "Skip the update of the player that is ahead (seed 000)");
   cmd->add_option("--equilibrium-value", c.equilibrium_value, "Equilibrium BCE")->capture_default_str();
   cmd->add_option("--equilibrium-margin", c.equilibrium_margin, "Equilibrium margin")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
+      ->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->check(CLI::PositiveNumber)->capture_default_str();

@@ -9,11 +9,20 @@ VaeGanImpl::VaeGanImpl(const ModelConfig& config_) : config(config_) {
   discriminator = register_module("discriminator", Discriminator(o.discriminator));
 }
 
-VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
+VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
+                                  bool joint_batches) {
   const int64_t b = x.size(0);
   VaeGanForward f;
   std::tie(f.mu, f.logvar) = encoder->forward(x);                    // [B, Z] each
   f.z = reparameterize(f.mu, f.logvar, eps);                          // [B, Z]
+  if (!joint_batches) {
+    f.x_recon = decoder->forward(f.z);        // [B, C, S, S]
+    f.x_prior = decoder->forward(z_prior);    // [B, C, S, S]
+    f.real = discriminator->forward(x);
+    f.recon = discriminator->forward(f.x_recon);
+    f.prior = discriminator->forward(f.x_prior);
+    return f;
+  }
   torch::Tensor decoded = decoder->forward(torch::cat({f.z, z_prior}));  // [2B, C, S, S]
   f.x_recon = decoded.narrow(0, 0, b);
   f.x_prior = decoded.narrow(0, b, b);

@@ -1,4 +1,6 @@
 // Encoder, Decoder and Discriminator (DESIGN.md §3) and the presets that size them.
+#include <array>
+
 #include <fmt/format.h>
 
 #include "vaegan/core/error.h"
@@ -86,11 +88,54 @@ void DecoderImpl::reset() {
   layers = register_module("layers", layers);
 }
 
+torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t k = weight.size(2), p = k / 2, c_in = weight.size(0), c_out = weight.size(1);
+  TORCH_CHECK(k % 2 == 1 && weight.size(3) == k, "conv_transpose2d_subpixel: expected an odd square kernel, got ",
+              weight.sizes());
+  // For output o = 2m + r, tap t contributes input i = m + d with d = (r + p - t) / 2 whenever
+  // r + p - t is even. Gather, per phase r, the tap index of each window offset d; index k
+  // points at an appended zero tap.
+  std::array<std::vector<int64_t>, 2> taps;
+  const int64_t d_min = -((p + 1) / 2), d_max = (p + 1) / 2;  // offsets of both phases lie here
+  for (int64_t r = 0; r < 2; ++r) {
+    taps[r].assign(d_max - d_min + 1, k);
+    for (int64_t t = 0; t < k; ++t) {
+      if ((r + p - t) % 2 == 0) taps[r][(r + p - t) / 2 - d_min] = t;
+    }
+  }
+  const torch::Tensor padded = torch::constant_pad_nd(weight, {0, 1, 0, 1});  // [C_in, C_out, k+1, k+1]
+  std::vector<torch::Tensor> phases;
+  for (int64_t rh = 0; rh < 2; ++rh) {
+    const torch::Tensor rows = padded.index_select(2, torch::tensor(taps[rh]));
+    for (int64_t rw = 0; rw < 2; ++rw) phases.push_back(rows.index_select(3, torch::tensor(taps[rw])));
+  }
+  const int64_t w = d_max - d_min + 1;
+  // [4, C_in, C_out, w, w] -> [C_out, 4, C_in, w, w] -> [4·C_out, C_in, w, w]: channel c·4 + 2·r_h + r_w,
+  // the order pixel_shuffle expects.
+  torch::Tensor kernel = torch::stack(phases).permute({2, 0, 1, 3, 4}).reshape({c_out * 4, c_in, w, w});
+  if (x.is_contiguous(torch::MemoryFormat::ChannelsLast)) kernel = kernel.contiguous(torch::MemoryFormat::ChannelsLast);
+  const torch::Tensor b = bias.defined() ? bias.repeat_interleave(4) : torch::Tensor();
+  return torch::pixel_shuffle(torch::conv2d(x, kernel, b, 1, -d_min), 2);  // [B, C_out, 2H, 2W]
+}
+
 torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
   const int64_t c0 = options.channels().front();
   const int64_t s = options.image_size() >> options.channels().size();
   torch::Tensor h = fc->forward(z).view({z.size(0), c0, s, s});  // [B, c0, s, s]
-  return layers->forward(h);                                      // [B, C, S, S]
+  // With channels-last weights (see to_channels_last) the transposed convolutions take the
+  // sub-pixel path, several times faster on CPU; otherwise LibTorch's own.
+  const auto* first = layers[0]->as<nn::ConvTranspose2d>();
+  const bool subpixel = first && first->weight.is_contiguous(torch::MemoryFormat::ChannelsLast);
+  if (subpixel) h = h.contiguous(torch::MemoryFormat::ChannelsLast);
+  for (auto& layer : *layers) {
+    auto* convt = layer.ptr()->as<nn::ConvTranspose2d>();
+    if (convt && subpixel) {
+      h = conv_transpose2d_subpixel(h, convt->weight, convt->bias);  // [B, c, 2s, 2s]
+    } else {
+      h = layer.forward(h);
+    }
+  }
+  return h;  // [B, C, S, S]
 }
 
 // ---------------------------------------------------------------- Discriminator

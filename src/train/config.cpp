@@ -35,10 +35,12 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"rmsprop_alpha", c.rmsprop_alpha},
        {"gamma", c.gamma},
        {"dis_on_recon", c.dis_on_recon},
+       {"batch_norm", c.batch_norm},
        {"gan_loss", c.gan_loss},
        {"equilibrium", c.equilibrium},
        {"equilibrium_value", c.equilibrium_value},
        {"equilibrium_margin", c.equilibrium_margin},
+       {"channels_last", c.channels_last},
        {"seed", c.seed},
        {"threads", c.threads},
        {"log_every", c.log_every},
@@ -62,10 +64,12 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.rmsprop_alpha = j.value("rmsprop_alpha", c.rmsprop_alpha);
   c.gamma = j.value("gamma", c.gamma);
   c.dis_on_recon = j.value("dis_on_recon", c.dis_on_recon);
+  c.batch_norm = j.value("batch_norm", c.batch_norm);
   c.gan_loss = j.value("gan_loss", c.gan_loss);
   c.equilibrium = j.value("equilibrium", c.equilibrium);
   c.equilibrium_value = j.value("equilibrium_value", c.equilibrium_value);
   c.equilibrium_margin = j.value("equilibrium_margin", c.equilibrium_margin);
+  c.channels_last = j.value("channels_last", c.channels_last);
   c.seed = j.value("seed", c.seed);
   c.threads = j.value("threads", c.threads);
   c.log_every = j.value("log_every", c.log_every);
@@ -90,6 +94,8 @@ void validate(const TrainConfig& c) {
           fmt::format("--rmsprop-alpha: must be in (0, 1), got {}", c.rmsprop_alpha));
   require(c.gamma >= 0, fmt::format("--gamma: must be >= 0, got {}", c.gamma));
   parse_gan_loss(c.gan_loss);
+  require(c.batch_norm == "joint" || c.batch_norm == "separate",
+          fmt::format("--batch-norm: unknown value '{}' (expected joint or separate)", c.batch_norm));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));

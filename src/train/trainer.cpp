@@ -70,6 +70,7 @@ VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
   torch::manual_seed(config_.seed);  // weight initialization
   model_ = VaeGan(config_.model);
   model_->to(device_);
+  if (config_.channels_last) to_channels_last(*model_);
   model_->train();
   const std::vector<std::vector<torch::Tensor>> groups = {model_->encoder->parameters(),
                                                           model_->decoder->parameters(),
@@ -82,13 +83,14 @@ VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
 }
 
 StepStats VaeGanTrainer::step(const torch::Tensor& batch) {
-  const torch::Tensor x = batch.to(device_);
+  const torch::Tensor x =
+      config_.channels_last ? batch.to(device_).contiguous(torch::MemoryFormat::ChannelsLast) : batch.to(device_);
   const int64_t b = x.size(0), z_dim = model_->encoder->options.latent_dim();
   // Noise comes from the trainer's CPU generator so a run is reproducible on any device.
   const torch::Tensor eps = torch::randn({b, z_dim}, generator_).to(device_);
   const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_).to(device_);
 
-  VaeGanForward f = model_->forward(x, eps, z_prior);
+  VaeGanForward f = model_->forward(x, eps, z_prior, config_.batch_norm == "joint");
   VaeGanLosses losses = vae_gan_losses(f, loss_options_);
 
   StepStats s;

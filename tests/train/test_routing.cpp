@@ -14,6 +14,7 @@ struct Fixture {
   VaeGan model{nullptr};
   torch::Tensor x, eps, z_prior;
   VaeGanLossOptions options;
+  bool joint = true;
 
   Fixture() {
     torch::manual_seed(11);
@@ -26,7 +27,7 @@ struct Fixture {
     eps = torch::randn({4, 8}, torch::kFloat64);
     z_prior = torch::randn({4, 8}, torch::kFloat64);
   }
-  VaeGanLosses losses() { return vae_gan_losses(model->forward(x, eps, z_prior), options); }
+  VaeGanLosses losses() { return vae_gan_losses(model->forward(x, eps, z_prior, joint), options); }
 };
 
 std::vector<torch::Tensor> grad(const torch::Tensor& loss, const std::vector<torch::Tensor>& params) {
@@ -41,8 +42,8 @@ void expect_all_close(const std::vector<torch::Tensor>& a, const std::vector<tor
   ASSERT_EQ(a.size(), b.size()) << what;
   for (size_t i = 0; i < a.size(); ++i) {
     // float64 throughout; the two computations differ only in summation order
-    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-9, 1e-12)) << what << " parameter " << i << " max diff "
-                                                           << (a[i] - b[i]).abs().max().item<double>();
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-9, 1e-12))
+        << what << " parameter " << i << " max diff " << (a[i] - b[i]).abs().max().item<double>();
   }
 }
 
@@ -60,30 +61,40 @@ std::vector<torch::Tensor> add(const std::vector<torch::Tensor>& a, const std::v
 }
 
 TEST(Routing, EachNetworkGetsExactlyItsOwnObjective) {
-  for (bool dis_on_recon : {true, false}) {
-    for (GanLoss form : {GanLoss::kNonSaturating, GanLoss::kMinimax}) {
-      Fixture fx;
-      fx.options.dis_on_recon(dis_on_recon).gan_loss(form);
-      VaeGanLosses l = fx.losses();
-      VaeGanGradients g = vae_gan_gradients(fx.model, l, kGamma);
+  struct Variant {
+    bool dis_on_recon;
+    GanLoss form;
+    bool joint_batches;
+  };
+  const std::vector<Variant> variants = {{true, GanLoss::kNonSaturating, true},
+                                         {false, GanLoss::kNonSaturating, true},
+                                         {true, GanLoss::kMinimax, true},
+                                         {false, GanLoss::kMinimax, true},
+                                         {true, GanLoss::kNonSaturating, false}};
+  for (size_t v = 0; v < variants.size(); ++v) {
+    SCOPED_TRACE(v);
+    Fixture fx;
+    fx.joint = variants[v].joint_batches;
+    fx.options.dis_on_recon(variants[v].dis_on_recon).gan_loss(variants[v].form);
+    VaeGanLosses l = fx.losses();
+    VaeGanGradients g = vae_gan_gradients(fx.model, l, kGamma);
 
-      // Independent references on a fresh forward, one loss at a time.
-      const auto enc = fx.model->encoder->parameters();
-      const auto dec = fx.model->decoder->parameters();
-      const auto dis = fx.model->discriminator->parameters();
-      VaeGanLosses r = fx.losses();
-      expect_all_close(g.encoder, add(grad(r.prior, enc), grad(r.llike, enc), 1.0), "encoder");
-      expect_all_close(g.decoder, add(grad(r.llike, dec), grad(r.adv, dec), kGamma), "decoder");
-      expect_all_close(g.discriminator, grad(r.dis, dis), "discriminator");
+    // Independent references on a fresh forward, one loss at a time.
+    const auto enc = fx.model->encoder->parameters();
+    const auto dec = fx.model->decoder->parameters();
+    const auto dis = fx.model->discriminator->parameters();
+    VaeGanLosses r = fx.losses();
+    expect_all_close(g.encoder, add(grad(r.prior, enc), grad(r.llike, enc), 1.0), "encoder");
+    expect_all_close(g.decoder, add(grad(r.llike, dec), grad(r.adv, dec), kGamma), "decoder");
+    expect_all_close(g.discriminator, grad(r.dis, dis), "discriminator");
 
-      // The test can tell a leak: each forbidden loss does reach that network.
-      EXPECT_FALSE(all_close(g.encoder, add(grad(r.adv, enc), g.encoder, 1.0))) << "L_adv reaches the encoder";
-      EXPECT_FALSE(all_close(g.decoder, add(grad(r.dis, dec), g.decoder, 1.0))) << "L_dis reaches the decoder";
-      EXPECT_FALSE(all_close(g.discriminator, add(grad(r.llike, dis), g.discriminator, 1.0)))
-          << "L_llike reaches the discriminator";
-      EXPECT_FALSE(all_close(g.discriminator, add(grad(r.adv, dis), g.discriminator, 1.0)))
-          << "L_adv reaches the discriminator";
-    }
+    // The test can tell a leak: each forbidden loss does reach that network.
+    EXPECT_FALSE(all_close(g.encoder, add(grad(r.adv, enc), g.encoder, 1.0))) << "L_adv reaches the encoder";
+    EXPECT_FALSE(all_close(g.decoder, add(grad(r.dis, dec), g.decoder, 1.0))) << "L_dis reaches the decoder";
+    EXPECT_FALSE(all_close(g.discriminator, add(grad(r.llike, dis), g.discriminator, 1.0)))
+        << "L_llike reaches the discriminator";
+    EXPECT_FALSE(all_close(g.discriminator, add(grad(r.adv, dis), g.discriminator, 1.0)))
+        << "L_adv reaches the discriminator";
   }
 }
 
@@ -115,29 +126,39 @@ double finite_difference(torch::Tensor param, int64_t index, const std::function
 }
 
 TEST(Routing, GradientsMatchFiniteDifferencesOfEachObjective) {
-  Fixture fx;
-  VaeGanGradients g = vae_gan_gradients(fx.model, fx.losses(), kGamma);
-  auto enc_objective = [&] { VaeGanLosses l = fx.losses(); return (l.prior + l.llike).item<double>(); };
-  auto dec_objective = [&] { VaeGanLosses l = fx.losses(); return (kGamma * l.llike + l.adv).item<double>(); };
-  auto dis_objective = [&] { return fx.losses().dis.item<double>(); };
-  struct Case {
-    const char* name;
-    std::vector<torch::Tensor> params;
-    const std::vector<torch::Tensor>* grads;
-    std::function<double()> objective;
-  };
-  const std::vector<Case> cases = {{"encoder", fx.model->encoder->parameters(), &g.encoder, enc_objective},
-                                   {"decoder", fx.model->decoder->parameters(), &g.decoder, dec_objective},
-                                   {"discriminator", fx.model->discriminator->parameters(), &g.discriminator,
-                                    dis_objective}};
-  for (const auto& c : cases) {
-    // first, a middle and the last parameter tensor; two elements each
-    for (size_t p : {size_t{0}, c.params.size() / 2, c.params.size() - 1}) {
-      for (int64_t index : {int64_t{0}, c.params[p].numel() / 3}) {
-        const double analytic = (*c.grads)[p].view({-1})[index].item<double>();
-        const double numeric = finite_difference(c.params[p], index, c.objective);
-        EXPECT_NEAR(analytic, numeric, 1e-5 * std::max(1.0, std::abs(numeric)))
-            << c.name << " parameter " << p << " element " << index;
+  for (bool joint : {true, false}) {
+    SCOPED_TRACE(joint);
+    Fixture fx;
+    fx.joint = joint;
+    VaeGanGradients g = vae_gan_gradients(fx.model, fx.losses(), kGamma);
+    auto enc_objective = [&] {
+      VaeGanLosses l = fx.losses();
+      return (l.prior + l.llike).item<double>();
+    };
+    auto dec_objective = [&] {
+      VaeGanLosses l = fx.losses();
+      return (kGamma * l.llike + l.adv).item<double>();
+    };
+    auto dis_objective = [&] { return fx.losses().dis.item<double>(); };
+    struct Case {
+      const char* name;
+      std::vector<torch::Tensor> params;
+      const std::vector<torch::Tensor>* grads;
+      std::function<double()> objective;
+    };
+    const std::vector<Case> cases = {
+        {"encoder", fx.model->encoder->parameters(), &g.encoder, enc_objective},
+        {"decoder", fx.model->decoder->parameters(), &g.decoder, dec_objective},
+        {"discriminator", fx.model->discriminator->parameters(), &g.discriminator, dis_objective}};
+    for (const auto& c : cases) {
+      // first, a middle and the last parameter tensor; two elements each
+      for (size_t p : {size_t{0}, c.params.size() / 2, c.params.size() - 1}) {
+        for (int64_t index : {int64_t{0}, c.params[p].numel() / 3}) {
+          const double analytic = (*c.grads)[p].view({-1})[index].item<double>();
+          const double numeric = finite_difference(c.params[p], index, c.objective);
+          EXPECT_NEAR(analytic, numeric, 1e-5 * std::max(1.0, std::abs(numeric)))
+              << c.name << " parameter " << p << " element " << index;
+        }
       }
     }
   }

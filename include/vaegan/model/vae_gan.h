@@ -38,10 +38,13 @@ class VaeGanImpl : public torch::nn::Module {
 
   /// One forward of Algorithm 1 on images `x` `[B, C, S, S]` in `[-1, 1]`, with the noise given:
   /// `eps` `[B, Z]` for the reparameterization and `z_prior` `[B, Z]` for prior samples.
-  /// The decoder runs once on `[z; z_prior]` (`[2B, Z]`) and the discriminator once on
-  /// `[x; x_recon; x_prior]` (`[3B, C, S, S]`), so batch norm normalizes over the
-  /// concatenation (DESIGN.md §2, efficiency rule).
-  VaeGanForward forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  /// With `joint_batches` the decoder runs once on `[z; z_prior]` (`[2B, Z]`) and the
+  /// discriminator once on `[x; x_recon; x_prior]` (`[3B, C, S, S]`), so batch norm normalizes
+  /// over the concatenation; otherwise each network runs once per input (`[B, ...]` each) and
+  /// batch norm normalizes real images, reconstructions and prior samples separately
+  /// (DESIGN.md §2, efficiency rule: the same arithmetic either way).
+  VaeGanForward forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
+                        bool joint_batches = true);
 
   /// Mean of q(z|x) for images `[B, C, S, S]`: `[B, Z]`.
   torch::Tensor encode_mean(const torch::Tensor& x);

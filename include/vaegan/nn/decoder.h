@@ -29,7 +29,22 @@ struct DecoderOptions {
   TORCH_ARG(int64_t, kernel_size) = 5;
 };
 
+/// Stride-2 transposed convolution `conv_transpose2d(x, weight, bias, stride 2, padding k/2,
+/// output_padding 1)` computed exactly as one ordinary convolution followed by a pixel shuffle
+/// (sub-pixel decomposition, Shi et al. 2016): output pixel (2m + r_h, 2n + r_w) only sees the
+/// kernel taps of phase (r_h, r_w), so the four phases' taps are gathered into a
+/// `[4·C_out, C_in, w, w]` kernel (w = (k+1)/2, missing taps are zero) and the phases are
+/// interleaved with `pixel_shuffle(2)`. Same function and gradients as the transposed
+/// convolution (up to summation order), but it runs on LibTorch's fast convolution path,
+/// which in LibTorch 1.13 the CPU transposed convolution does not (it is ~6x slower there,
+/// see docs/performance.md).
+/// x: `[B, C_in, H, W]`; weight: `[C_in, C_out, k, k]` (ConvTranspose2d layout), k odd;
+/// bias: `[C_out]` or undefined. Returns `[B, C_out, 2H, 2W]`.
+torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
 /// Decoder network. `forward(z)` maps latents `[B, Z]` to images `[B, C, S, S]` in `[-1, 1]`.
+/// When its weights are channels-last (`to_channels_last`), the transposed convolutions run
+/// as `conv_transpose2d_subpixel` in NHWC layout.
 class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(DecoderOptions options);

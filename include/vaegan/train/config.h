@@ -33,6 +33,7 @@ struct TrainConfig {
   double rmsprop_alpha = 0.9;   ///< RMSprop smoothing constant (original code: 0.9)
   double gamma = 1e-2;          ///< weight of L_llike against L_adv in the decoder (paper §2.2)
   bool dis_on_recon = true;     ///< discriminator also sees reconstructions (Algorithm 1)
+  std::string batch_norm = "joint";  ///< joint: one batch of [x; x_recon; x_prior]; separate: one per input
   std::string gan_loss = "non-saturating";  ///< decoder adversarial term: non-saturating | minimax
 
   // equilibrium (seed 000 and the original code): skip the update of the player that is ahead
@@ -41,6 +42,7 @@ struct TrainConfig {
   double equilibrium_margin = 0.35;
 
   // reproducibility and resources
+  bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
   uint64_t seed = 0;
   int threads = 0;  ///< intra-op threads (0: all cores)
 
