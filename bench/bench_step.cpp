@@ -4,18 +4,17 @@
 //
 // Usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]
 #include <sys/resource.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "vaegan/core/runtime.h"
 #include "vaegan/train/trainer.h"
@@ -85,7 +84,8 @@ NetworkMacs count_macs(const NetworkOptions& o) {
     m.decoder.push_back(s * s * in * static_cast<double>(o.decoder.out_channels()) * k2);
   }
   {  // discriminator: stride-1 conv, stride-2 convs, FC, logit
-    double in = static_cast<double>(o.discriminator.in_channels()), s = static_cast<double>(o.discriminator.image_size());
+    double in = static_cast<double>(o.discriminator.in_channels()),
+           s = static_cast<double>(o.discriminator.image_size());
     for (size_t i = 0; i < o.discriminator.channels().size(); ++i) {
       if (i > 0) s /= 2;
       const double c = static_cast<double>(o.discriminator.channels()[i]);
@@ -171,10 +171,14 @@ int main(int argc, char** argv) {
   bool twin = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--presets" && i + 1 < argc) presets = argv[++i];
-    else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--no-twin") twin = false;
+    if (a == "--presets" && i + 1 < argc)
+      presets = argv[++i];
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--no-twin")
+      twin = false;
     else {
       std::cerr << "usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]\n";
       return 2;
@@ -183,7 +187,9 @@ int main(int argc, char** argv) {
   threads = vaegan::configure_threads(threads);
   const int64_t batch = 64;
   const double peak_fp32 = conv_peak_gflops(false), peak_bf16 = conv_peak_gflops(true);
-  std::cout << nlohmann::json{{"bench", "conv5x5_peak"}, {"threads", threads}, {"fp32_channels_last_gflops", peak_fp32},
+  std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
+                              {"threads", threads},
+                              {"fp32_channels_last_gflops", peak_fp32},
                               {"bf16_channels_last_gflops", peak_bf16}}
                    .dump()
             << std::endl;

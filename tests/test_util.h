@@ -1,9 +1,9 @@
 #pragma once
 // Helpers shared by the tests: temporary directories and tiny datasets.
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "vaegan/data/idx_dataset.h"
 

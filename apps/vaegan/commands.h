@@ -3,9 +3,8 @@
 /// `app` and, when the subcommand is chosen, stores in `run` the function that executes it.
 /// Errors are thrown (see vaegan/core/error.h) and turned into exit codes by `main`.
 
-#include <functional>
-
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace vaegan::cli {
 

@@ -1,11 +1,11 @@
 // vaegan: train and use VAE-GANs (Larsen et al. 2016). One error funnel: usage errors exit 2,
 // runtime failures exit 1 (DESIGN.md §6).
-#include <cstdio>
-
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+
+#include <cstdio>
 
 #include "commands.h"
 #include "vaegan/core/error.h"

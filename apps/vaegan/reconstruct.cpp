@@ -19,8 +19,11 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("reconstruct", "Reconstruct dataset images through the encoder and decoder");
   cmd->add_option("--checkpoint", o->checkpoint, "Checkpoint or run directory")->required();
-  cmd->add_option("--n", o->n, "Number of images, from the start of the split")->check(CLI::Range(1, 1000000))->capture_default_str();
-  cmd->add_option("--out", o->out, "Output: .png (originals over reconstructions) or .npy (reconstructions)")->required();
+  cmd->add_option("--n", o->n, "Number of images, from the start of the split")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--out", o->out, "Output: .png (originals over reconstructions) or .npy (reconstructions)")
+      ->required();
   cmd->add_option("--split", o->split, "Dataset split")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
   cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);

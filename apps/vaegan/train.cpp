@@ -1,11 +1,10 @@
 // `vaegan train`: flags -> TrainConfig -> vaegan::fit, with a progress bar on a terminal and
 // plain log lines otherwise.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "commands.h"
 #include "vaegan/core/runtime.h"
@@ -57,45 +56,72 @@ void setup_train(CLI::App& app, Runner& run) {
   auto overwrite = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "Train a VAE-GAN and write a run directory");
   TrainConfig& c = *config;
-  cmd->add_option("--dataset", c.dataset, "Dataset")->check(CLI::IsMember({"fashion-mnist", "mnist"}))->capture_default_str();
+  cmd->add_option("--dataset", c.dataset, "Dataset")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist"}))
+      ->capture_default_str();
   cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the dataset's standard place)");
   cmd->add_option("--out", *out, "Run directory to create")->required();
   cmd->add_flag("--overwrite", *overwrite, "Replace a previous run in --out");
-  cmd->add_option("--arch", c.model.arch, "Architecture preset")->check(CLI::IsMember({"small32", "paper64"}))->capture_default_str();
+  cmd->add_option("--arch", c.model.arch, "Architecture preset")
+      ->check(CLI::IsMember({"small32", "paper64"}))
+      ->capture_default_str();
   cmd->add_option("--latent-dim", c.model.latent_dim, "Latent size Z (0: the preset's: 64 small32, 128 paper64)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--feature-layer", c.model.feature_layer, "Discriminator convolution (1..4) used for L_llike")
-      ->check(CLI::Range(1, 4))->capture_default_str();
-  cmd->add_option("--epochs", c.epochs, "Passes over the training set")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::Range(1, 4))
+      ->capture_default_str();
+  cmd->add_option("--epochs", c.epochs, "Passes over the training set")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--max-steps", c.max_steps, "Stop after this many steps (0: no limit)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--max-minutes", c.max_minutes, "Stop after this much wall time, in minutes (0: no limit)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--batch-size", c.batch_size, "Images per step")->check(CLI::Range(2, 65536))->capture_default_str();
-  cmd->add_option("--lr", c.lr, "RMSprop learning rate of each network")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
+  cmd->add_option("--lr", c.lr, "RMSprop learning rate of each network")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->capture_default_str();
   cmd->add_option("--lr-decay", c.lr_decay, "Learning-rate factor applied after each epoch (1: none)")
-      ->check(CLI::Range(1e-6, 1.0))->capture_default_str();
+      ->check(CLI::Range(1e-6, 1.0))
+      ->capture_default_str();
   cmd->add_option("--rmsprop-alpha", c.rmsprop_alpha, "RMSprop smoothing constant")
-      ->check(CLI::Range(1e-6, 0.999999))->capture_default_str();
+      ->check(CLI::Range(1e-6, 0.999999))
+      ->capture_default_str();
   cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--beta", c.beta, "Weight of L_prior (KL) in the encoder's loss")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
   cmd->add_option("--batch-norm", c.batch_norm,
                   "joint: each network runs once on the concatenation of its inputs; separate: once per input")
-      ->check(CLI::IsMember({"joint", "separate"}))->capture_default_str();
+      ->check(CLI::IsMember({"joint", "separate"}))
+      ->capture_default_str();
   cmd->add_option("--gan-loss", c.gan_loss, "Decoder's adversarial term")
-      ->check(CLI::IsMember({"non-saturating", "minimax"}))->capture_default_str();
+      ->check(CLI::IsMember({"non-saturating", "minimax"}))
+      ->capture_default_str();
   cmd->add_flag("--equilibrium", c.equilibrium, "Skip the update of the player that is ahead (seed 000)");
   cmd->add_option("--equilibrium-value", c.equilibrium_value, "Equilibrium BCE")->capture_default_str();
   cmd->add_option("--equilibrium-margin", c.equilibrium_margin, "Equilibrium margin")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
       ->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
-  cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   cmd->callback([&run, config, out, overwrite] {
     run = [config, out, overwrite] {
       const int threads = configure_threads(config->threads);

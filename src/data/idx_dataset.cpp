@@ -1,13 +1,12 @@
 #include "vaegan/data/idx_dataset.h"
 
+#include <fmt/format.h>
 #include <zlib.h>
 
 #include <array>
 #include <filesystem>
 #include <memory>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "vaegan/core/error.h"
 
@@ -55,8 +54,8 @@ torch::Tensor read_idx(const std::string& path, int64_t expected_dims) {
   }
   if (magic[0] != 0 || magic[1] != 0 || magic[2] != 0x08) {
     throw InputError(fmt::format(
-        "{}: not an unsigned-byte IDX file (expected magic 00 00 08 NN but found {:02x} {:02x} {:02x} {:02x})",
-        path, magic[0], magic[1], magic[2], magic[3]));
+        "{}: not an unsigned-byte IDX file (expected magic 00 00 08 NN but found {:02x} {:02x} {:02x} {:02x})", path,
+        magic[0], magic[1], magic[2], magic[3]));
   }
   const int64_t ndims = magic[3];
   if (ndims < 1 || ndims > 4) {
@@ -83,8 +82,7 @@ torch::Tensor read_idx(const std::string& path, int64_t expected_dims) {
   torch::Tensor data = torch::empty(sizes, torch::kUInt8);
   const int64_t got = read_bytes(f.get(), data.data_ptr<uint8_t>(), total, path);
   if (got != total) {
-    throw InputError(
-        fmt::format("{}: truncated IDX body (header says {} bytes, found {})", path, total, got));
+    throw InputError(fmt::format("{}: truncated IDX body (header says {} bytes, found {})", path, total, got));
   }
   uint8_t extra = 0;
   if (read_bytes(f.get(), &extra, 1, path) != 0) {
@@ -111,16 +109,15 @@ void write_idx(const std::string& path, const torch::Tensor& data) {
 }
 
 IdxDataset::IdxDataset(const std::string& images_path, const std::string& labels_path, int64_t image_size) {
-  torch::Tensor raw = read_idx(images_path, 3);  // [N, h, w] uint8
+  torch::Tensor raw = read_idx(images_path, 3);     // [N, h, w] uint8
   torch::Tensor labels = read_idx(labels_path, 1);  // [N] uint8
   if (raw.size(0) != labels.size(0)) {
-    throw InputError(fmt::format("{} has {} images but {} has {} labels (expected equal counts)",
-                                 images_path, raw.size(0), labels_path, labels.size(0)));
+    throw InputError(fmt::format("{} has {} images but {} has {} labels (expected equal counts)", images_path,
+                                 raw.size(0), labels_path, labels.size(0)));
   }
   const int64_t h = raw.size(1), w = raw.size(2);
   if (image_size < h || image_size < w) {
-    throw InputError(fmt::format("{}: images are {}x{}, larger than --image-size {}", images_path, h, w,
-                                 image_size));
+    throw InputError(fmt::format("{}: images are {}x{}, larger than --image-size {}", images_path, h, w, image_size));
   }
   torch::Tensor x = raw.to(torch::kFloat32).div_(127.5).sub_(1.0).unsqueeze(1);  // [N, 1, h, w]
   const int64_t top = (image_size - h) / 2, left = (image_size - w) / 2;

@@ -1,8 +1,7 @@
 #include "vaegan/io/image_io.h"
 
-#include <stb_image_write.h>
-
 #include <fmt/format.h>
+#include <stb_image_write.h>
 
 #include "vaegan/io/fs.h"
 
@@ -26,8 +25,8 @@ torch::Tensor make_grid(const torch::Tensor& images, int64_t ncol, int64_t paddi
   const int64_t n = px.size(0), h = px.size(1), w = px.size(2), c = px.size(3);
   ncol = std::max<int64_t>(1, std::min(ncol, n));
   const int64_t nrow = (n + ncol - 1) / ncol;
-  torch::Tensor grid = torch::full({nrow * (h + padding) + padding, ncol * (w + padding) + padding, c}, 128,
-                                   torch::kUInt8);
+  torch::Tensor grid =
+      torch::full({nrow * (h + padding) + padding, ncol * (w + padding) + padding, c}, 128, torch::kUInt8);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t top = padding + (i / ncol) * (h + padding), left = padding + (i % ncol) * (w + padding);
     grid.narrow(0, top, h).narrow(1, left, w).copy_(px[i]);

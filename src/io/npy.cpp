@@ -1,9 +1,9 @@
 #include "vaegan/io/npy.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <regex>
-
-#include <fmt/format.h>
 
 #include "vaegan/core/error.h"
 #include "vaegan/io/fs.h"
@@ -15,11 +15,16 @@ const char kMagic[] = "\x93NUMPY";
 
 std::string descr_of(torch::ScalarType t) {
   switch (t) {
-    case torch::kUInt8: return "|u1";
-    case torch::kFloat32: return "<f4";
-    case torch::kFloat64: return "<f8";
-    case torch::kInt64: return "<i8";
-    default: return "";
+    case torch::kUInt8:
+      return "|u1";
+    case torch::kFloat32:
+      return "<f4";
+    case torch::kFloat64:
+      return "<f8";
+    case torch::kInt64:
+      return "<i8";
+    default:
+      return "";
   }
 }
 
@@ -27,7 +32,8 @@ std::string descr_of(torch::ScalarType t) {
 
 void write_npy(const std::string& path, const torch::Tensor& array) {
   const std::string descr = descr_of(array.scalar_type());
-  if (descr.empty()) throw std::runtime_error(fmt::format("{}: unsupported dtype {} for .npy", path, std::string(array.dtype().name())));
+  if (descr.empty())
+    throw std::runtime_error(fmt::format("{}: unsupported dtype {} for .npy", path, std::string(array.dtype().name())));
   torch::Tensor a = array.to(torch::kCPU).contiguous();
   std::string shape;
   for (int64_t s : a.sizes()) shape += std::to_string(s) + ", ";

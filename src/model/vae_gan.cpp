@@ -13,11 +13,11 @@ VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& e
                                   bool joint_batches) {
   const int64_t b = x.size(0);
   VaeGanForward f;
-  std::tie(f.mu, f.logvar) = encoder->forward(x);                    // [B, Z] each
-  f.z = reparameterize(f.mu, f.logvar, eps);                          // [B, Z]
+  std::tie(f.mu, f.logvar) = encoder->forward(x);  // [B, Z] each
+  f.z = reparameterize(f.mu, f.logvar, eps);       // [B, Z]
   if (!joint_batches) {
-    f.x_recon = decoder->forward(f.z);        // [B, C, S, S]
-    f.x_prior = decoder->forward(z_prior);    // [B, C, S, S]
+    f.x_recon = decoder->forward(f.z);      // [B, C, S, S]
+    f.x_prior = decoder->forward(z_prior);  // [B, C, S, S]
     f.real = discriminator->forward(x);
     f.recon = discriminator->forward(f.x_recon);
     f.prior = discriminator->forward(f.x_prior);

@@ -1,7 +1,7 @@
 // Encoder, Decoder and Discriminator (DESIGN.md §3) and the presets that size them.
-#include <array>
-
 #include <fmt/format.h>
+
+#include <array>
 
 #include "vaegan/core/error.h"
 #include "vaegan/nn/presets.h"
@@ -40,8 +40,8 @@ void EncoderImpl::reset() {
     in = c;
   }
   const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Encoder");
-  fc = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)),
-                      nn::BatchNorm1d(o.fc_dim()), nn::ReLU());
+  fc = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)), nn::BatchNorm1d(o.fc_dim()),
+                      nn::ReLU());
   mu = nn::Linear(o.fc_dim(), o.latent_dim());
   logvar = nn::Linear(o.fc_dim(), o.latent_dim());
   features = register_module("features", features);
@@ -51,8 +51,8 @@ void EncoderImpl::reset() {
 }
 
 std::tuple<torch::Tensor, torch::Tensor> EncoderImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = features->forward(x);  // [B, c_last, s, s]
-  h = fc->forward(h.flatten(1));           // [B, fc_dim]
+  torch::Tensor h = features->forward(x);       // [B, c_last, s, s]
+  h = fc->forward(h.flatten(1));                // [B, fc_dim]
   return {mu->forward(h), logvar->forward(h)};  // [B, Z] each
 }
 
@@ -88,7 +88,8 @@ void DecoderImpl::reset() {
   layers = register_module("layers", layers);
 }
 
-torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Tensor& weight,
+                                        const torch::Tensor& bias) {
   const int64_t k = weight.size(2), p = k / 2, c_in = weight.size(0), c_out = weight.size(1);
   TORCH_CHECK(k % 2 == 1 && weight.size(3) == k, "conv_transpose2d_subpixel: expected an odd square kernel, got ",
               weight.sizes());
@@ -158,8 +159,8 @@ void DiscriminatorImpl::reset() {
     in = c;
   }
   const int64_t s = downsampled(o.image_size(), n - 1, "Discriminator");
-  head = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)),
-                        nn::BatchNorm1d(o.fc_dim()), nn::ReLU(), nn::Linear(o.fc_dim(), 1));
+  head = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)), nn::BatchNorm1d(o.fc_dim()),
+                        nn::ReLU(), nn::Linear(o.fc_dim(), 1));
   convs = register_module("convs", convs);
   norms = register_module("norms", norms);
   head = register_module("head", head);
@@ -169,7 +170,7 @@ DiscriminatorOutput DiscriminatorImpl::forward(const torch::Tensor& x) {
   DiscriminatorOutput out;
   torch::Tensor h = x;
   for (size_t i = 0; i < convs->size(); ++i) {
-    h = convs[i]->as<nn::Conv2d>()->forward(h);  // [B, c_i, s_i, s_i]
+    h = convs[i]->as<nn::Conv2d>()->forward(h);                                               // [B, c_i, s_i, s_i]
     if (static_cast<int64_t>(i) + 1 == options.feature_layer()) out.features = h.flatten(1);  // [B, F]
     if (i > 0) h = norms[i - 1]->as<nn::BatchNorm2d>()->forward(h);
     h = torch::relu(h);

@@ -1,10 +1,10 @@
 #include "vaegan/train/checkpoint.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "vaegan/core/error.h"
 #include "vaegan/io/fs.h"
@@ -78,7 +78,8 @@ std::string resolve_checkpoint(const std::string& path) {
     name.erase(name.find_last_not_of(" \n\r\t") + 1);
     const fs::path dir = p / "checkpoints" / name;
     if (fs::is_regular_file(dir / "model.pt")) return dir.string();
-    throw InputError(fmt::format("--checkpoint: {} names {} but {} has no model.pt", last.string(), name, dir.string()));
+    throw InputError(
+        fmt::format("--checkpoint: {} names {} but {} has no model.pt", last.string(), name, dir.string()));
   }
   if (!fs::exists(p)) throw InputError(fmt::format("--checkpoint: {} does not exist", path));
   throw InputError(fmt::format(

@@ -1,9 +1,9 @@
 #include "vaegan/train/config.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "vaegan/core/error.h"
 #include "vaegan/model/losses.h"
@@ -34,6 +34,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"lr_decay", c.lr_decay},
        {"rmsprop_alpha", c.rmsprop_alpha},
        {"gamma", c.gamma},
+       {"beta", c.beta},
        {"dis_on_recon", c.dis_on_recon},
        {"batch_norm", c.batch_norm},
        {"gan_loss", c.gan_loss},
@@ -63,6 +64,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.lr_decay = j.value("lr_decay", c.lr_decay);
   c.rmsprop_alpha = j.value("rmsprop_alpha", c.rmsprop_alpha);
   c.gamma = j.value("gamma", c.gamma);
+  c.beta = j.value("beta", c.beta);
   c.dis_on_recon = j.value("dis_on_recon", c.dis_on_recon);
   c.batch_norm = j.value("batch_norm", c.batch_norm);
   c.gan_loss = j.value("gan_loss", c.gan_loss);
@@ -93,14 +95,14 @@ void validate(const TrainConfig& c) {
   require(c.rmsprop_alpha > 0 && c.rmsprop_alpha < 1,
           fmt::format("--rmsprop-alpha: must be in (0, 1), got {}", c.rmsprop_alpha));
   require(c.gamma >= 0, fmt::format("--gamma: must be >= 0, got {}", c.gamma));
+  require(c.beta >= 0, fmt::format("--beta: must be >= 0, got {}", c.beta));
   parse_gan_loss(c.gan_loss);
   require(c.batch_norm == "joint" || c.batch_norm == "separate",
           fmt::format("--batch-norm: unknown value '{}' (expected joint or separate)", c.batch_norm));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));
-  require(c.grid_size >= 1 && c.grid_size <= 1024,
-          fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));
+  require(c.grid_size >= 1 && c.grid_size <= 1024, fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));
 }
 
 TrainConfig load_config(const std::string& path) {

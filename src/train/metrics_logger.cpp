@@ -1,8 +1,8 @@
 #include "vaegan/train/metrics_logger.h"
 
-#include <stdexcept>
-
 #include <fmt/format.h>
+
+#include <stdexcept>
 
 namespace vaegan {
 

@@ -1,12 +1,11 @@
 #include "vaegan/train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
@@ -40,11 +39,11 @@ double mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.
 }  // namespace
 
 VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, double gamma, bool decoder_adversarial,
-                                  bool discriminator) {
+                                  bool discriminator, double beta) {
   VaeGanGradients g;
-  // Encoder: L_prior + L_llike. L_adv and L_dis also depend on the encoder (through x_recon)
+  // Encoder: beta * L_prior + L_llike. L_adv and L_dis also depend on the encoder (through x_recon)
   // but are not part of its objective (paper §2.2, Algorithm 1).
-  g.encoder = grad_or_zeros(losses.prior + losses.llike, model->encoder->parameters(), /*retain_graph=*/true);
+  g.encoder = grad_or_zeros(beta * losses.prior + losses.llike, model->encoder->parameters(), /*retain_graph=*/true);
   // Discriminator: L_dis, differentiated with respect to its own parameters only.
   if (discriminator) {
     g.discriminator = grad_or_zeros(losses.dis, model->discriminator->parameters(), /*retain_graph=*/true);
@@ -72,8 +71,7 @@ VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
   model_->to(device_);
   if (config_.channels_last) to_channels_last(*model_);
   model_->train();
-  const std::vector<std::vector<torch::Tensor>> groups = {model_->encoder->parameters(),
-                                                          model_->decoder->parameters(),
+  const std::vector<std::vector<torch::Tensor>> groups = {model_->encoder->parameters(), model_->decoder->parameters(),
                                                           model_->discriminator->parameters()};
   for (const auto& params : groups) {
     optimizers_.push_back(std::make_unique<torch::optim::RMSprop>(
@@ -83,20 +81,26 @@ VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
 }
 
 StepStats VaeGanTrainer::step(const torch::Tensor& batch) {
+  const int64_t b = batch.size(0), z_dim = model_->encoder->options.latent_dim();
+  // Noise comes from the trainer's CPU generator so a run is reproducible on any device.
+  const torch::Tensor eps = torch::randn({b, z_dim}, generator_);
+  const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_);
+  return step(batch, eps, z_prior);
+}
+
+StepStats VaeGanTrainer::step(const torch::Tensor& batch, const torch::Tensor& eps_in,
+                              const torch::Tensor& z_prior_in) {
   const torch::Tensor x =
       config_.channels_last ? batch.to(device_).contiguous(torch::MemoryFormat::ChannelsLast) : batch.to(device_);
-  const int64_t b = x.size(0), z_dim = model_->encoder->options.latent_dim();
-  // Noise comes from the trainer's CPU generator so a run is reproducible on any device.
-  const torch::Tensor eps = torch::randn({b, z_dim}, generator_).to(device_);
-  const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_).to(device_);
-
+  const torch::Tensor eps = eps_in.to(device_), z_prior = z_prior_in.to(device_);
   VaeGanForward f = model_->forward(x, eps, z_prior, config_.batch_norm == "joint");
   VaeGanLosses losses = vae_gan_losses(f, loss_options_);
 
   StepStats s;
   if (config_.equilibrium) {
     torch::NoGradGuard no_grad;
-    const double bce_real = F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits)).item<double>();
+    const double bce_real =
+        F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits)).item<double>();
     const double bce_prior =
         F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits)).item<double>();
     std::tie(s.dis_updated, s.dec_adv_updated) =
@@ -110,7 +114,7 @@ StepStats VaeGanTrainer::step(const torch::Tensor& batch) {
   s.d_recon = mean_sigmoid(f.recon.logits);
   s.d_prior = mean_sigmoid(f.prior.logits);
 
-  VaeGanGradients g = vae_gan_gradients(model_, losses, config_.gamma, s.dec_adv_updated, s.dis_updated);
+  VaeGanGradients g = vae_gan_gradients(model_, losses, config_.gamma, s.dec_adv_updated, s.dis_updated, config_.beta);
   f = VaeGanForward();  // release activations before the optimizer steps
   losses = VaeGanLosses();
   assign_gradients(model_->encoder->parameters(), g.encoder);
@@ -186,7 +190,8 @@ void prepare_run_dir(const std::string& run_dir, bool overwrite) {
     if (!overwrite) {
       throw InputError(fmt::format("--out: {} already holds a run (pass --overwrite to replace it)", run_dir));
     }
-    for (const char* name : {"checkpoints", "images", "metrics.jsonl", "config.json"}) fs::remove_all(fs::path(run_dir) / name);
+    for (const char* name : {"checkpoints", "images", "metrics.jsonl", "config.json"})
+      fs::remove_all(fs::path(run_dir) / name);
   }
   std::error_code ec;
   fs::create_directories(fs::path(run_dir) / "images", ec);
@@ -218,8 +223,8 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
     const int64_t needed = (config.max_steps + steps_per_epoch - 1) / steps_per_epoch;
     epochs = config.epochs > 0 ? std::min(epochs, needed) : needed;
   }
-  const int64_t total_steps = config.max_steps > 0 ? std::min(config.max_steps, epochs * steps_per_epoch)
-                                                   : epochs * steps_per_epoch;
+  const int64_t total_steps =
+      config.max_steps > 0 ? std::min(config.max_steps, epochs * steps_per_epoch) : epochs * steps_per_epoch;
 
   prepare_run_dir(run_dir, overwrite);
   write_text_atomically(run_dir + "/config.json", nlohmann::json(config).dump(2) + "\n");

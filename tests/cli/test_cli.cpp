@@ -1,13 +1,12 @@
 // End to end: the `vaegan` binary on a tiny IDX dataset, every artefact of the run directory,
 // and the exit codes and messages of bad input.
+#include <gtest/gtest.h>
 #include <stb_image.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "../test_util.h"

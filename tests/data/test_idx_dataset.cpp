@@ -1,6 +1,6 @@
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "../test_util.h"
 #include "vaegan/core/error.h"
@@ -23,7 +23,8 @@ void expect_input_error(Fn fn, const std::vector<std::string>& parts) {
     fn();
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
   }
 }
 
@@ -107,8 +108,7 @@ TEST(IdxDataset, RejectsMissingFilesAndCountMismatch) {
                      {dir.path(), "t10k-images-idx3-ubyte"});
   write_idx(dir / "train-images-idx3-ubyte", torch::zeros({3, 28, 28}, torch::kUInt8));
   write_idx(dir / "train-labels-idx1-ubyte", torch::zeros({4}, torch::kUInt8));
-  expect_input_error([&] { IdxDataset::from_directory(dir.path(), Split::kTrain, 32); },
-                     {"3 images", "4 labels"});
+  expect_input_error([&] { IdxDataset::from_directory(dir.path(), Split::kTrain, 32); }, {"3 images", "4 labels"});
   write_idx(dir / "t10k-images-idx3-ubyte", torch::zeros({3, 40, 40}, torch::kUInt8));
   write_idx(dir / "t10k-labels-idx1-ubyte", torch::zeros({3}, torch::kUInt8));
   expect_input_error([&] { IdxDataset::from_directory(dir.path(), Split::kTest, 32); }, {"40x40", "32"});

@@ -1,9 +1,8 @@
+#include <gtest/gtest.h>
 #include <stb_image.h>
 
 #include <cstdio>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "../test_util.h"
 #include "vaegan/io/image_io.h"
@@ -35,9 +34,9 @@ TEST(ImageIo, PngGridDecodesToTheSamePixels) {
   torch::Tensor decoded = torch::from_blob(data, {h, w, c}, torch::kUInt8).clone();
   stbi_image_free(data);
   torch::Tensor px = to_uint8_nhwc(images);
-  EXPECT_TRUE(torch::equal(decoded.narrow(0, 2, 4).narrow(1, 2, 6), px[0]));               // tile 0
-  EXPECT_TRUE(torch::equal(decoded.narrow(0, 2 + 6, 4).narrow(1, 2 + 8, 6), px[4]));       // tile 4: row 1, col 1
-  EXPECT_EQ(decoded[0][0][0].item<int>(), 128);                                            // padding
+  EXPECT_TRUE(torch::equal(decoded.narrow(0, 2, 4).narrow(1, 2, 6), px[0]));          // tile 0
+  EXPECT_TRUE(torch::equal(decoded.narrow(0, 2 + 6, 4).narrow(1, 2 + 8, 6), px[4]));  // tile 4: row 1, col 1
+  EXPECT_EQ(decoded[0][0][0].item<int>(), 128);                                       // padding
   EXPECT_FALSE(std::filesystem::exists(dir / ".g.png.tmp"));
 }
 

@@ -46,7 +46,8 @@ TEST(ChannelsLast, VaeGanOutputsAndGradientsMatchNchw) {
     for (auto& p : src) dst[p.key()].copy_(p.value());
   }
   to_channels_last(*nhwc);
-  ASSERT_TRUE(nhwc->encoder->features[0]->as<torch::nn::Conv2d>()->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  ASSERT_TRUE(
+      nhwc->encoder->features[0]->as<torch::nn::Conv2d>()->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
   torch::Tensor x = torch::rand({6, 1, 32, 32}) * 2 - 1, eps = torch::randn({6, 16}), zp = torch::randn({6, 16});
   VaeGanLosses a = vae_gan_losses(nchw->forward(x, eps, zp), {});
   VaeGanLosses b = vae_gan_losses(nhwc->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), eps, zp), {});

@@ -1,7 +1,7 @@
 // Losses against closed forms, hand-computed values, Monte Carlo and finite differences.
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "vaegan/core/error.h"
 #include "vaegan/model/losses.h"
@@ -38,7 +38,8 @@ TEST(Losses, KlAgreesWithMonteCarloEstimate) {
   torch::Tensor log_q = -0.5 * ((z - m) / s).pow(2) - std::log(s) - 0.5 * std::log(2 * M_PI);
   torch::Tensor log_p = -0.5 * z.pow(2) - 0.5 * std::log(2 * M_PI);
   const double mc = (log_q - log_p).mean().item<double>();
-  const double kl = kl_divergence(torch::full({1, 1}, m, kF64), torch::full({1, 1}, 2 * std::log(s), kF64)).item<double>();
+  const double kl =
+      kl_divergence(torch::full({1, 1}, m, kF64), torch::full({1, 1}, 2 * std::log(s), kF64)).item<double>();
   EXPECT_NEAR(kl, mc, 5e-3);
 }
 
@@ -60,9 +61,11 @@ TEST(Losses, BinaryCrossEntropyTermsHandComputed) {
   const std::vector<double> r = {2.0, -1.0}, x = {0.5, 3.0}, p = {-2.0, 0.0};
   auto t = [](const std::vector<double>& v) { return torch::tensor(v, kF64).view({-1, 1}); };
   auto mean = [](const std::vector<double>& v, double (*f)(double)) { return (f(v[0]) + f(v[1])) / 2; };
-  EXPECT_NEAR(discriminator_loss(t(r), t(x), t(p)).item<double>(), mean(r, bce1) + mean(x, bce0) + mean(p, bce0), 1e-12);
+  EXPECT_NEAR(discriminator_loss(t(r), t(x), t(p)).item<double>(), mean(r, bce1) + mean(x, bce0) + mean(p, bce0),
+              1e-12);
   EXPECT_NEAR(discriminator_loss(t(r), torch::Tensor(), t(p)).item<double>(), mean(r, bce1) + mean(p, bce0), 1e-12);
-  EXPECT_NEAR(adversarial_loss(t(x), t(p), GanLoss::kNonSaturating).item<double>(), mean(x, bce1) + mean(p, bce1), 1e-12);
+  EXPECT_NEAR(adversarial_loss(t(x), t(p), GanLoss::kNonSaturating).item<double>(), mean(x, bce1) + mean(p, bce1),
+              1e-12);
   EXPECT_NEAR(adversarial_loss(t(x), t(p), GanLoss::kMinimax).item<double>(), -(mean(x, bce0) + mean(p, bce0)), 1e-12);
   EXPECT_NEAR(adversarial_loss(torch::Tensor(), t(p), GanLoss::kMinimax).item<double>(), -mean(p, bce0), 1e-12);
   // stable for large logits (sigmoid followed by log would give inf)
@@ -90,7 +93,8 @@ TEST(Losses, GradientsMatchFiniteDifferences) {
       flat[i] = orig - h;
       const double down = loss().item<double>();
       flat[i] = orig;
-      EXPECT_NEAR(grads[k].view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6) << "input " << k << " index " << i;
+      EXPECT_NEAR(grads[k].view({-1})[i].item<double>(), (up - down) / (2 * h), 1e-6)
+          << "input " << k << " index " << i;
     }
   }
 }

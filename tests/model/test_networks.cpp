@@ -17,7 +17,7 @@ TEST(Networks, Small32Shapes) {
   EXPECT_EQ(f.x_prior.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(f.real.logits.sizes(), (std::vector<int64_t>{3, 1}));
   EXPECT_EQ(f.prior.features.sizes(), (std::vector<int64_t>{3, 128 * 4 * 4}));  // layer 4: [B, 128, 4, 4]
-  EXPECT_LE(f.x_prior.abs().max().item<float>(), 1.0f);                        // tanh output
+  EXPECT_LE(f.x_prior.abs().max().item<float>(), 1.0f);                         // tanh output
   // The discriminator's features for x_recon are those of Dis run on x_recon alone
   // (eval mode removes the batch coupling of batch norm).
   m->eval();

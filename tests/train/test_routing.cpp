@@ -109,6 +109,18 @@ TEST(Routing, EquilibriumGatesDropTheirTerms) {
   expect_all_close(g.decoder, expected, "decoder without L_adv");
 }
 
+TEST(Routing, BetaWeighsTheKlInTheEncoderOnly) {
+  Fixture fx;
+  VaeGanGradients g = vae_gan_gradients(fx.model, fx.losses(), kGamma, true, true, /*beta=*/2.5);
+  VaeGanLosses r = fx.losses();
+  const auto enc = fx.model->encoder->parameters();
+  expect_all_close(g.encoder, add(grad(r.prior, enc), grad(r.llike, enc), 2.5), "encoder with beta");
+  expect_all_close(
+      g.decoder,
+      add(grad(r.llike, fx.model->decoder->parameters()), grad(r.adv, fx.model->decoder->parameters()), kGamma),
+      "decoder");
+}
+
 /// Central difference of `objective` with respect to one element of `param`.
 double finite_difference(torch::Tensor param, int64_t index, const std::function<double()>& objective) {
   // Small step: the networks are piecewise smooth (ReLU), and with h = 1e-4 or 1e-6 some

@@ -25,7 +25,8 @@ std::vector<torch::Tensor> snapshot(torch::nn::Module& m) {
 
 TEST(Trainer, StepChangesEveryNetworksWeights) {
   VaeGanTrainer t(tiny_config(), torch::kCPU);
-  auto enc = snapshot(*t.model()->encoder), dec = snapshot(*t.model()->decoder), dis = snapshot(*t.model()->discriminator);
+  auto enc = snapshot(*t.model()->encoder), dec = snapshot(*t.model()->decoder),
+       dis = snapshot(*t.model()->discriminator);
   StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
   EXPECT_TRUE(std::isfinite(s.loss_prior + s.loss_llike + s.loss_dis + s.loss_adv));
   EXPECT_GT(s.d_real, 0.0);

@@ -4,9 +4,9 @@
 /// IDX format (LeCun et al.): 4-byte magic `00 00 TT NN` (TT = 0x08 unsigned byte data,
 /// NN = number of dimensions), NN big-endian uint32 sizes, then the row-major body.
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 namespace vaegan {
 

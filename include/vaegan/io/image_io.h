@@ -1,9 +1,9 @@
 #pragma once
 /// Image output: conversion of model tensors to 8-bit pixels and PNG grids (stb_image_write).
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 namespace vaegan {
 

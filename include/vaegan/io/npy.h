@@ -1,9 +1,9 @@
 #pragma once
 /// NumPy `.npy` files (format version 1.0) for arrays handed to other tools (DESIGN.md §5).
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 namespace vaegan {
 

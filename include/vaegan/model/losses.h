@@ -2,9 +2,9 @@
 /// VAE-GAN losses as free functions (DESIGN.md §2). Each is a per-sample sum averaged over the
 /// batch and returns a float32 scalar tensor that keeps its autograd graph.
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 namespace vaegan {
 

@@ -4,9 +4,9 @@
 ///
 /// Legend: B batch, C channels, S image size, Z latent size, F features of layer l.
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "vaegan/model/losses.h"
 #include "vaegan/nn/presets.h"
@@ -15,10 +15,10 @@ namespace vaegan {
 
 /// Everything one forward pass of Algorithm 1 produces (paper §2; DESIGN.md §2).
 struct VaeGanForward {
-  torch::Tensor mu, logvar;  ///< `[B, Z]`: q(z|x)
-  torch::Tensor z;           ///< `[B, Z]`: reparameterized sample of q(z|x)
-  torch::Tensor x_recon;     ///< `[B, C, S, S]`: Dec(z), "x tilde"
-  torch::Tensor x_prior;     ///< `[B, C, S, S]`: Dec(z_p), z_p ~ N(0, I)
+  torch::Tensor mu, logvar;                ///< `[B, Z]`: q(z|x)
+  torch::Tensor z;                         ///< `[B, Z]`: reparameterized sample of q(z|x)
+  torch::Tensor x_recon;                   ///< `[B, C, S, S]`: Dec(z), "x tilde"
+  torch::Tensor x_prior;                   ///< `[B, C, S, S]`: Dec(z_p), z_p ~ N(0, I)
   DiscriminatorOutput real, recon, prior;  ///< Dis on X, x_recon, x_prior
 };
 

@@ -6,9 +6,9 @@
 /// of `channels` a stride-2 transposed convolution (k×k, doubles H and W) -> BN -> ReLU, then a
 /// k×k convolution to C channels and tanh, so outputs lie in `[-1, 1]`.
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 namespace vaegan {
 

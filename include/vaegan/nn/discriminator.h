@@ -7,16 +7,15 @@
 /// batch norm), the representation `Dis_l(x)` in which the VAE-GAN measures reconstruction
 /// error (paper eq. 7).
 
-#include <vector>
-
 #include <torch/torch.h>
+
+#include <vector>
 
 namespace vaegan {
 
 /// Options of `Discriminator`; the defaults are the paper's 64×64 discriminator (`paper64`).
 struct DiscriminatorOptions {
-  DiscriminatorOptions(int64_t in_channels, int64_t image_size)
-      : in_channels_(in_channels), image_size_(image_size) {}
+  DiscriminatorOptions(int64_t in_channels, int64_t image_size) : in_channels_(in_channels), image_size_(image_size) {}
   /// C: channels of the input images.
   TORCH_ARG(int64_t, in_channels);
   /// S: input height and width; divisible by 2^(len(channels) - 1).

@@ -5,10 +5,10 @@
 /// Layers: [conv k×k stride 2 -> BN -> ReLU] per entry of `channels`, FC `fc_dim` -> BN -> ReLU,
 /// then two FC heads giving the mean and log-variance of a diagonal Gaussian.
 
+#include <torch/torch.h>
+
 #include <tuple>
 #include <vector>
-
-#include <torch/torch.h>
 
 namespace vaegan {
 

@@ -5,9 +5,9 @@
 /// `RUN/checkpoints/last` names the newest. Written under a temporary name, flushed, then
 /// renamed, so a crash never leaves a half-written checkpoint behind that name.
 
-#include <string>
-
 #include <torch/torch.h>
+
+#include <string>
 
 #include "vaegan/model/vae_gan.h"
 #include "vaegan/train/config.h"

@@ -2,9 +2,8 @@
 /// `metrics.jsonl`: one JSON object per line, appended and flushed as training goes.
 
 #include <fstream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace vaegan {
 

@@ -3,12 +3,12 @@
 /// RMSprop optimizer per network, the equilibrium rule and learning-rate decay, and the epoch
 /// loop that writes the run directory (DESIGN.md §5).
 
+#include <torch/torch.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "vaegan/model/vae_gan.h"
 #include "vaegan/train/config.h"
@@ -22,14 +22,15 @@ struct VaeGanGradients {
   std::vector<torch::Tensor> discriminator;  ///< grad of L_dis; empty when the update is skipped
 };
 
-/// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says, with
+/// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says (the
+/// encoder's objective with `L_prior` weighted by `beta`, 1 in the paper), with
 /// one `torch::autograd::grad` call per network over the shared graph of `losses` (consumed:
 /// the graph is freed). The discriminator's gradient only flows into its own parameters, so
 /// x_recon and x_prior act as constants for it.
 /// `decoder_adversarial = false` drops L_adv from the decoder (equilibrium gate);
 /// `discriminator = false` skips the discriminator's gradient.
 VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, double gamma,
-                                  bool decoder_adversarial = true, bool discriminator = true);
+                                  bool decoder_adversarial = true, bool discriminator = true, double beta = 1.0);
 
 /// Scalars of one training step.
 struct StepStats {
@@ -55,6 +56,8 @@ class VaeGanTrainer {
   /// One training step on images `x` `[B, C, S, S]` in `[-1, 1]` (on any device; moved to the
   /// trainer's). Updates all three networks as the routing table says.
   StepStats step(const torch::Tensor& x);
+  /// The same step with the noise given: `eps` and `z_prior` `[B, Z]` (for parity tests).
+  StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
   /// Multiplies every optimizer's learning rate by `config.lr_decay` (call after each epoch).
   void decay_learning_rates();
@@ -107,8 +110,8 @@ struct FitResult {
 
 /// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
 /// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch, and a checkpoint after
-/// every epoch and at the end (also when `max_minutes` ends an epoch early). `run_dir` must not contain a previous run unless `overwrite`.
-/// Throws `InputError` for a bad config, unreadable data or an occupied `run_dir`;
+/// every epoch and at the end (also when `max_minutes` ends an epoch early). `run_dir` must not contain a previous run
+/// unless `overwrite`. Throws `InputError` for a bad config, unreadable data or an occupied `run_dir`;
 /// `std::runtime_error` when writing fails.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer);
 
