@@ -105,20 +105,28 @@ double sum(const std::vector<double>& v, size_t n = SIZE_MAX) {
 }
 
 /// FLOPs per image of the work the step actually does (convolutions and linear layers; batch
-/// norm and activations left out): the forward (encoder on B, decoder on 2B, discriminator on
-/// 3B) and the three gradient computations of `vae_gan_gradients`:
-///  encoder:       discriminator input grads up to layer l, decoder input grads, encoder weights
-///                 and input grads (not of its first layer);
-///  discriminator: its weight grads and input grads (not of its first layer);
-///  decoder:       discriminator input grads, decoder weight grads and input grads (not of its FC).
-double step_flops_per_image(const NetworkOptions& o) {
+/// norm and activations left out), for the configuration `c`: the forward (encoder on B,
+/// decoder on 2B, discriminator on 3B images) and the three gradient computations of
+/// `vae_gan_gradients`. Backward through a layer costs its forward for the input gradient and
+/// again for the weight gradient; autograd skips what no requested gradient needs. With joint
+/// batch norm every row of a network's batch depends on every other, so each backward covers
+/// the whole batch; with one call per input only the branches a loss reaches are traversed.
+///  encoder:       discriminator input grads up to layer l (x_recon branch), decoder input
+///                 grads (z branch), encoder weights and inputs (not the first layer's input);
+///  discriminator: weights and inputs (not the first layer's) of the branches in L_dis;
+///  decoder:       discriminator input grads (layers up to l for L_llike, all for L_adv),
+///                 decoder weights and inputs (not the FC's input) of its branches.
+double step_flops_per_image(const NetworkOptions& o, const vaegan::TrainConfig& c) {
   const NetworkMacs m = count_macs(o);
   const double E = sum(m.encoder), D = sum(m.decoder), C = sum(m.discriminator);
   const double c_low = sum(m.discriminator, static_cast<size_t>(o.discriminator.feature_layer()));
+  const bool joint = c.batch_norm == "joint";
+  const double dis_branches = joint ? 3 : (c.dis_on_recon ? 3 : 2);  // branches L_dis reaches
   const double forward = E + 2 * D + 3 * C;
-  const double grad_encoder = 3 * c_low + 2 * D + E + (E - m.encoder.front());
-  const double grad_discriminator = 3 * C + 3 * (C - m.discriminator.front());
-  const double grad_decoder = 3 * C + 2 * D + 2 * (D - m.decoder.front());
+  const double grad_encoder = (joint ? 3 * c_low + 2 * D : c_low + D) + E + (E - m.encoder.front());
+  const double grad_discriminator = dis_branches * (C + C - m.discriminator.front());
+  const double dis_input_for_decoder = joint ? 3 * C : (c.dis_on_recon ? C : c_low) + C;
+  const double grad_decoder = dis_input_for_decoder + 2 * (D + D - m.decoder.front());
   return 2.0 * (forward + grad_encoder + grad_discriminator + grad_decoder);
 }
 
@@ -195,9 +203,9 @@ int main(int argc, char** argv) {
             << std::endl;
   std::stringstream list(presets);
   for (std::string arch; std::getline(list, arch, ',');) {
-    vaegan::ModelConfig mc;
-    mc.arch = arch;
-    const double flops = step_flops_per_image(vaegan::make_network_options(mc));
+    vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
+    config.model.arch = arch;
+    const double flops = step_flops_per_image(vaegan::make_network_options(config.model), config);
     const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
     const Timing t = time_steps(arch, batch, 2, r);
     const double ips = static_cast<double>(batch) / t.median;
@@ -205,6 +213,8 @@ int main(int argc, char** argv) {
                            {"model", "vaegan"},
                            {"preset", arch},
                            {"precision", "fp32"},
+                           {"batch_norm", config.batch_norm},
+                           {"dis_on_recon", config.dis_on_recon},
                            {"batch", batch},
                            {"threads", threads},
                            {"images_per_sec", ips},
