@@ -106,8 +106,10 @@ double sum(const std::vector<double>& v, size_t n = SIZE_MAX) {
 
 /// FLOPs per image of the work the step actually does (convolutions and linear layers; batch
 /// norm and activations left out), for the configuration `c`: the forward (encoder on B,
-/// decoder on 2B, discriminator on 3B images) and the three gradient computations of
-/// `vae_gan_gradients`. Backward through a layer costs its forward for the input gradient and
+/// decoder on 2B, discriminator on 3B images) and the gradient computations of
+/// `vae_gan_gradients` (unfused: one per network, as listed below; fused: the encoder's pass
+/// also yields the decoder's weight gradients of its branches, and the decoder's own pass
+/// covers L_adv alone). Backward through a layer costs its forward for the input gradient and
 /// again for the weight gradient; autograd skips what no requested gradient needs. With joint
 /// batch norm every row of a network's batch depends on every other, so each backward covers
 /// the whole batch; with one call per input only the branches a loss reaches are traversed.
@@ -125,8 +127,17 @@ double step_flops_per_image(const NetworkOptions& o, const vaegan::TrainConfig& 
   const double forward = E + 2 * D + 3 * C;
   const double grad_encoder = (joint ? 3 * c_low + 2 * D : c_low + D) + E + (E - m.encoder.front());
   const double grad_discriminator = dis_branches * (C + C - m.discriminator.front());
-  const double dis_input_for_decoder = joint ? 3 * C : (c.dis_on_recon ? C : c_low) + C;
-  const double grad_decoder = dis_input_for_decoder + 2 * (D + D - m.decoder.front());
+  const double dec_rows_llike = joint ? 2 : 1;  // decoder branches L_llike reaches
+  double grad_decoder = 0;
+  if (!c.fused_step) {
+    const double dis_input_for_decoder = joint ? 3 * C : (c.dis_on_recon ? C : c_low) + C;
+    grad_decoder = dis_input_for_decoder + 2 * (D + D - m.decoder.front());
+  } else {
+    // weight grads of the L_llike branches in the encoder's pass, then L_adv's own pass
+    const double dec_rows_adv = joint ? 2 : (c.dis_on_recon ? 2 : 1);
+    grad_decoder = dec_rows_llike * D + (joint ? 3 * C : (c.dis_on_recon ? 2 : 1) * C) +
+                   dec_rows_adv * (D + D - m.decoder.front());
+  }
   return 2.0 * (forward + grad_encoder + grad_discriminator + grad_decoder);
 }
 
@@ -134,12 +145,10 @@ struct Timing {
   double median = 0, min = 0, max = 0;  // seconds per step
 };
 
-Timing time_steps(const std::string& arch, int64_t batch, int warmup, int reps) {
-  vaegan::TrainConfig c;
-  c.model.arch = arch;
-  c.batch_size = batch;
+Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
+  const int64_t batch = c.batch_size;
   vaegan::VaeGanTrainer trainer(c, vaegan::default_device());
-  const int64_t s = vaegan::preset_image_size(arch);
+  const int64_t s = vaegan::preset_image_size(c.model.arch);
   torch::Tensor x = torch::rand({batch, 1, s, s}) * 2 - 1;
   std::vector<double> t;
   for (int i = 0; i < warmup + reps; ++i) {
@@ -205,35 +214,48 @@ int main(int argc, char** argv) {
   for (std::string arch; std::getline(list, arch, ',');) {
     vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
     config.model.arch = arch;
-    const double flops = step_flops_per_image(vaegan::make_network_options(config.model), config);
+    config.batch_size = batch;
     const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
-    const Timing t = time_steps(arch, batch, 2, r);
-    const double ips = static_cast<double>(batch) / t.median;
-    nlohmann::json line = {{"bench", "train_step"},
-                           {"model", "vaegan"},
-                           {"preset", arch},
-                           {"precision", "fp32"},
-                           {"batch_norm", config.batch_norm},
-                           {"dis_on_recon", config.dis_on_recon},
-                           {"batch", batch},
-                           {"threads", threads},
-                           {"images_per_sec", ips},
-                           {"images_per_sec_min", static_cast<double>(batch) / t.max},
-                           {"images_per_sec_max", static_cast<double>(batch) / t.min},
-                           {"ms_per_step", t.median * 1e3},
-                           {"gflop_per_image", flops / 1e9},
-                           {"gflops", ips * flops / 1e9},
-                           {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
-                           {"peak_rss_mib", peak_rss_mib()}};
-    if (twin) {
-      const std::vector<nlohmann::json> tw = run_twin(arch, batch, threads, r);
-      if (tw.empty()) line["twin"] = "python3-torch missing: vaegan's figures only";
-      for (const auto& j : tw) {
-        line["ratio_to_twin_" + j.at("setting").get<std::string>()] = ips / j.at("images_per_sec").get<double>();
-        std::cout << j.dump() << std::endl;
-      }
+    nlohmann::json line;
+    double fused_ips = 0;
+    for (bool fused : {true, false}) {
+      config.fused_step = fused;
+      const double flops = step_flops_per_image(vaegan::make_network_options(config.model), config);
+      const Timing t = time_steps(config, 2, r);
+      const double ips = static_cast<double>(batch) / t.median;
+      line = {{"bench", "train_step"},
+              {"model", "vaegan"},
+              {"preset", arch},
+              {"precision", "fp32"},
+              {"batch_norm", config.batch_norm},
+              {"dis_on_recon", config.dis_on_recon},
+              {"fused_step", fused},
+              {"batch", batch},
+              {"threads", threads},
+              {"images_per_sec", ips},
+              {"images_per_sec_min", static_cast<double>(batch) / t.max},
+              {"images_per_sec_max", static_cast<double>(batch) / t.min},
+              {"ms_per_step", t.median * 1e3},
+              {"gflop_per_image", flops / 1e9},
+              {"gflops", ips * flops / 1e9},
+              {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
+              {"peak_rss_mib", peak_rss_mib()}};
+      if (fused)
+        fused_ips = ips;
+      else
+        line["fused_speedup"] = fused_ips / ips;
+      std::cout << line.dump() << std::endl;
     }
-    std::cout << line.dump() << std::endl;
+    if (twin) {
+      nlohmann::json ratios = {{"bench", "ratio_to_twin"}, {"preset", arch}, {"vaegan_images_per_sec", fused_ips}};
+      const std::vector<nlohmann::json> tw = run_twin(arch, batch, threads, r);
+      if (tw.empty()) ratios["twin"] = "python3-torch missing: vaegan's figures only";
+      for (const auto& j : tw) {
+        std::cout << j.dump() << std::endl;
+        ratios[j.at("setting").get<std::string>()] = fused_ips / j.at("images_per_sec").get<double>();
+      }
+      std::cout << ratios.dump() << std::endl;
+    }
   }
   return 0;
 }

@@ -112,6 +112,9 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
       ->capture_default_str();
+  cmd->add_option("--fused-step", c.fused_step,
+                  "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network)")
+      ->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)

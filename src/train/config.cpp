@@ -42,6 +42,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"equilibrium_value", c.equilibrium_value},
        {"equilibrium_margin", c.equilibrium_margin},
        {"channels_last", c.channels_last},
+       {"fused_step", c.fused_step},
        {"seed", c.seed},
        {"threads", c.threads},
        {"log_every", c.log_every},
@@ -72,6 +73,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.equilibrium_value = j.value("equilibrium_value", c.equilibrium_value);
   c.equilibrium_margin = j.value("equilibrium_margin", c.equilibrium_margin);
   c.channels_last = j.value("channels_last", c.channels_last);
+  c.fused_step = j.value("fused_step", c.fused_step);
   c.seed = j.value("seed", c.seed);
   c.threads = j.value("threads", c.threads);
   c.log_every = j.value("log_every", c.log_every);

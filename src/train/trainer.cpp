@@ -38,21 +38,36 @@ double mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.
 
 }  // namespace
 
-VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, double gamma, bool decoder_adversarial,
-                                  bool discriminator, double beta) {
+VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, const GradientOptions& o) {
   VaeGanGradients g;
-  // Encoder: beta * L_prior + L_llike. L_adv and L_dis also depend on the encoder (through x_recon)
-  // but are not part of its objective (paper §2.2, Algorithm 1).
-  g.encoder = grad_or_zeros(beta * losses.prior + losses.llike, model->encoder->parameters(), /*retain_graph=*/true);
+  const std::vector<torch::Tensor> enc = model->encoder->parameters(), dec = model->decoder->parameters();
+  // Encoder: beta * L_prior + L_llike. L_adv and L_dis also depend on the encoder (through
+  // x_recon) but are not part of its objective (paper §2.2, Algorithm 1).
+  const torch::Tensor encoder_loss = o.beta() * losses.prior + losses.llike;
+  if (o.fused()) {
+    // One pass for the encoder's objective and the decoder's share of L_llike (L_prior does
+    // not depend on the decoder, so its part of this gradient is grad L_llike exactly).
+    std::vector<torch::Tensor> params = enc;
+    params.insert(params.end(), dec.begin(), dec.end());
+    std::vector<torch::Tensor> both = grad_or_zeros(encoder_loss, params, /*retain_graph=*/true);
+    g.encoder.assign(both.begin(), both.begin() + static_cast<std::ptrdiff_t>(enc.size()));
+    g.decoder.assign(both.begin() + static_cast<std::ptrdiff_t>(enc.size()), both.end());
+    for (auto& t : g.decoder) t.mul_(o.gamma());
+    if (o.decoder_adversarial()) {
+      std::vector<torch::Tensor> adv = grad_or_zeros(losses.adv, dec, /*retain_graph=*/true);
+      for (size_t i = 0; i < adv.size(); ++i) g.decoder[i].add_(adv[i]);
+    }
+  } else {
+    g.encoder = grad_or_zeros(encoder_loss, enc, /*retain_graph=*/true);
+    torch::Tensor decoder_loss = o.gamma() * losses.llike;
+    if (o.decoder_adversarial()) decoder_loss = decoder_loss + losses.adv;
+    g.decoder = grad_or_zeros(decoder_loss, dec, /*retain_graph=*/true);
+  }
   // Discriminator: L_dis, differentiated with respect to its own parameters only.
-  if (discriminator) {
+  if (o.discriminator()) {
     g.discriminator = grad_or_zeros(losses.dis, model->discriminator->parameters(), /*retain_graph=*/true);
   }
-  // Decoder: gamma * L_llike + L_adv (the last call frees the graph).
-  torch::Tensor decoder_loss = gamma * losses.llike;
-  if (decoder_adversarial) decoder_loss = decoder_loss + losses.adv;
-  g.decoder = grad_or_zeros(decoder_loss, model->decoder->parameters(), /*retain_graph=*/false);
-  return g;
+  return g;  // the caller drops `losses`, which frees the graph
 }
 
 std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double equilibrium, double margin) {
@@ -114,7 +129,13 @@ StepStats VaeGanTrainer::step(const torch::Tensor& batch, const torch::Tensor& e
   s.d_recon = mean_sigmoid(f.recon.logits);
   s.d_prior = mean_sigmoid(f.prior.logits);
 
-  VaeGanGradients g = vae_gan_gradients(model_, losses, config_.gamma, s.dec_adv_updated, s.dis_updated, config_.beta);
+  VaeGanGradients g = vae_gan_gradients(model_, losses,
+                                        GradientOptions()
+                                            .gamma(config_.gamma)
+                                            .beta(config_.beta)
+                                            .decoder_adversarial(s.dec_adv_updated)
+                                            .discriminator(s.dis_updated)
+                                            .fused(config_.fused_step));
   f = VaeGanForward();  // release activations before the optimizer steps
   losses = VaeGanLosses();
   assign_gradients(model_->encoder->parameters(), g.encoder);

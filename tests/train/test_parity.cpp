@@ -50,7 +50,7 @@ void check_parity(TrainConfig c) {
       vae_gan_losses(
           model->forward(x[0].contiguous(torch::MemoryFormat::ChannelsLast), eps[0], zp[0], c.batch_norm == "joint"),
           VaeGanLossOptions().dis_on_recon(c.dis_on_recon)),
-      c.gamma);
+      GradientOptions().gamma(c.gamma).fused(c.fused_step));
   std::vector<double> losses;
   for (int64_t t = 0; t < steps; ++t) {
     StepStats s = trainer.step(x[t], eps[t], zp[t]);

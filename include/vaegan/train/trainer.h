@@ -22,15 +22,38 @@ struct VaeGanGradients {
   std::vector<torch::Tensor> discriminator;  ///< grad of L_dis; empty when the update is skipped
 };
 
-/// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says (the
-/// encoder's objective with `L_prior` weighted by `beta`, 1 in the paper), with
-/// one `torch::autograd::grad` call per network over the shared graph of `losses` (consumed:
-/// the graph is freed). The discriminator's gradient only flows into its own parameters, so
-/// x_recon and x_prior act as constants for it.
-/// `decoder_adversarial = false` drops L_adv from the decoder (equilibrium gate);
-/// `discriminator = false` skips the discriminator's gradient.
-VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, double gamma,
-                                  bool decoder_adversarial = true, bool discriminator = true, double beta = 1.0);
+/// Options of `vae_gan_gradients`.
+struct GradientOptions {
+  /// Weight of L_llike in the decoder's objective (paper §2.2).
+  TORCH_ARG(double, gamma) = 1e-2;
+  /// Weight of L_prior in the encoder's objective (1: the paper's).
+  TORCH_ARG(double, beta) = 1.0;
+  /// false drops L_adv from the decoder's objective (equilibrium gate).
+  TORCH_ARG(bool, decoder_adversarial) = true;
+  /// false skips the discriminator's gradient (equilibrium gate).
+  TORCH_ARG(bool, discriminator) = true;
+  /// true: the decoder's share of L_llike comes out of the encoder's backward pass (see
+  /// `vae_gan_gradients`); false: one independent `autograd::grad` per network (the unfused
+  /// reference path, kept for the benchmark's ratio).
+  TORCH_ARG(bool, fused) = true;
+};
+
+/// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says:
+/// encoder `beta * L_prior + L_llike`, decoder `gamma * L_llike + L_adv`, discriminator
+/// `L_dis`, over the shared graph of `losses` (consumed: the graph is freed). Each
+/// `autograd::grad` call names only the parameters it is for, so no loss leaks into another
+/// network; for the discriminator x_recon and x_prior act as constants.
+///
+/// Fused (the default): L_llike reaches the decoder only through x_recon, so one backward pass
+/// of `beta * L_prior + L_llike` with respect to encoder and decoder parameters gives the
+/// encoder its whole gradient and the decoder `grad L_llike`; by linearity the decoder's
+/// gradient is `gamma * that + grad L_adv`, and a second pass differentiates L_adv alone. The
+/// discriminator's pass is the third. With one network call per input and reconstructions
+/// kept out of L_dis (the defaults), L_adv and L_llike share no branch of the graph, so the
+/// reconstruction branch of the decoder and the lower discriminator layers are traversed once
+/// instead of twice; with batch norm over concatenated batches every pass covers every row
+/// and fusing saves nothing (the bench prints both).
+VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, const GradientOptions& options);
 
 /// Scalars of one training step.
 struct StepStats {
