@@ -105,10 +105,11 @@ torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Ten
     }
   }
   const torch::Tensor padded = torch::constant_pad_nd(weight, {0, 1, 0, 1});  // [C_in, C_out, k+1, k+1]
+  const auto index_options = torch::TensorOptions().dtype(torch::kLong).device(weight.device());
   std::vector<torch::Tensor> phases;
   for (int64_t rh = 0; rh < 2; ++rh) {
-    const torch::Tensor rows = padded.index_select(2, torch::tensor(taps[rh]));
-    for (int64_t rw = 0; rw < 2; ++rw) phases.push_back(rows.index_select(3, torch::tensor(taps[rw])));
+    const torch::Tensor rows = padded.index_select(2, torch::tensor(taps[rh], index_options));
+    for (int64_t rw = 0; rw < 2; ++rw) phases.push_back(rows.index_select(3, torch::tensor(taps[rw], index_options)));
   }
   const int64_t w = d_max - d_min + 1;
   // [4, C_in, C_out, w, w] -> [C_out, 4, C_in, w, w] -> [4·C_out, C_in, w, w]: channel c·4 + 2·r_h + r_w,
