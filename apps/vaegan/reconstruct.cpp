@@ -42,7 +42,7 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       std::vector<torch::Tensor> chunks;
       for (int64_t i = 0; i < n; i += 256) {  // bounded memory for large N
         const torch::Tensor xb = x.narrow(0, i, std::min<int64_t>(256, n - i)).to(device);
-        chunks.push_back(m.model->decoder->forward(m.model->encode_mean(xb)).cpu());
+        chunks.push_back(m.model->reconstruct(xb).cpu());
       }
       const torch::Tensor recon = torch::cat(chunks);
       const bool npy = o->out.compare(o->out.size() - 4, 4, ".npy") == 0;

@@ -38,6 +38,8 @@ VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& e
 
 torch::Tensor VaeGanImpl::encode_mean(const torch::Tensor& x) { return std::get<0>(encoder->forward(x)); }
 
+torch::Tensor VaeGanImpl::reconstruct(const torch::Tensor& x) { return decoder->forward(encode_mean(x)); }
+
 VaeGanLosses vae_gan_losses(const VaeGanForward& f, const VaeGanLossOptions& options) {
   const torch::Tensor recon_logits = options.dis_on_recon() ? f.recon.logits : torch::Tensor();
   return VaeGanLosses{

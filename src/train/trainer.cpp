@@ -177,7 +177,7 @@ void write_epoch_images(VaeGanTrainer& trainer, const GridInputs& grid, const st
   torch::NoGradGuard no_grad;
   model->eval();
   const torch::Tensor x = grid.test_images.to(trainer.device());
-  const torch::Tensor recon = model->decoder->forward(model->encode_mean(x)).cpu();
+  const torch::Tensor recon = model->reconstruct(x).cpu();
   const torch::Tensor samples = model->decoder->forward(grid.z_prior.to(trainer.device())).cpu();
   model->train();
   const int64_t ncol = 8;

@@ -24,6 +24,7 @@ TEST(Networks, Small32Shapes) {
   VaeGanForward e = m->forward(x, torch::zeros({3, 64}), torch::randn({3, 64}));
   EXPECT_TRUE(torch::allclose(e.recon.features, m->discriminator->forward(e.x_recon).features, 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(e.x_recon, m->decoder->forward(e.mu), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(m->reconstruct(x), e.x_recon, 1e-5, 1e-5));  // eps = 0: z = mu
 }
 
 TEST(Networks, Paper64MatchesThePaperShapes) {

@@ -48,6 +48,8 @@ class VaeGanImpl : public torch::nn::Module {
 
   /// Mean of q(z|x) for images `[B, C, S, S]`: `[B, Z]`.
   torch::Tensor encode_mean(const torch::Tensor& x);
+  /// Deterministic reconstruction Dec(mean of q(z|x)) of images `[B, C, S, S]`: `[B, C, S, S]`.
+  torch::Tensor reconstruct(const torch::Tensor& x);
 
   ModelConfig config;
   Encoder encoder{nullptr};

@@ -45,9 +45,11 @@ struct TrainConfig {
   double equilibrium_value = 0.68;
   double equilibrium_margin = 0.35;
 
-  // reproducibility and resources
+  // speed (neither changes what is computed)
   bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
+
+  // reproducibility and resources
   uint64_t seed = 0;
   int threads = 0;  ///< intra-op threads (0: all cores)
 
