@@ -9,14 +9,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/idx_dataset.h"
 #include "vaegan/train/trainer.h"
 
 namespace {
@@ -160,6 +163,25 @@ Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
   return {t[t.size() / 2], t.front(), t.back()};
 }
 
+/// Images/s that the trainer's data path delivers for Fashion-MNIST: the IDX files decoded into
+/// one in-memory tensor (timed once), then per step a shuffled `index_select` of a batch, as
+/// `fit` does. Returns {decode seconds, batches' images/s}; empty when the dataset is absent.
+std::optional<std::pair<double, double>> loader_throughput(int64_t batch) {
+  const std::string dir = vaegan::default_data_dir("fashion-mnist");
+  if (!std::filesystem::exists(dir)) return std::nullopt;
+  auto t0 = Clock::now();
+  vaegan::IdxDataset data = vaegan::IdxDataset::from_directory(dir, vaegan::Split::kTrain, 32);
+  const double decode = seconds_since(t0);
+  const int64_t n = data.images().size(0), steps = n / batch;
+  const torch::Tensor order = torch::randperm(n, torch::kLong);
+  t0 = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    const torch::Tensor x = data.images().index_select(0, order.narrow(0, i * batch, batch));  // eager: copies now
+  }
+  const double per_epoch = seconds_since(t0);
+  return std::make_pair(decode, static_cast<double>(steps * batch) / per_epoch);
+}
+
 /// Runs bench/twin.py with Debian's python3-torch; returns its JSON lines (empty when missing).
 std::vector<nlohmann::json> run_twin(const std::string& preset, int64_t batch, int threads, int reps) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
@@ -210,6 +232,14 @@ int main(int argc, char** argv) {
                               {"bf16_channels_last_gflops", peak_bf16}}
                    .dump()
             << std::endl;
+  if (auto loader = loader_throughput(batch)) {
+    std::cout << nlohmann::json{{"bench", "data_loader"},
+                                {"dataset", "fashion-mnist"},
+                                {"decode_seconds", loader->first},
+                                {"images_per_sec", loader->second}}
+                     .dump()
+              << std::endl;
+  }
   std::stringstream list(presets);
   for (std::string arch; std::getline(list, arch, ',');) {
     vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
