@@ -42,7 +42,8 @@ class VaeGanImpl : public torch::nn::Module {
   /// discriminator once on `[x; x_recon; x_prior]` (`[3B, C, S, S]`), so batch norm normalizes
   /// over the concatenation; otherwise each network runs once per input (`[B, ...]` each) and
   /// batch norm normalizes real images, reconstructions and prior samples separately
-  /// (DESIGN.md §2, efficiency rule: the same arithmetic either way).
+  /// (DESIGN.md §2, efficiency rule: the same arithmetic either way). The default follows
+  /// Algorithm 1 literally; `vaegan train` defaults to separate batches (TrainConfig::batch_norm).
   VaeGanForward forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
                         bool joint_batches = true);
 
@@ -61,7 +62,8 @@ TORCH_MODULE(VaeGan);
 /// Options of the loss computation.
 struct VaeGanLossOptions {
   /// Whether the discriminator's loss (and the decoder's adversarial term) include the
-  /// reconstructions (paper Algorithm 1: yes; the original CelebA code: no).
+  /// reconstructions (paper Algorithm 1: yes, this struct's default; the original CelebA code
+  /// and `vaegan train`'s default, TrainConfig::dis_on_recon: no).
   TORCH_ARG(bool, dis_on_recon) = true;
   TORCH_ARG(GanLoss, gan_loss) = GanLoss::kNonSaturating;
 };

@@ -33,7 +33,8 @@ struct DecoderOptions {
 /// output_padding 1)` computed exactly as one ordinary convolution followed by a pixel shuffle
 /// (sub-pixel decomposition, Shi et al. 2016): output pixel (2m + r_h, 2n + r_w) only sees the
 /// kernel taps of phase (r_h, r_w), so the four phases' taps are gathered into a
-/// `[4·C_out, C_in, w, w]` kernel (w = (k+1)/2, missing taps are zero) and the phases are
+/// `[4·C_out, C_in, w, w]` kernel (w = 2·floor((k+1)/4) + 1: 3 for k = 5; missing taps are
+/// zero) and the phases are
 /// interleaved with `pixel_shuffle(2)`. Same function and gradients as the transposed
 /// convolution (up to summation order), but it runs on LibTorch's fast convolution path,
 /// which in LibTorch 1.13 the CPU transposed convolution does not (it is ~6x slower there,
