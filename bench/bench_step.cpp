@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/data/idx_dataset.h"
 #include "vaegan/train/trainer.h"
 
@@ -150,7 +151,7 @@ struct Timing {
 
 Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
   const int64_t batch = c.batch_size;
-  vaegan::VaeGanTrainer trainer(c, vaegan::default_device());
+  vaegan::Trainer trainer(c, vaegan::default_device());
   const int64_t s = vaegan::preset_image_size(c.model.arch);
   torch::Tensor x = torch::rand({batch, 1, s, s}) * 2 - 1;
   std::vector<double> t;

@@ -1,10 +1,11 @@
 // `vaegan reconstruct`: encode dataset images (posterior mean) and decode them.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
-#include "vaegan/data/idx_dataset.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/train/checkpoint.h"
 
@@ -34,10 +35,15 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       const torch::Device device = default_device();
       LoadedModel m = load_model(o->checkpoint, device);
       const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
-      IdxDataset data = IdxDataset::from_directory(data_dir, o->split == "train" ? Split::kTrain : Split::kTest,
-                                                   preset_image_size(m.config.model.arch));
-      const int64_t n = std::min(o->n, data.images().size(0));
-      const torch::Tensor x = data.images().narrow(0, 0, n);  // [N, C, S, S]
+      if (!m.model->encoder) {
+        throw InputError(fmt::format("--checkpoint: {} is a {} model, which has no encoder to reconstruct with",
+                                     m.directory, m.config.model.type));
+      }
+      const std::shared_ptr<ImageDataset> data =
+          open_dataset(m.config.dataset, data_dir, o->split == "train" ? Split::kTrain : Split::kTest,
+                       m.config.model.channels, model_image_size(m.config.model));
+      const torch::Tensor x = data->first_images(o->n);  // [N, C, S, S]
+      const int64_t n = x.size(0);
       torch::NoGradGuard no_grad;
       std::vector<torch::Tensor> chunks;
       for (int64_t i = 0; i < n; i += 256) {  // bounded memory for large N

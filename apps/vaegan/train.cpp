@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan::cli {
@@ -20,8 +21,16 @@ std::string format_duration(double seconds) {
 }
 
 std::string losses_text(const StepStats& s) {
-  return fmt::format("prior {:.2f} llike {:.1f} dis {:.3f} adv {:.3f} D(x) {:.2f} D(xp) {:.2f}", s.loss_prior,
-                     s.loss_llike, s.loss_dis, s.loss_adv, s.d_real, s.d_prior);
+  switch (s.phase) {
+    case Phase::kVae:
+      return fmt::format("vae: prior {:.2f} pixel {:.1f}", s.loss_prior, s.loss_pixel);
+    case Phase::kGan:
+      return fmt::format("gan: dis {:.3f} adv {:.3f} D(x) {:.2f} D(xp) {:.2f}", s.loss_dis, s.loss_adv, s.d_real,
+                         s.d_prior);
+    default:
+      return fmt::format("prior {:.2f} llike {:.1f} dis {:.3f} adv {:.3f} D(x) {:.2f} D(xp) {:.2f}", s.loss_prior,
+                         s.loss_llike, s.loss_dis, s.loss_adv, s.d_real, s.d_prior);
+  }
 }
 
 /// Progress bar redrawn in place on a terminal; a log line every `log_every` steps otherwise.
@@ -54,18 +63,42 @@ void setup_train(CLI::App& app, Runner& run) {
   auto config = std::make_shared<TrainConfig>();
   auto out = std::make_shared<std::string>();
   auto overwrite = std::make_shared<bool>(false);
-  CLI::App* cmd = app.add_subcommand("train", "Train a VAE-GAN and write a run directory");
+  auto channels = std::make_shared<int64_t>(0);
+  CLI::App* cmd = app.add_subcommand("train", "Train a VAE-GAN, VAE or GAN and write a run directory");
   TrainConfig& c = *config;
-  cmd->add_option("--dataset", c.dataset, "Dataset")
-      ->check(CLI::IsMember({"fashion-mnist", "mnist"}))
+  cmd->add_option("--model", c.model.type,
+                  "vaegan (the paper), vae (pixel-wise baseline), gan (DCGAN-style baseline), vae-then-gan (seed 003)")
+      ->check(CLI::IsMember(model_type_names()))
       ->capture_default_str();
-  cmd->add_option("--data-dir", c.data_dir, "Directory of the dataset files (default: the dataset's standard place)");
+  cmd->add_option("--dataset", c.dataset, "Dataset")->check(CLI::IsMember(dataset_names()))->capture_default_str();
+  cmd->add_option("--data-dir", c.data_dir,
+                  "Directory of the dataset files (default: /usr/share/datasets/fashion-mnist for fashion-mnist, "
+                  "data/NAME otherwise)");
+  cmd->add_option("--channels", *channels, "Image channels, 1 or 3 (0: the dataset's; folder: 3)")
+      ->check(CLI::Range(0, 3))
+      ->capture_default_str();
+  cmd->add_option("--image-size", c.model.image_size,
+                  "Image size S the model works at (0: the preset's: 32 small32, 64 paper64, 28 mlp28)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_flag("--flip", c.horizontal_flip, "Augment with random left-right flips");
+  cmd->add_option("--loader-threads", c.loader_threads, "Threads decoding image files (folder, celeba)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_option("--out", *out, "Run directory to create")->required();
   cmd->add_flag("--overwrite", *overwrite, "Replace a previous run in --out");
-  cmd->add_option("--arch", c.model.arch, "Architecture preset")
-      ->check(CLI::IsMember({"small32", "paper64"}))
+  cmd->add_option("--arch", c.model.arch, "Architecture preset (mlp28: seed 002's MLP, --model vae only)")
+      ->check(CLI::IsMember(arch_names()))
       ->capture_default_str();
-  cmd->add_option("--latent-dim", c.model.latent_dim, "Latent size Z (0: the preset's: 64 small32, 128 paper64)")
+  cmd->add_option("--latent-dim", c.model.latent_dim,
+                  "Latent size Z (0: the preset's: 64 small32, 128 paper64, 20 mlp28)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--recon-loss", c.recon_loss, "VAE pixel likelihood on [0, 1] pixels: bce or mse")
+      ->check(CLI::IsMember({"bce", "mse"}))
+      ->capture_default_str();
+  cmd->add_option("--pretrain-epochs", c.pretrain_epochs,
+                  "vae-then-gan: epochs of the VAE phase (0: half of --epochs), the rest GAN")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--feature-layer", c.model.feature_layer, "Discriminator convolution (1..4) used for L_llike")
@@ -125,15 +158,18 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  cmd->callback([&run, config, out, overwrite] {
-    run = [config, out, overwrite] {
+  cmd->callback([&run, config, out, overwrite, channels] {
+    run = [config, out, overwrite, channels] {
+      const int64_t own = dataset_channels(config->dataset);
+      config->model.channels = *channels > 0 ? *channels : own > 0 ? own : 3;
       const int threads = configure_threads(config->threads);
       const bool terminal = ::isatty(::fileno(stderr)) != 0;
-      spdlog::info("training {} on {} for {} epochs{} with {} threads; run directory {}", config->model.arch,
-                   config->dataset, config->epochs,
+      spdlog::info("training {} ({}) on {} for {} epochs{} with {} threads; run directory {}", config->model.type,
+                   config->model.arch, config->dataset, config->epochs,
                    config->max_steps > 0 ? fmt::format(" (at most {} steps)", config->max_steps) : "", threads, *out);
       const FitResult r = fit(*config, *out, *overwrite, make_progress(terminal, config->log_every));
       if (r.stopped_by_time) spdlog::info("stopped by --max-minutes {}", config->max_minutes);
+      if (r.images_skipped > 0) spdlog::warn("{} training images could not be read and were skipped", r.images_skipped);
       spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
                    format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
       return 0;

@@ -152,9 +152,4 @@ torch::data::Example<> IdxDataset::get(size_t index) {
 
 c10::optional<size_t> IdxDataset::size() const { return static_cast<size_t>(images_.size(0)); }
 
-std::string default_data_dir(const std::string& dataset) {
-  if (dataset == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
-  return "data/" + dataset;
-}
-
 }  // namespace vaegan

@@ -24,8 +24,23 @@ torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, c
   return 0.5 * (recon_features - real_features).pow(2).flatten(1).sum(1).mean();
 }
 
-torch::Tensor pixel_reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& target) {
-  return (recon - target).pow(2).flatten(1).sum(1).mean();
+ReconLoss parse_recon_loss(const std::string& name) {
+  if (name == "bce") return ReconLoss::kBce;
+  if (name == "mse") return ReconLoss::kMse;
+  throw InputError(fmt::format("--recon-loss: unknown value '{}' (expected bce or mse)", name));
+}
+
+torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, const torch::Tensor& target,
+                                        ReconLoss form) {
+  const torch::Tensor target01 = (target + 1) * 0.5;  // [B, C, H, W] in [0, 1]
+  torch::Tensor per_pixel;
+  if (form == ReconLoss::kBce) {
+    per_pixel = F::binary_cross_entropy_with_logits(2 * preactivation, target01,
+                                                    F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  } else {
+    per_pixel = (torch::tanh(preactivation) * 0.5 + 0.5 - target01).pow(2);
+  }
+  return per_pixel.flatten(1).sum(1).mean();  // per-image sum, batch mean
 }
 
 namespace {

@@ -1,12 +1,16 @@
 #include "vaegan/model/vae_gan.h"
 
+#include <fmt/format.h>
+
+#include "vaegan/core/error.h"
+
 namespace vaegan {
 
 VaeGanImpl::VaeGanImpl(const ModelConfig& config_) : config(config_) {
   NetworkOptions o = make_network_options(config);
-  encoder = register_module("encoder", Encoder(o.encoder));
+  if (config.has_encoder()) encoder = register_module("encoder", Encoder(o.encoder));
   decoder = register_module("decoder", Decoder(o.decoder));
-  discriminator = register_module("discriminator", Discriminator(o.discriminator));
+  if (config.has_discriminator()) discriminator = register_module("discriminator", Discriminator(o.discriminator));
 }
 
 VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
@@ -36,7 +40,13 @@ VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& e
   return f;
 }
 
-torch::Tensor VaeGanImpl::encode_mean(const torch::Tensor& x) { return std::get<0>(encoder->forward(x)); }
+torch::Tensor VaeGanImpl::encode_mean(const torch::Tensor& x) {
+  if (!encoder) {
+    throw InputError(fmt::format("a {} model has no encoder: this needs a vaegan, vae or vae-then-gan checkpoint",
+                                 config.type));
+  }
+  return std::get<0>(encoder->forward(x));
+}
 
 torch::Tensor VaeGanImpl::reconstruct(const torch::Tensor& x) { return decoder->forward(encode_mean(x)); }
 

@@ -1,6 +1,7 @@
 // Encoder, Decoder and Discriminator (DESIGN.md §3) and the presets that size them.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 
 #include "vaegan/core/error.h"
@@ -30,18 +31,24 @@ EncoderImpl::EncoderImpl(EncoderOptions options_) : options(std::move(options_))
 
 void EncoderImpl::reset() {
   const auto& o = options;
-  TORCH_CHECK(!o.channels().empty(), "Encoder: channels must not be empty");
+  TORCH_CHECK(o.fc_layers() >= 1, "Encoder: fc_layers must be at least 1");
   features = nn::Sequential();
   int64_t in = o.in_channels();
   for (int64_t c : o.channels()) {
-    features->push_back(conv(in, c, o.kernel_size(), 2, /*bias=*/false));
-    features->push_back(nn::BatchNorm2d(c));
+    features->push_back(conv(in, c, o.kernel_size(), 2, /*bias=*/!o.batch_norm()));
+    if (o.batch_norm()) features->push_back(nn::BatchNorm2d(c));
     features->push_back(nn::ReLU());
     in = c;
   }
   const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Encoder");
-  fc = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)), nn::BatchNorm1d(o.fc_dim()),
-                      nn::ReLU());
+  fc = nn::Sequential();
+  in *= s * s;
+  for (int64_t l = 0; l < o.fc_layers(); ++l) {
+    fc->push_back(nn::Linear(nn::LinearOptions(in, o.fc_dim()).bias(!o.batch_norm())));
+    if (o.batch_norm()) fc->push_back(nn::BatchNorm1d(o.fc_dim()));
+    fc->push_back(nn::ReLU());
+    in = o.fc_dim();
+  }
   mu = nn::Linear(o.fc_dim(), o.latent_dim());
   logvar = nn::Linear(o.fc_dim(), o.latent_dim());
   features = register_module("features", features);
@@ -51,9 +58,9 @@ void EncoderImpl::reset() {
 }
 
 std::tuple<torch::Tensor, torch::Tensor> EncoderImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = features->forward(x);       // [B, c_last, s, s]
-  h = fc->forward(h.flatten(1));                // [B, fc_dim]
-  return {mu->forward(h), logvar->forward(h)};  // [B, Z] each
+  torch::Tensor h = features->is_empty() ? x : features->forward(x);  // [B, c_last, s, s]
+  h = fc->forward(h.flatten(1));                                      // [B, fc_dim]
+  return {mu->forward(h), logvar->forward(h)};                        // [B, Z] each
 }
 
 torch::Tensor reparameterize(const torch::Tensor& mu, const torch::Tensor& logvar, const torch::Tensor& eps) {
@@ -66,24 +73,34 @@ DecoderImpl::DecoderImpl(DecoderOptions options_) : options(std::move(options_))
 
 void DecoderImpl::reset() {
   const auto& o = options;
-  TORCH_CHECK(!o.channels().empty(), "Decoder: channels must not be empty");
-  const int64_t c0 = o.channels().front();
-  const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Decoder");
-  fc = nn::Sequential(nn::Linear(nn::LinearOptions(o.latent_dim(), c0 * s * s).bias(false)),
-                      nn::BatchNorm1d(c0 * s * s), nn::ReLU());
   layers = nn::Sequential();
-  const int64_t k = o.kernel_size();
-  int64_t in = c0;
-  for (int64_t c : o.channels()) {
-    // stride 2, padding k/2, output_padding 1: exactly doubles H and W.
-    layers->push_back(nn::ConvTranspose2d(
-        nn::ConvTranspose2dOptions(in, c, k).stride(2).padding(k / 2).output_padding(1).bias(false)));
-    layers->push_back(nn::BatchNorm2d(c));
-    layers->push_back(nn::ReLU());
-    in = c;
+  if (o.channels().empty()) {  // MLP decoder (seed 002)
+    TORCH_CHECK(o.fc_layers() >= 1, "Decoder: fc_layers must be at least 1");
+    fc = nn::Sequential();
+    int64_t in = o.latent_dim();
+    for (int64_t l = 0; l < o.fc_layers(); ++l) {
+      fc->push_back(nn::Linear(in, o.fc_dim()));
+      fc->push_back(nn::ReLU());
+      in = o.fc_dim();
+    }
+    fc->push_back(nn::Linear(in, o.out_channels() * o.image_size() * o.image_size()));
+  } else {
+    const int64_t c0 = o.channels().front();
+    const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Decoder");
+    fc = nn::Sequential(nn::Linear(nn::LinearOptions(o.latent_dim(), c0 * s * s).bias(false)),
+                        nn::BatchNorm1d(c0 * s * s), nn::ReLU());
+    const int64_t k = o.kernel_size();
+    int64_t in = c0;
+    for (int64_t c : o.channels()) {
+      // stride 2, padding k/2, output_padding 1: exactly doubles H and W.
+      layers->push_back(nn::ConvTranspose2d(
+          nn::ConvTranspose2dOptions(in, c, k).stride(2).padding(k / 2).output_padding(1).bias(false)));
+      layers->push_back(nn::BatchNorm2d(c));
+      layers->push_back(nn::ReLU());
+      in = c;
+    }
+    layers->push_back(conv(in, o.out_channels(), k, 1, /*bias=*/true));
   }
-  layers->push_back(conv(in, o.out_channels(), k, 1, /*bias=*/true));
-  layers->push_back(nn::Tanh());
   fc = register_module("fc", fc);
   layers = register_module("layers", layers);
 }
@@ -120,10 +137,14 @@ torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Ten
   return torch::pixel_shuffle(torch::conv2d(x, kernel, b, 1, -d_min), 2);  // [B, C_out, 2H, 2W]
 }
 
-torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
+torch::Tensor DecoderImpl::forward(const torch::Tensor& z) { return torch::tanh(preactivation(z)); }
+
+torch::Tensor DecoderImpl::preactivation(const torch::Tensor& z) {
+  const int64_t b = z.size(0), size = options.image_size();
+  if (layers->is_empty()) return fc->forward(z).view({b, options.out_channels(), size, size});  // MLP
   const int64_t c0 = options.channels().front();
-  const int64_t s = options.image_size() >> options.channels().size();
-  torch::Tensor h = fc->forward(z).view({z.size(0), c0, s, s});  // [B, c0, s, s]
+  const int64_t s = size >> options.channels().size();
+  torch::Tensor h = fc->forward(z).view({b, c0, s, s});  // [B, c0, s, s]
   // With channels-last weights (see to_channels_last) the transposed convolutions take the
   // sub-pixel path, several times faster on CPU; otherwise LibTorch's own.
   const auto* first = layers[0]->as<nn::ConvTranspose2d>();
@@ -183,20 +204,43 @@ DiscriminatorOutput DiscriminatorImpl::forward(const torch::Tensor& x) {
 // ---------------------------------------------------------------- presets
 
 const std::vector<std::string>& arch_names() {
-  static const std::vector<std::string> names = {"small32", "paper64"};
+  static const std::vector<std::string> names = {"small32", "paper64", "mlp28"};
+  return names;
+}
+
+const std::vector<std::string>& model_type_names() {
+  static const std::vector<std::string> names = {"vaegan", "vae", "gan", "vae-then-gan"};
   return names;
 }
 
 int64_t preset_image_size(const std::string& arch) {
   if (arch == "small32") return 32;
   if (arch == "paper64") return 64;
-  throw InputError(fmt::format("--arch: unknown architecture '{}' (expected small32 or paper64)", arch));
+  if (arch == "mlp28") return 28;
+  throw InputError(fmt::format("--arch: unknown architecture '{}' (expected small32, paper64 or mlp28)", arch));
+}
+
+int64_t model_image_size(const ModelConfig& config) {
+  return config.image_size > 0 ? config.image_size : preset_image_size(config.arch);
 }
 
 NetworkOptions make_network_options(const ModelConfig& config) {
-  const int64_t size = preset_image_size(config.arch);
-  const bool small = config.arch == "small32";
-  const int64_t z = config.latent_dim > 0 ? config.latent_dim : (small ? 64 : 128);
+  const auto& types = model_type_names();
+  if (std::find(types.begin(), types.end(), config.type) == types.end()) {
+    throw InputError(
+        fmt::format("--model: unknown model '{}' (expected vaegan, vae, gan or vae-then-gan)", config.type));
+  }
+  const int64_t native = preset_image_size(config.arch);
+  const int64_t size = model_image_size(config);
+  const bool mlp = config.arch == "mlp28";
+  if (config.image_size < 0) throw InputError(fmt::format("--image-size: must be positive, got {}", config.image_size));
+  if (!mlp && size % 8 != 0) {
+    throw InputError(fmt::format("--image-size: {} needs a multiple of 8, got {}", config.arch, size));
+  }
+  if (mlp && config.type != "vae") {
+    throw InputError(fmt::format("--arch: mlp28 is the plain VAE of seed 002 and needs --model vae, got --model {}",
+                                 config.type));
+  }
   if (config.latent_dim < 0) throw InputError(fmt::format("--latent-dim: must be positive, got {}", config.latent_dim));
   if (config.channels != 1 && config.channels != 3) {
     throw InputError(fmt::format("--channels: must be 1 or 3, got {}", config.channels));
@@ -204,13 +248,18 @@ NetworkOptions make_network_options(const ModelConfig& config) {
   if (config.feature_layer < 1 || config.feature_layer > 4) {
     throw InputError(fmt::format("--feature-layer: must be in 1..4, got {}", config.feature_layer));
   }
+  const int64_t preset_z = mlp ? 20 : native == 32 ? 64 : 128;
+  const int64_t z = config.latent_dim > 0 ? config.latent_dim : preset_z;
   const int64_t c = config.channels;
   NetworkOptions o{EncoderOptions(c, size, z), DecoderOptions(z, c, size), DiscriminatorOptions(c, size)};
   o.discriminator.feature_layer(config.feature_layer);
-  if (small) {
+  if (config.arch == "small32") {
     o.encoder.channels({32, 64, 128}).fc_dim(1024);
     o.decoder.channels({128, 64, 16});
     o.discriminator.channels({16, 64, 128, 128}).fc_dim(256);
+  } else if (mlp) {
+    o.encoder.channels({}).fc_dim(512).fc_layers(2).batch_norm(false);
+    o.decoder.channels({}).fc_dim(512).fc_layers(2);
   }
   return o;
 }

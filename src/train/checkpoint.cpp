@@ -37,7 +37,7 @@ std::vector<fs::path> list_checkpoints(const fs::path& checkpoints) {
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& run_dir, VaeGanTrainer& trainer, const TrainingState& state, int keep) {
+std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state, int keep) {
   const fs::path checkpoints = fs::path(run_dir) / "checkpoints";
   const std::string name = fmt::format("step-{:07d}", state.step);
   const fs::path final_dir = checkpoints / name;
@@ -46,11 +46,20 @@ std::string save_checkpoint(const std::string& run_dir, VaeGanTrainer& trainer, 
     fs::remove_all(tmp_dir);
     fs::create_directories(tmp_dir);
     torch::save(trainer.model(), (tmp_dir / "model.pt").string());
-    for (int i = 0; i < 3; ++i) torch::save(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
+    nlohmann::json lr = nlohmann::json::array();
+    for (int i = 0; i < 3; ++i) {
+      if (!trainer.has_optimizer(i)) {
+        lr.push_back(nullptr);
+        continue;
+      }
+      torch::save(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
+      lr.push_back(trainer.learning_rate(i));
+    }
     const nlohmann::json st = {{"format_version", kFormatVersion},
                                {"step", state.step},
                                {"epoch", state.epoch},
-                               {"lr", {trainer.learning_rate(0), trainer.learning_rate(1), trainer.learning_rate(2)}}};
+                               {"phase", to_string(trainer.phase())},
+                               {"lr", lr}};
     write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
     write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
     for (const auto& entry : fs::directory_iterator(tmp_dir)) fsync_path(entry.path().string());

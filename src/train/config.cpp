@@ -6,16 +6,24 @@
 #include <fstream>
 
 #include "vaegan/core/error.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/model/losses.h"
 
 namespace vaegan {
 
 void to_json(nlohmann::json& j, const ModelConfig& c) {
-  j = {{"arch", c.arch}, {"channels", c.channels}, {"latent_dim", c.latent_dim}, {"feature_layer", c.feature_layer}};
+  j = {{"type", c.type},
+       {"arch", c.arch},
+       {"channels", c.channels},
+       {"image_size", c.image_size},
+       {"latent_dim", c.latent_dim},
+       {"feature_layer", c.feature_layer}};
 }
 
 void from_json(const nlohmann::json& j, ModelConfig& c) {
+  c.type = j.value("type", c.type);
   c.arch = j.value("arch", c.arch);
+  c.image_size = j.value("image_size", c.image_size);
   c.channels = j.value("channels", c.channels);
   c.latent_dim = j.value("latent_dim", c.latent_dim);
   c.feature_layer = j.value("feature_layer", c.feature_layer);
@@ -26,6 +34,10 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"model", c.model},
        {"dataset", c.dataset},
        {"data_dir", c.data_dir},
+       {"horizontal_flip", c.horizontal_flip},
+       {"loader_threads", c.loader_threads},
+       {"pretrain_epochs", c.pretrain_epochs},
+       {"recon_loss", c.recon_loss},
        {"epochs", c.epochs},
        {"max_steps", c.max_steps},
        {"batch_size", c.batch_size},
@@ -57,6 +69,10 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   if (j.contains("model")) j.at("model").get_to(c.model);
   c.dataset = j.value("dataset", c.dataset);
   c.data_dir = j.value("data_dir", c.data_dir);
+  c.horizontal_flip = j.value("horizontal_flip", c.horizontal_flip);
+  c.loader_threads = j.value("loader_threads", c.loader_threads);
+  c.pretrain_epochs = j.value("pretrain_epochs", c.pretrain_epochs);
+  c.recon_loss = j.value("recon_loss", c.recon_loss);
   c.epochs = j.value("epochs", c.epochs);
   c.max_steps = j.value("max_steps", c.max_steps);
   c.batch_size = j.value("batch_size", c.batch_size);
@@ -84,9 +100,21 @@ void validate(const TrainConfig& c) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw InputError(message);
   };
-  require(c.dataset == "fashion-mnist" || c.dataset == "mnist",
-          fmt::format("--dataset: unknown dataset '{}' (expected fashion-mnist or mnist)", c.dataset));
-  make_network_options(c.model);  // validates --arch, --latent-dim, --feature-layer
+  dataset_channels(c.dataset);   // validates --dataset
+  make_network_options(c.model);  // validates --model, --arch, --image-size, --latent-dim, --feature-layer
+  parse_recon_loss(c.recon_loss);
+  require(c.loader_threads >= 1 && c.loader_threads <= 256,
+          fmt::format("--loader-threads: must be in 1..256, got {}", c.loader_threads));
+  require(c.pretrain_epochs >= 0, fmt::format("--pretrain-epochs: must be >= 0, got {}", c.pretrain_epochs));
+  if (c.model.type == "vae-then-gan") {
+    require(c.epochs >= 2, fmt::format("--epochs: vae-then-gan needs at least 2 (a VAE phase and a GAN phase), got {}",
+                                       c.epochs));
+    require(vae_phase_epochs(c) < c.epochs,
+            fmt::format("--pretrain-epochs: {} leaves no GAN epoch of --epochs {}", c.pretrain_epochs, c.epochs));
+  } else {
+    require(c.pretrain_epochs == 0,
+            fmt::format("--pretrain-epochs: only for --model vae-then-gan, got --model {}", c.model.type));
+  }
   require(c.epochs >= 1 || c.max_steps >= 1,
           fmt::format("--epochs: must be at least 1 (or give --max-steps), got {}", c.epochs));
   require(c.max_steps >= 0, fmt::format("--max-steps: must be >= 0, got {}", c.max_steps));
@@ -105,6 +133,10 @@ void validate(const TrainConfig& c) {
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));
   require(c.grid_size >= 1 && c.grid_size <= 1024, fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));
+}
+
+int64_t vae_phase_epochs(const TrainConfig& c) {
+  return c.pretrain_epochs > 0 ? c.pretrain_epochs : std::max<int64_t>(1, c.epochs / 2);
 }
 
 TrainConfig load_config(const std::string& path) {

@@ -9,7 +9,10 @@
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
-#include "vaegan/data/idx_dataset.h"
+#include "vaegan/data/datasets.h"
+#include "vaegan/data/loader.h"
+#include "vaegan/model/gan.h"
+#include "vaegan/model/vae.h"
 #include "vaegan/io/fs.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/train/checkpoint.h"
@@ -78,7 +81,18 @@ std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double
   return {update_dis, decoder_adv};
 }
 
-VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
+std::string to_string(Phase phase) {
+  switch (phase) {
+    case Phase::kVae:
+      return "vae";
+    case Phase::kGan:
+      return "gan";
+    default:
+      return "vaegan";
+  }
+}
+
+Trainer::Trainer(const TrainConfig& config, torch::Device device)
     : config_(config), device_(device), generator_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
   validate(config_);
   torch::manual_seed(config_.seed);  // weight initialization
@@ -86,28 +100,56 @@ VaeGanTrainer::VaeGanTrainer(const TrainConfig& config, torch::Device device)
   model_->to(device_);
   if (config_.channels_last) to_channels_last(*model_);
   model_->train();
-  const std::vector<std::vector<torch::Tensor>> groups = {model_->encoder->parameters(), model_->decoder->parameters(),
-                                                          model_->discriminator->parameters()};
-  for (const auto& params : groups) {
-    optimizers_.push_back(std::make_unique<torch::optim::RMSprop>(
-        params, torch::optim::RMSpropOptions(config_.lr).alpha(config_.rmsprop_alpha)));
-  }
+  optimizers_.resize(3);
+  if (model_->encoder) optimizers_[0] = make_optimizer(model_->encoder->parameters());
+  optimizers_[1] = make_optimizer(model_->decoder->parameters());
+  if (model_->discriminator) optimizers_[2] = make_optimizer(model_->discriminator->parameters());
   loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(parse_gan_loss(config_.gan_loss));
+  const std::string& type = config_.model.type;
+  phase_ = type == "vae" || type == "vae-then-gan" ? Phase::kVae : type == "gan" ? Phase::kGan : Phase::kVaeGan;
 }
 
-StepStats VaeGanTrainer::step(const torch::Tensor& batch) {
-  const int64_t b = batch.size(0), z_dim = model_->encoder->options.latent_dim();
-  // Noise comes from the trainer's CPU generator so a run is reproducible on any device.
+std::unique_ptr<torch::optim::RMSprop> Trainer::make_optimizer(const std::vector<torch::Tensor>& params) const {
+  return std::make_unique<torch::optim::RMSprop>(params,
+                                                 torch::optim::RMSpropOptions(config_.lr).alpha(config_.rmsprop_alpha));
+}
+
+void Trainer::begin_gan_phase() {
+  TORCH_CHECK(config_.model.type == "vae-then-gan", "begin_gan_phase: only a vae-then-gan model has phases");
+  const double lr = learning_rate(1);  // keep the decayed learning rate
+  optimizers_[1] = make_optimizer(model_->decoder->parameters());
+  static_cast<torch::optim::RMSpropOptions&>(optimizers_[1]->param_groups().at(0).options()).lr(lr);
+  phase_ = Phase::kGan;
+}
+
+torch::optim::RMSprop& Trainer::optimizer(int which) {
+  if (!optimizers_.at(which)) throw std::out_of_range(fmt::format("this model has no network {}", which));
+  return *optimizers_[which];
+}
+
+StepStats Trainer::step(const torch::Tensor& batch) {
+  const int64_t b = batch.size(0), z_dim = model_->latent_dim();
+  // Noise comes from the trainer's CPU generator so a run is reproducible on any device; both
+  // draws happen in every phase so that the noise stream does not depend on the phase.
   const torch::Tensor eps = torch::randn({b, z_dim}, generator_);
   const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_);
   return step(batch, eps, z_prior);
 }
 
-StepStats VaeGanTrainer::step(const torch::Tensor& batch, const torch::Tensor& eps_in,
-                              const torch::Tensor& z_prior_in) {
+StepStats Trainer::step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
   const torch::Tensor x =
       config_.channels_last ? batch.to(device_).contiguous(torch::MemoryFormat::ChannelsLast) : batch.to(device_);
-  const torch::Tensor eps = eps_in.to(device_), z_prior = z_prior_in.to(device_);
+  switch (phase_) {
+    case Phase::kVae:
+      return vae_step(x, eps.to(device_));
+    case Phase::kGan:
+      return gan_step(x, z_prior.to(device_));
+    default:
+      return vae_gan_step(x, eps.to(device_), z_prior.to(device_));
+  }
+}
+
+StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
   VaeGanForward f = model_->forward(x, eps, z_prior, config_.batch_norm == "joint");
   VaeGanLosses losses = vae_gan_losses(f, loss_options_);
 
@@ -149,8 +191,53 @@ StepStats VaeGanTrainer::step(const torch::Tensor& batch, const torch::Tensor& e
   return s;
 }
 
-void VaeGanTrainer::decay_learning_rates() {
+StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
+  StepStats s;
+  s.phase = Phase::kVae;
+  s.dis_updated = s.dec_adv_updated = false;
+  std::vector<torch::Tensor> params = model_->encoder->parameters(), dec = model_->decoder->parameters();
+  params.insert(params.end(), dec.begin(), dec.end());
+  std::vector<torch::Tensor> grads;
+  {
+    VaeLosses l = vae_losses(vae_forward(model_->encoder, model_->decoder, x, eps), x,
+                             parse_recon_loss(config_.recon_loss));
+    s.loss_prior = l.prior.item<double>();
+    s.loss_pixel = l.pixel.item<double>();
+    grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
+  }  // the graph dies here, before the optimizer steps
+  for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
+  optimizers_[0]->step();
+  optimizers_[1]->step();
+  return s;
+}
+
+StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior) {
+  StepStats s;
+  s.phase = Phase::kGan;
+  const std::vector<torch::Tensor> dec = model_->decoder->parameters(), dis = model_->discriminator->parameters();
+  std::vector<torch::Tensor> g_dec, g_dis;
+  {
+    GanForward f = gan_forward(model_->decoder, model_->discriminator, x, z_prior, config_.batch_norm == "joint");
+    GanLosses l = gan_losses(f, parse_gan_loss(config_.gan_loss));
+    s.loss_dis = l.dis.item<double>();
+    s.loss_adv = l.adv.item<double>();
+    s.d_real = mean_sigmoid(f.real.logits);
+    s.d_prior = mean_sigmoid(f.fake.logits);
+    // Each player's gradient over its own parameters only: L_adv never reaches the
+    // discriminator, L_dis never the generator.
+    g_dec = grad_or_zeros(l.adv, dec, /*retain_graph=*/true);
+    g_dis = grad_or_zeros(l.dis, dis, /*retain_graph=*/false);
+  }
+  assign_gradients(dec, g_dec);
+  assign_gradients(dis, g_dis);
+  optimizers_[1]->step();
+  optimizers_[2]->step();
+  return s;
+}
+
+void Trainer::decay_learning_rates() {
   for (auto& opt : optimizers_) {
+    if (!opt) continue;
     for (auto& group : opt->param_groups()) {
       auto& o = static_cast<torch::optim::RMSpropOptions&>(group.options());
       o.lr(o.lr() * config_.lr_decay);
@@ -158,8 +245,9 @@ void VaeGanTrainer::decay_learning_rates() {
   }
 }
 
-double VaeGanTrainer::learning_rate(int which) const {
-  return static_cast<const torch::optim::RMSpropOptions&>(optimizers_.at(which)->param_groups().at(0).options()).lr();
+double Trainer::learning_rate(int which) const {
+  if (!optimizers_.at(which)) throw std::out_of_range(fmt::format("this model has no network {}", which));
+  return static_cast<const torch::optim::RMSpropOptions&>(optimizers_[which]->param_groups().at(0).options()).lr();
 }
 
 // ---------------------------------------------------------------- the epoch loop
@@ -172,37 +260,46 @@ struct GridInputs {
   torch::Tensor z_prior;      ///< [G, Z]
 };
 
-void write_epoch_images(VaeGanTrainer& trainer, const GridInputs& grid, const std::string& images_dir, int64_t epoch) {
+void write_epoch_images(Trainer& trainer, const GridInputs& grid, const std::string& images_dir, int64_t epoch) {
   VaeGan& model = trainer.model();
   torch::NoGradGuard no_grad;
   model->eval();
-  const torch::Tensor x = grid.test_images.to(trainer.device());
-  const torch::Tensor recon = model->reconstruct(x).cpu();
+  const int64_t ncol = 8;
+  if (model->encoder) {
+    const torch::Tensor recon = model->reconstruct(grid.test_images.to(trainer.device())).cpu();
+    save_image_grid(fmt::format("{}/epoch-{:03d}-reconstructions.png", images_dir, epoch),
+                    interleave_rows(grid.test_images, recon, ncol), ncol);
+  }
   const torch::Tensor samples = model->decoder->forward(grid.z_prior.to(trainer.device())).cpu();
   model->train();
-  const int64_t ncol = 8;
-  save_image_grid(fmt::format("{}/epoch-{:03d}-reconstructions.png", images_dir, epoch),
-                  interleave_rows(grid.test_images, recon, ncol), ncol);
   save_image_grid(fmt::format("{}/epoch-{:03d}-samples.png", images_dir, epoch), samples, ncol);
 }
 
-nlohmann::json metrics_record(const ProgressEvent& e, const VaeGanTrainer& t, int64_t dis_skipped,
-                              int64_t dec_adv_skipped) {
-  return {{"step", e.global_step},
-          {"epoch", e.epoch},
-          {"loss_prior", e.stats.loss_prior},
-          {"loss_llike", e.stats.loss_llike},
-          {"loss_dis", e.stats.loss_dis},
-          {"loss_adv", e.stats.loss_adv},
-          {"d_real", e.stats.d_real},
-          {"d_recon", e.stats.d_recon},
-          {"d_prior", e.stats.d_prior},
-          {"lr_encoder", t.learning_rate(0)},
-          {"lr_decoder", t.learning_rate(1)},
-          {"lr_discriminator", t.learning_rate(2)},
-          {"images_per_sec", e.images_per_sec},
-          {"dis_updates_skipped", dis_skipped},
-          {"dec_adv_updates_skipped", dec_adv_skipped}};
+nlohmann::json metrics_record(const ProgressEvent& e, const Trainer& t, int64_t dis_skipped, int64_t dec_adv_skipped,
+                              int64_t images_skipped) {
+  const StepStats& s = e.stats;
+  nlohmann::json j = {{"step", e.global_step}, {"epoch", e.epoch}, {"phase", to_string(s.phase)}};
+  if (s.phase != Phase::kGan) j["loss_prior"] = s.loss_prior;
+  if (s.phase == Phase::kVaeGan) j["loss_llike"] = s.loss_llike;
+  if (s.phase == Phase::kVae) j["loss_pixel"] = s.loss_pixel;
+  if (s.phase != Phase::kVae) {
+    j["loss_dis"] = s.loss_dis;
+    j["loss_adv"] = s.loss_adv;
+    j["d_real"] = s.d_real;
+    if (s.phase == Phase::kVaeGan) j["d_recon"] = s.d_recon;
+    j["d_prior"] = s.d_prior;
+  }
+  const char* names[] = {"lr_encoder", "lr_decoder", "lr_discriminator"};
+  for (int i = 0; i < 3; ++i) {
+    if (t.has_optimizer(i)) j[names[i]] = t.learning_rate(i);
+  }
+  j["images_per_sec"] = e.images_per_sec;
+  if (s.phase == Phase::kVaeGan) {
+    j["dis_updates_skipped"] = dis_skipped;
+    j["dec_adv_updates_skipped"] = dec_adv_skipped;
+  }
+  j["images_skipped"] = images_skipped;
+  return j;
 }
 
 void prepare_run_dir(const std::string& run_dir, bool overwrite) {
@@ -226,18 +323,17 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   TrainConfig config = config_in;
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
   validate(config);
-  const int64_t image_size = preset_image_size(config.model.arch);
-  IdxDataset train_set = IdxDataset::from_directory(config.data_dir, Split::kTrain, image_size);
-  IdxDataset test_set = IdxDataset::from_directory(config.data_dir, Split::kTest, image_size);
-  const int64_t n = train_set.images().size(0);
+  const int64_t image_size = model_image_size(config.model);
+  const std::shared_ptr<ImageDataset> train_set =
+      open_dataset(config.dataset, config.data_dir, Split::kTrain, config.model.channels, image_size);
+  const std::shared_ptr<ImageDataset> test_set =
+      open_dataset(config.dataset, config.data_dir, Split::kTest, config.model.channels, image_size);
+  spdlog::info("train: {}", train_set->summary());
+  const int64_t n = train_set->size();
   const int64_t steps_per_epoch = n / config.batch_size;  // the last partial batch is dropped
   if (steps_per_epoch < 1) {
     throw InputError(fmt::format("--batch-size: {} is larger than the {} training images in {}", config.batch_size, n,
                                  config.data_dir));
-  }
-  if (train_set.images().size(1) != config.model.channels) {
-    throw InputError(fmt::format("{}: images have {} channels but the model expects {}", config.data_dir,
-                                 train_set.images().size(1), config.model.channels));
   }
   int64_t epochs = config.epochs;
   if (config.max_steps > 0) {
@@ -246,23 +342,33 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   }
   const int64_t total_steps =
       config.max_steps > 0 ? std::min(config.max_steps, epochs * steps_per_epoch) : epochs * steps_per_epoch;
+  const int64_t vae_epochs = config.model.type == "vae-then-gan" ? vae_phase_epochs(config) : 0;
 
   prepare_run_dir(run_dir, overwrite);
   write_text_atomically(run_dir + "/config.json", nlohmann::json(config).dump(2) + "\n");
   MetricsLogger metrics(run_dir + "/metrics.jsonl");
 
-  VaeGanTrainer trainer(config, default_device());
-  const int64_t grid_n = std::min<int64_t>(config.grid_size, test_set.images().size(0));
+  Trainer trainer(config, default_device());
   at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed + 1);
-  const GridInputs grid{test_set.images().narrow(0, 0, grid_n),
-                        torch::randn({grid_n, trainer.model()->encoder->options.latent_dim()}, grid_gen)};
+  const GridInputs grid{test_set->first_images(config.grid_size),
+                        torch::randn({config.grid_size, trainer.model()->latent_dim()}, grid_gen)};
+  const LoaderOptions loader_options = LoaderOptions()
+                                           .batch_size(config.batch_size)
+                                           .horizontal_flip(config.horizontal_flip)
+                                           .seed(config.seed)
+                                           .threads(config.loader_threads);
 
   FitResult result;
   const auto run_start = std::chrono::steady_clock::now();
   int64_t step = 0, dis_skipped = 0, dec_adv_skipped = 0;
   bool out_of_time = false;
   for (int64_t epoch = 0; epoch < epochs && step < total_steps && !out_of_time; ++epoch) {
+    if (vae_epochs > 0 && epoch == vae_epochs) {
+      trainer.begin_gan_phase();
+      spdlog::info("vae-then-gan: VAE phase done after {} epochs; GAN phase from the VAE's decoder", vae_epochs);
+    }
     const torch::Tensor order = torch::randperm(n, trainer.generator(), torch::kLong);
+    BatchLoader loader(train_set, order, loader_options, epoch);
     const auto epoch_start = std::chrono::steady_clock::now();
     const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
     ProgressEvent e;
@@ -270,30 +376,34 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
     e.epochs = epochs;
     e.steps_per_epoch = epoch_steps;
     for (int64_t i = 0; i < epoch_steps; ++i) {
-      const torch::Tensor idx = order.narrow(0, i * config.batch_size, config.batch_size);
-      e.stats = trainer.step(train_set.images().index_select(0, idx));
+      std::optional<Batch> batch = loader.next();
+      if (!batch) break;  // unreadable images shortened the epoch
+      e.stats = trainer.step(batch->images);
       ++step;
-      dis_skipped += !e.stats.dis_updated;
-      dec_adv_skipped += !e.stats.dec_adv_updated;
+      dis_skipped += !e.stats.dis_updated && e.stats.phase == Phase::kVaeGan;
+      dec_adv_skipped += !e.stats.dec_adv_updated && e.stats.phase == Phase::kVaeGan;
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       e.step_in_epoch = i + 1;
       e.global_step = step;
       e.images_per_sec = static_cast<double>((i + 1) * config.batch_size) / std::max(elapsed, 1e-9);
       e.eta_sec = elapsed / static_cast<double>(i + 1) * static_cast<double>(epoch_steps - i - 1);
-      if (!std::isfinite(e.stats.loss_prior + e.stats.loss_llike + e.stats.loss_dis + e.stats.loss_adv)) {
-        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+      const int64_t images_skipped = train_set->unreadable_count();
+      if (!std::isfinite(e.stats.loss_sum())) {
+        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
         throw std::runtime_error(fmt::format(
             "training diverged at step {} (a loss is NaN or Inf); the last checkpoint in {}/checkpoints is intact",
             step, run_dir));
       }
       if (step % config.log_every == 0 || i + 1 == epoch_steps) {
-        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
       }
       if (observer.on_step) observer.on_step(e);
       const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60;
       if (config.max_minutes > 0 && minutes >= config.max_minutes) {
         out_of_time = true;  // images and a checkpoint are still written for this partial epoch
-        if (i + 1 < epoch_steps) metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped));
+        if (i + 1 < epoch_steps) {
+          metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
+        }
         break;
       }
     }
@@ -305,6 +415,7 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   }
   result.steps = step;
   result.stopped_by_time = out_of_time;
+  result.images_skipped = train_set->unreadable_count();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   result.images_per_sec = static_cast<double>(step * config.batch_size) / std::max(result.seconds, 1e-9);
   return result;

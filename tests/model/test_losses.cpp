@@ -50,8 +50,24 @@ TEST(Losses, FeatureReconstructionLossHandComputed) {
   EXPECT_DOUBLE_EQ(feature_reconstruction_loss(recon, real).item<double>(), 4.5);
   // features with spatial dims are flattened per sample
   EXPECT_DOUBLE_EQ(feature_reconstruction_loss(recon.view({2, 1, 2, 1}), real.view({2, 1, 2, 1})).item<double>(), 4.5);
-  // pixel loss: per-sample sum of squares, mean: (5 + 13) / 2
-  EXPECT_DOUBLE_EQ(pixel_reconstruction_loss(recon, real).item<double>(), 9.0);
+}
+
+TEST(Losses, PixelReconstructionLossHandComputed) {
+  // Two images of two pixels; preactivations a, targets x in [-1, 1].
+  const std::vector<double> a = {0.3, -1.2, 2.0, 0.0}, x = {1.0, -1.0, 0.5, -0.2};
+  double bce[2] = {0, 0}, mse[2] = {0, 0};
+  for (int i = 0; i < 4; ++i) {
+    const double p = 1 / (1 + std::exp(-2 * a[i])), t = (x[i] + 1) / 2;  // [0, 1] scale
+    bce[i / 2] += -(t * std::log(p) + (1 - t) * std::log(1 - p));
+    mse[i / 2] += std::pow((std::tanh(a[i]) + 1) / 2 - t, 2);
+  }
+  const torch::Tensor ta = torch::tensor(a, kF64).view({2, 1, 1, 2}), tx = torch::tensor(x, kF64).view({2, 1, 1, 2});
+  EXPECT_NEAR(pixel_reconstruction_loss(ta, tx, ReconLoss::kBce).item<double>(), (bce[0] + bce[1]) / 2, 1e-12);
+  EXPECT_NEAR(pixel_reconstruction_loss(ta, tx, ReconLoss::kMse).item<double>(), (mse[0] + mse[1]) / 2, 1e-12);
+  // Large preactivations stay finite (computed from logits, not from a clamped probability).
+  const torch::Tensor big = torch::full({1, 1, 1, 1}, 60.0, kF64), dark = torch::full({1, 1, 1, 1}, -1.0, kF64);
+  EXPECT_NEAR(pixel_reconstruction_loss(big, dark, ReconLoss::kBce).item<double>(), 120.0, 1e-9);
+  EXPECT_THROW(parse_recon_loss("l1"), InputError);
 }
 
 double bce1(double l) { return std::log1p(std::exp(-l)); }  // -log sigmoid(l)

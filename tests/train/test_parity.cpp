@@ -25,7 +25,7 @@ void check_parity(TrainConfig c) {
   c.batch_size = batch;
   c.gamma = 0.05;
   c.seed = 21;
-  VaeGanTrainer trainer(c, torch::kCPU);  // channels-last, sub-pixel decoder when c says so
+  Trainer trainer(c, torch::kCPU);  // channels-last, sub-pixel decoder when c says so
   torch::save(trainer.model(), dir / "model.pt");
   // float64 on both sides: the implementations must agree to round-off, so a tolerance of
   // 1e-8 leaves no room for a wrong loss, routing or update rule.

@@ -24,7 +24,7 @@ std::vector<torch::Tensor> snapshot(torch::nn::Module& m) {
 }
 
 TEST(Trainer, StepChangesEveryNetworksWeights) {
-  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  Trainer t(tiny_config(), torch::kCPU);
   auto enc = snapshot(*t.model()->encoder), dec = snapshot(*t.model()->decoder),
        dis = snapshot(*t.model()->discriminator);
   StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
@@ -58,7 +58,7 @@ TEST(Trainer, DiscriminatorSkippedWhenGateCloses) {
   c.equilibrium = true;
   c.equilibrium_value = 100.0;  // every BCE is far below: the discriminator is always "ahead"
   c.equilibrium_margin = 0.0;
-  VaeGanTrainer t(c, torch::kCPU);
+  Trainer t(c, torch::kCPU);
   auto dis = snapshot(*t.model()->discriminator);
   StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
   EXPECT_FALSE(s.dis_updated);
@@ -70,7 +70,7 @@ TEST(Trainer, DiscriminatorSkippedWhenGateCloses) {
 TEST(Trainer, LearningRateDecay) {
   TrainConfig c = tiny_config();
   c.lr_decay = 0.5;
-  VaeGanTrainer t(c, torch::kCPU);
+  Trainer t(c, torch::kCPU);
   t.decay_learning_rates();
   t.decay_learning_rates();
   for (int i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(t.learning_rate(i), c.lr * 0.25);
@@ -78,7 +78,7 @@ TEST(Trainer, LearningRateDecay) {
 
 TEST(Trainer, SameSeedSameSteps) {
   torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
-  VaeGanTrainer a(tiny_config(), torch::kCPU), b(tiny_config(), torch::kCPU);
+  Trainer a(tiny_config(), torch::kCPU), b(tiny_config(), torch::kCPU);
   for (int i = 0; i < 2; ++i) {
     StepStats sa = a.step(x), sb = b.step(x);
     EXPECT_EQ(sa.loss_llike, sb.loss_llike);
@@ -88,7 +88,7 @@ TEST(Trainer, SameSeedSameSteps) {
 
 TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
   test::TempDir dir;
-  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  Trainer t(tiny_config(), torch::kCPU);
   t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);  // move batch-norm statistics off their defaults
   const std::string ck = save_checkpoint(dir.path(), t, TrainingState{1, 0});
   EXPECT_EQ(resolve_checkpoint(dir.path()), ck);
@@ -110,7 +110,7 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
 
 TEST(Checkpoint, KeepsOnlyTheNewestAndRefusesMissingOnes) {
   test::TempDir dir;
-  VaeGanTrainer t(tiny_config(), torch::kCPU);
+  Trainer t(tiny_config(), torch::kCPU);
   for (int64_t s : {1, 2, 3}) save_checkpoint(dir.path(), t, TrainingState{s, 0}, /*keep=*/2);
   EXPECT_FALSE(std::filesystem::exists(dir / "checkpoints/step-0000001"));
   EXPECT_TRUE(std::filesystem::exists(dir / "checkpoints/step-0000002"));

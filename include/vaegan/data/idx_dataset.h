@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "vaegan/data/image_dataset.h"
+
 namespace vaegan {
 
 /// Reads one IDX file of unsigned bytes, gzip-compressed or plain (detected by zlib).
@@ -21,9 +23,6 @@ torch::Tensor read_idx(const std::string& path, int64_t expected_dims = 0);
 /// Writes a `uint8` tensor as an IDX file (plain, or gzip when `path` ends in `.gz`).
 /// Used by tests and tools to build small fixtures. Throws `std::runtime_error` on I/O failure.
 void write_idx(const std::string& path, const torch::Tensor& data);
-
-/// Which half of a dataset to read.
-enum class Split { kTrain, kTest };
 
 /// An image dataset with labels, held in memory.
 ///
@@ -57,9 +56,5 @@ class IdxDataset : public torch::data::datasets::Dataset<IdxDataset> {
   torch::Tensor images_;
   torch::Tensor labels_;
 };
-
-/// Default data directory of a named dataset: Debian's `dataset-fashion-mnist` package path
-/// for `fashion-mnist`, `data/NAME` otherwise.
-std::string default_data_dir(const std::string& dataset);
 
 }  // namespace vaegan

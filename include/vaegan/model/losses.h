@@ -28,9 +28,23 @@ torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar
 /// features `Dis_l` (paper eq. 7). recon_features, real_features: `[B, F]`.
 torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features);
 
-/// `L_pixel` of the plain VAE (seed 002): per-image sum of squared error, averaged over the
-/// batch. recon, target: `[B, C, H, W]`.
-torch::Tensor pixel_reconstruction_loss(const torch::Tensor& recon, const torch::Tensor& target);
+/// Pixel likelihood of the plain VAE (`--recon-loss`).
+enum class ReconLoss {
+  kBce,  ///< Bernoulli on `[0, 1]` pixels (seed 002)
+  kMse,  ///< squared error on `[0, 1]` pixels (a Gaussian of variance 1/2, up to a constant)
+};
+
+/// Parses `bce` / `mse`; throws `InputError` naming `--recon-loss` otherwise.
+ReconLoss parse_recon_loss(const std::string& name);
+
+/// `L_pixel` of the plain VAE (seed 002; sum over pixels, not mean — seed 002 shows why),
+/// averaged over the batch, in nats per image for `bce`. `preactivation` is the decoder's output
+/// before tanh, `a` `[B, C, H, W]` (`Decoder::preactivation`), `target` the images `[B, C, H, W]`
+/// in `[-1, 1]`. Both forms work on the `[0, 1]` scale that PyTorch VAE code uses:
+/// bce `sum BCE(sigmoid(2a), (x + 1) / 2)` (logits `2a`, computed stably from them);
+/// mse `sum ((tanh(a) - x) / 2)^2`.
+torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, const torch::Tensor& target,
+                                        ReconLoss form);
 
 /// `L_dis = BCE(real, 1) + BCE(recon, 0) + BCE(prior, 0)` on logits `[B, 1]` (paper §2.1,
 /// "discriminating based on samples from p(z) and q(z|x)"). `recon_logits` may be undefined,

@@ -30,10 +30,14 @@ struct VaeGanLosses {
   torch::Tensor adv;    ///< decoder's adversarial term
 };
 
-/// Encoder + decoder + discriminator, registered as `encoder`, `decoder`, `discriminator`
-/// (these names are the checkpoint format).
+/// The networks of a model, registered as `encoder`, `decoder`, `discriminator` (these names
+/// are the checkpoint format). Every model type uses this one container with the networks it
+/// has (`ModelConfig::has_encoder`, `has_discriminator`): `vaegan` and `vae-then-gan` all three,
+/// `vae` no discriminator, `gan` no encoder (the decoder is its generator). A missing network is
+/// a null holder.
 class VaeGanImpl : public torch::nn::Module {
  public:
+  /// Builds the networks of `config`; throws `InputError` for an invalid config.
   explicit VaeGanImpl(const ModelConfig& config);
 
   /// One forward of Algorithm 1 on images `x` `[B, C, S, S]` in `[-1, 1]`, with the noise given:
@@ -47,10 +51,13 @@ class VaeGanImpl : public torch::nn::Module {
   VaeGanForward forward(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
                         bool joint_batches = true);
 
-  /// Mean of q(z|x) for images `[B, C, S, S]`: `[B, Z]`.
+  /// Mean of q(z|x) for images `[B, C, S, S]`: `[B, Z]`. Throws `InputError` for a `gan`.
   torch::Tensor encode_mean(const torch::Tensor& x);
-  /// Deterministic reconstruction Dec(mean of q(z|x)) of images `[B, C, S, S]`: `[B, C, S, S]`.
+  /// Deterministic reconstruction Dec(mean of q(z|x)) of images `[B, C, S, S]`: `[B, C, S, S]`
+  /// in `[-1, 1]`. Throws `InputError` for a `gan` (it has no encoder).
   torch::Tensor reconstruct(const torch::Tensor& x);
+  /// Z: the latent size.
+  int64_t latent_dim() const { return decoder->options.latent_dim(); }
 
   ModelConfig config;
   Encoder encoder{nullptr};

@@ -5,6 +5,9 @@
 /// Layers: FC to `channels[0] × s × s` (s = S / 2^len(channels)) -> BN -> ReLU, then per entry
 /// of `channels` a stride-2 transposed convolution (k×k, doubles H and W) -> BN -> ReLU, then a
 /// k×k convolution to C channels and tanh, so outputs lie in `[-1, 1]`.
+/// With `channels` empty it is the MLP decoder of seed 002 (`mlp28`): `fc_layers` times
+/// [FC `fc_dim` -> ReLU], FC to C·S·S, tanh. (Seed 002 ends in a sigmoid on `[0, 1]`; tanh on
+/// `[-1, 1]` is the same model: `2·sigmoid(2a) - 1 = tanh(a)`.)
 
 #include <torch/torch.h>
 
@@ -27,6 +30,9 @@ struct DecoderOptions {
   TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{256, 128, 32};
   /// Square kernel size (paper: 5).
   TORCH_ARG(int64_t, kernel_size) = 5;
+  /// MLP mode only (`channels` empty): width and number of the hidden FC layers (seed 002: 512, 2).
+  TORCH_ARG(int64_t, fc_dim) = 512;
+  TORCH_ARG(int64_t, fc_layers) = 2;
 };
 
 /// Stride-2 transposed convolution `conv_transpose2d(x, weight, bias, stride 2, padding k/2,
@@ -49,12 +55,17 @@ torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Ten
 class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(DecoderOptions options);
+  /// `tanh(preactivation(z))`: images `[B, C, S, S]` in `[-1, 1]`.
   torch::Tensor forward(const torch::Tensor& z);
+  /// The output before the final tanh, `a` `[B, C, S, S]`. As a Bernoulli decoder on `[0, 1]`
+  /// pixels its logits are `2a` (`sigmoid(2a) = (tanh(a) + 1) / 2`), see
+  /// `pixel_reconstruction_loss`.
+  torch::Tensor preactivation(const torch::Tensor& z);
   void reset();
 
   DecoderOptions options;
-  torch::nn::Sequential fc{nullptr};      ///< `[B, Z]` -> `[B, c0*s*s]`
-  torch::nn::Sequential layers{nullptr};  ///< `[B, c0, s, s]` -> `[B, C, S, S]`
+  torch::nn::Sequential fc{nullptr};      ///< `[B, Z]` -> `[B, c0*s*s]` (MLP: `[B, C*S*S]`)
+  torch::nn::Sequential layers{nullptr};  ///< `[B, c0, s, s]` -> `[B, C, S, S]` before tanh (MLP: empty)
 };
 TORCH_MODULE(Decoder);
 

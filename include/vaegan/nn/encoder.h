@@ -1,9 +1,11 @@
 #pragma once
-/// Convolutional encoder q(z|x) of the VAE-GAN (paper §4, seed 001; DESIGN.md §3).
+/// Encoder q(z|x) of the VAE-GAN and the VAE (paper §4, seed 001; seed 002; DESIGN.md §3).
 ///
 /// Legend: B batch, C image channels, S image size (H = W = S), Z latent size.
-/// Layers: [conv k×k stride 2 -> BN -> ReLU] per entry of `channels`, FC `fc_dim` -> BN -> ReLU,
-/// then two FC heads giving the mean and log-variance of a diagonal Gaussian.
+/// Layers: [conv k×k stride 2 -> BN -> ReLU] per entry of `channels`, `fc_layers` times
+/// [FC `fc_dim` -> BN -> ReLU], then two FC heads giving the mean and log-variance of a diagonal
+/// Gaussian. With `channels` empty and `batch_norm(false)` it is the MLP encoder of seed 002
+/// (`mlp28`: 784 -> 512 -> 512 -> Z).
 
 #include <torch/torch.h>
 
@@ -26,6 +28,10 @@ struct EncoderOptions {
   TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{64, 128, 256};
   /// Width of the fully connected layer before the heads (paper: 2048).
   TORCH_ARG(int64_t, fc_dim) = 2048;
+  /// Number of hidden fully connected layers of width `fc_dim` (paper: 1; seed 002: 2).
+  TORCH_ARG(int64_t, fc_layers) = 1;
+  /// Batch norm after every convolution and hidden FC layer (paper: yes; seed 002: no).
+  TORCH_ARG(bool, batch_norm) = true;
   /// Square kernel size of every convolution (paper: 5).
   TORCH_ARG(int64_t, kernel_size) = 5;
 };
@@ -39,7 +45,7 @@ class EncoderImpl : public torch::nn::Module {
   void reset();
 
   EncoderOptions options;
-  torch::nn::Sequential features{nullptr};  ///< conv stack, `[B, C, S, S]` -> `[B, c_last, s, s]`
+  torch::nn::Sequential features{nullptr};  ///< conv stack, `[B, C, S, S]` -> `[B, c_last, s, s]` (empty: MLP)
   torch::nn::Sequential fc{nullptr};        ///< `[B, c_last*s*s]` -> `[B, fc_dim]`
   torch::nn::Linear mu{nullptr};            ///< `[B, fc_dim]` -> `[B, Z]`
   torch::nn::Linear logvar{nullptr};        ///< `[B, fc_dim]` -> `[B, Z]`

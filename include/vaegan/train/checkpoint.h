@@ -1,6 +1,6 @@
 #pragma once
 /// Checkpoints (DESIGN.md §5): `RUN/checkpoints/step-NNNNNNN/` holding `model.pt` (all weights
-/// and batch-norm statistics), `optimizer-{encoder,decoder,discriminator}.pt`, `state.json`
+/// and batch-norm statistics), `optimizer-{encoder,decoder,discriminator}.pt` (those the model has), `state.json`
 /// (step, epoch, learning rates, format version) and a copy of `config.json`.
 /// `RUN/checkpoints/last` names the newest. Written under a temporary name, flushed, then
 /// renamed, so a crash never leaves a half-written checkpoint behind that name.
@@ -14,7 +14,7 @@
 
 namespace vaegan {
 
-class VaeGanTrainer;
+class Trainer;
 
 /// Position of training when a checkpoint was taken.
 struct TrainingState {
@@ -26,7 +26,7 @@ struct TrainingState {
 /// removes older checkpoints beyond the newest `keep`. Returns the checkpoint directory.
 /// Throws `std::runtime_error` naming the path when writing fails (the previous checkpoint
 /// and `last` stay intact).
-std::string save_checkpoint(const std::string& run_dir, VaeGanTrainer& trainer, const TrainingState& state,
+std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state,
                             int keep = 2);
 
 /// Resolves `path` (a checkpoint directory or a run directory, meaning its newest checkpoint)

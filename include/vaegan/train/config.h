@@ -17,13 +17,17 @@ struct TrainConfig {
   ModelConfig model;
 
   // data
-  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist
+  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist | cifar10 | celeba | folder
   std::string data_dir;                   ///< empty: `default_data_dir(dataset)`
+  bool horizontal_flip = false;           ///< mirror training images left-right at random
+  int64_t loader_threads = 1;             ///< threads decoding image files (folder, celeba)
 
   // schedule
   int64_t epochs = 10;      ///< passes over the training set
   int64_t max_steps = 0;    ///< stop after this many steps (0: no limit)
   int64_t batch_size = 64;  ///< images per step (paper §4: 64)
+  /// `vae-then-gan`: epochs of the VAE phase (0: half of `epochs`, at least 1), the rest GAN.
+  int64_t pretrain_epochs = 0;
   double max_minutes = 0;   ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
 
   // optimization (one RMSprop per network, paper §4)
@@ -32,6 +36,7 @@ struct TrainConfig {
   double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (original code: 0.9)
   double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
   double beta = 1.0;           ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
+  std::string recon_loss = "bce";  ///< `vae`: pixel likelihood, bce | mse (`pixel_reconstruction_loss`)
   /// Discriminator also classifies reconstructions (Algorithm 1: yes; the original CelebA code
   /// and the default here, by measurement: no, see docs/training-defaults.md).
   bool dis_on_recon = false;
@@ -68,6 +73,10 @@ void from_json(const nlohmann::json& j, TrainConfig& c);
 /// Checks ranges and combinations. Throws `InputError` naming the flag, e.g.
 /// "--batch-size: must be at least 2, got 1".
 void validate(const TrainConfig& c);
+
+/// Epochs of the VAE phase of a `vae-then-gan` run: `pretrain_epochs`, or half of `epochs`
+/// (at least 1) when 0.
+int64_t vae_phase_epochs(const TrainConfig& c);
 
 /// Reads `path` (a config.json). Throws `InputError` naming the file when it is missing or not
 /// valid JSON of the expected shape.

@@ -1,6 +1,7 @@
 #pragma once
-/// VAE-GAN training: which loss updates which network (DESIGN.md §2, the routing table), one
-/// RMSprop optimizer per network, the equilibrium rule and learning-rate decay, and the epoch
+/// Training of every model type: for the VAE-GAN which loss updates which network (DESIGN.md §2,
+/// the routing table), the VAE's ELBO step, the GAN's two-player step, the VAE-then-GAN phases;
+/// one RMSprop optimizer per network, the equilibrium rule and learning-rate decay, and the epoch
 /// loop that writes the run directory (DESIGN.md §5).
 
 #include <torch/torch.h>
@@ -57,12 +58,27 @@ struct GradientOptions {
 /// first pass: use `fused(false)` there (`--batch-norm joint --fused-step false`).
 VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, const GradientOptions& options);
 
-/// Scalars of one training step.
+/// What a training step optimizes.
+enum class Phase {
+  kVaeGan,  ///< Algorithm 1: encoder, decoder and discriminator
+  kVae,     ///< `beta * L_prior + L_pixel`: encoder and decoder (the `vae` model, phase 1 of `vae-then-gan`)
+  kGan,     ///< decoder (generator) against discriminator (the `gan` model, phase 2 of `vae-then-gan`)
+};
+/// `vaegan`, `vae` or `gan`: the `phase` value of metrics.jsonl.
+std::string to_string(Phase phase);
+
+/// Scalars of one training step; the losses a phase does not have stay 0.
 struct StepStats {
-  double loss_prior = 0, loss_llike = 0, loss_dis = 0, loss_adv = 0;
+  Phase phase = Phase::kVaeGan;
+  double loss_prior = 0;  ///< KL (vaegan, vae)
+  double loss_llike = 0;  ///< feature-wise reconstruction error (vaegan)
+  double loss_pixel = 0;  ///< pixel-wise reconstruction error (vae)
+  double loss_dis = 0, loss_adv = 0;            ///< discriminator's and decoder's GAN losses (vaegan, gan)
   double d_real = 0, d_recon = 0, d_prior = 0;  ///< mean sigmoid(Dis(.)) on X, x_recon, x_prior
   bool dis_updated = true;                      ///< false when the equilibrium rule skipped it
   bool dec_adv_updated = true;                  ///< false when the equilibrium rule dropped L_adv
+  /// Sum of the losses of the phase (NaN or Inf when one of them is).
+  double loss_sum() const { return loss_prior + loss_llike + loss_pixel + loss_dis + loss_adv; }
 };
 
 /// The equilibrium rule of seed 000 and the original code (DESIGN.md §2): from the
@@ -71,37 +87,60 @@ struct StepStats {
 /// skipped, both are done. Returns {update_discriminator, decoder_adversarial}.
 std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double equilibrium, double margin);
 
-/// Owns the model, its three optimizers and the noise generator; runs Algorithm 1 steps.
-class VaeGanTrainer {
+/// Owns the model, one optimizer per network and the noise generator; runs training steps of
+/// the model type of `config.model.type`.
+class Trainer {
  public:
   /// Builds the model from `config.model` (weights initialized from `config.seed`) on `device`.
-  /// Throws `InputError` for an invalid config.
-  VaeGanTrainer(const TrainConfig& config, torch::Device device);
+  /// `vae-then-gan` starts in its VAE phase. Throws `InputError` for an invalid config.
+  Trainer(const TrainConfig& config, torch::Device device);
 
   /// One training step on images `x` `[B, C, S, S]` in `[-1, 1]` (on any device; moved to the
-  /// trainer's). Updates all three networks as the routing table says.
+  /// trainer's), drawing the noise from `generator()`.
   StepStats step(const torch::Tensor& x);
-  /// The same step with the noise given: `eps` and `z_prior` `[B, Z]` (for parity tests).
+  /// The same step with the noise given: `eps` and `z_prior` `[B, Z]` (for parity tests); a phase
+  /// ignores what it does not use (the VAE `z_prior`, the GAN `eps`).
+  /// vaegan: all three networks as the routing table says (`vae_gan_gradients`).
+  /// vae: encoder and decoder on `beta * L_prior + L_pixel` (one backward pass).
+  /// gan: from one forward, the discriminator on `L_dis` (real vs prior samples) and the decoder
+  /// on the adversarial term, each gradient over its own parameters only (simultaneous updates,
+  /// as Algorithm 1 does for the VAE-GAN).
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+
+  /// The phase the next step runs.
+  Phase phase() const { return phase_; }
+  /// `vae-then-gan`: ends the VAE phase. The generator keeps the VAE decoder's weights; its
+  /// optimizer starts afresh (its RMSprop statistics belonged to another loss).
+  void begin_gan_phase();
 
   /// Multiplies every optimizer's learning rate by `config.lr_decay` (call after each epoch).
   void decay_learning_rates();
-  /// Current learning rate of optimizer `which` (0 encoder, 1 decoder, 2 discriminator).
+  /// Whether network `which` (0 encoder, 1 decoder, 2 discriminator) exists, i.e. has an optimizer.
+  bool has_optimizer(int which) const { return optimizers_.at(which) != nullptr; }
+  /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
   double learning_rate(int which) const;
 
   VaeGan& model() { return model_; }
-  torch::optim::RMSprop& optimizer(int which) { return *optimizers_.at(which); }
+  const VaeGan& model() const { return model_; }
+  /// Optimizer of network `which`; throws `std::out_of_range` for a missing network.
+  torch::optim::RMSprop& optimizer(int which);
   const TrainConfig& config() const { return config_; }
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
   at::Generator& generator() { return generator_; }
 
  private:
+  StepStats vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  StepStats vae_step(const torch::Tensor& x, const torch::Tensor& eps);
+  StepStats gan_step(const torch::Tensor& x, const torch::Tensor& z_prior);
+  std::unique_ptr<torch::optim::RMSprop> make_optimizer(const std::vector<torch::Tensor>& params) const;
+
   TrainConfig config_;
   torch::Device device_;
   VaeGan model_{nullptr};
-  std::vector<std::unique_ptr<torch::optim::RMSprop>> optimizers_;
+  std::vector<std::unique_ptr<torch::optim::RMSprop>> optimizers_;  ///< encoder, decoder, discriminator (null: absent)
   VaeGanLossOptions loss_options_;
+  Phase phase_ = Phase::kVaeGan;
   at::Generator generator_;
 };
 
@@ -131,13 +170,16 @@ struct FitResult {
   double images_per_sec = 0;
   std::string last_checkpoint;
   bool stopped_by_time = false;  ///< ended by `max_minutes`
+  int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
 };
 
 /// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
-/// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch, and a checkpoint after
-/// every epoch and at the end (also when `max_minutes` ends an epoch early). `run_dir` must not contain a previous run
-/// unless `overwrite`. Throws `InputError` for a bad config, unreadable data or an occupied `run_dir`;
-/// `std::runtime_error` when writing fails.
+/// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch (no reconstructions for a
+/// `gan`), and a checkpoint after every epoch and at the end (also when `max_minutes` ends an
+/// epoch early). Batches come from a background `BatchLoader`. `vae-then-gan` switches to its
+/// GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a previous run
+/// unless `overwrite`. Throws `InputError` for a bad config, unreadable data or an occupied
+/// `run_dir`; `std::runtime_error` when writing fails or training diverges.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer);
 
 }  // namespace vaegan

@@ -1,0 +1,31 @@
+#pragma once
+/// Opening a dataset by name (`--dataset`, DESIGN.md §8).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vaegan/data/image_dataset.h"
+
+namespace vaegan {
+
+/// Names accepted by `--dataset`: fashion-mnist, mnist, cifar10, celeba, folder.
+const std::vector<std::string>& dataset_names();
+
+/// Image channels of a named dataset (1 for the MNIST family, 3 for cifar10 and celeba);
+/// `folder` has none of its own: returns 0 (the user's `--channels`).
+int64_t dataset_channels(const std::string& name);
+
+/// Opens `split` of the dataset `name` in `data_dir` at `image_size` with `channels`:
+/// fashion-mnist / mnist (IDX, `IdxDataset::from_directory`, padded to the size), cifar10
+/// (`load_cifar10`), celeba (`CelebADataset`), folder (`ImageFolderDataset`).
+/// Throws `InputError` naming the flag or file for an unknown name, a channel count the dataset
+/// does not have, or unreadable data.
+std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::string& data_dir, Split split,
+                                           int64_t channels, int64_t image_size);
+
+/// Default data directory of a named dataset: Debian's `dataset-fashion-mnist` package path
+/// for `fashion-mnist`, `data/NAME` otherwise.
+std::string default_data_dir(const std::string& dataset);
+
+}  // namespace vaegan

@@ -1,0 +1,53 @@
+#pragma once
+/// Any folder of PNG/JPEG images (seed 003: non-square comic faces), decoded on demand by the
+/// loader's background threads (stb_image), centre-cropped to a square and resized.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vaegan/data/image_dataset.h"
+
+namespace vaegan {
+
+/// Decodes the image file `path` (PNG, JPEG, BMP, GIF: whatever stb_image reads) to `uint8`
+/// `[channels, size, size]`: converted to grey (1) or RGB (3), centre-cropped to a square of side
+/// `crop` (0: the largest centred square; clamped to the image), then resized to `size` (stb's
+/// default filter). Throws `ImageReadError` naming `path` with stb's reason when it cannot be
+/// read or decoded.
+torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0);
+
+/// Image files under `root`, recursively, sorted: extensions .png .jpg .jpeg (any case).
+std::vector<std::string> list_image_files(const std::string& root);
+
+/// A folder of images. Labels: when every image lies in a first-level subfolder, the sorted
+/// subfolder names are the classes; otherwise there are none (-1). Splits: when `root` has
+/// `train/` and `test/` subfolders they are the splits, otherwise both splits are the whole folder.
+class ImageFolderDataset : public ImageDataset {
+ public:
+  /// Lists the images of `split` under `root`. Throws `InputError` naming `root` when it does not
+  /// exist or holds no image file, or when `channels` is not 1 or 3.
+  ImageFolderDataset(const std::string& root, Split split, int64_t channels, int64_t image_size);
+  /// An explicit file list (CelebA) with labels (-1 for none; empty: all -1).
+  ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, std::string source, int64_t channels,
+                     int64_t image_size, int64_t crop);
+
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  int64_t channels() const override { return channels_; }
+  int64_t image_size() const override { return image_size_; }
+  torch::Tensor image(int64_t i) const override;
+  int64_t label(int64_t i) const override;
+  std::string describe(int64_t i) const override { return files_.at(static_cast<size_t>(i)); }
+  std::vector<std::string> class_names() const override { return class_names_; }
+  std::string summary() const override;
+  const std::vector<std::string>& files() const { return files_; }
+
+ private:
+  std::vector<std::string> files_;
+  std::vector<int64_t> labels_;
+  std::vector<std::string> class_names_;
+  std::string source_;
+  int64_t channels_, image_size_, crop_ = 0;
+};
+
+}  // namespace vaegan

@@ -1,0 +1,81 @@
+#pragma once
+/// The batch loader: assembles training batches in a background thread so the trainer never
+/// waits on files, applies augmentation, and skips unreadable images.
+
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "vaegan/data/image_dataset.h"
+
+namespace vaegan {
+
+/// One batch: float32 images `[B, C, S, S]` in `[-1, 1]` and int64 labels `[B]` (-1: none).
+struct Batch {
+  torch::Tensor images;
+  torch::Tensor labels;
+};
+
+/// Options of `BatchLoader`.
+struct LoaderOptions {
+  /// B: images per batch; the last partial batch of an epoch is dropped.
+  TORCH_ARG(int64_t, batch_size) = 64;
+  /// Mirror each image left-right with probability 1/2.
+  TORCH_ARG(bool, horizontal_flip) = false;
+  /// Seed of the flip decisions (with the epoch, so every epoch flips differently but
+  /// reproducibly).
+  TORCH_ARG(uint64_t, seed) = 0;
+  /// Batches assembled ahead of the trainer.
+  TORCH_ARG(int64_t, prefetch) = 3;
+  /// Threads decoding the images of one batch (file-backed datasets; in-memory ones use one).
+  TORCH_ARG(int64_t, threads) = 1;
+};
+
+/// Iterates one epoch: the images of `order` (indices into `dataset`) in that order, in batches,
+/// prepared by a background thread up to `prefetch` batches ahead. An image that cannot be read
+/// is replaced by the next one of `order`, with one warning per image (spdlog) naming it; the
+/// batches therefore stay full and their content depends only on `order` and on which files are
+/// unreadable, not on timing.
+class BatchLoader {
+ public:
+  /// Starts the background thread. `order`: int64 `[M]`.
+  BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Tensor order, LoaderOptions options,
+              int64_t epoch = 0);
+  /// Stops and joins the thread (pending batches are dropped).
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  /// The next batch, or nullopt when the epoch's order is used up. Rethrows an error of the
+  /// background thread; throws `InputError` naming the dataset when not one image of `order`
+  /// could be read.
+  std::optional<Batch> next();
+  /// Images of this epoch skipped as unreadable so far.
+  int64_t skipped() const;
+
+ private:
+  void produce();
+  Batch assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
+                 int64_t batch_index) const;
+
+  std::shared_ptr<const ImageDataset> dataset_;
+  torch::Tensor order_;
+  LoaderOptions options_;
+  int64_t epoch_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> ready_;
+  bool done_ = false, stop_ = false;
+  std::exception_ptr error_;
+  int64_t skipped_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace vaegan

@@ -1,0 +1,35 @@
+#pragma once
+/// The plain VAE (Kingma & Welling 2014; seed 002, seed 003): encoder and decoder trained on
+/// `beta * L_prior + L_pixel`, forward and losses only (training: `train/trainer.h`).
+///
+/// Legend: B batch, C channels, S image size, Z latent size.
+
+#include <torch/torch.h>
+
+#include "vaegan/model/losses.h"
+#include "vaegan/nn/decoder.h"
+#include "vaegan/nn/encoder.h"
+
+namespace vaegan {
+
+/// One VAE forward pass.
+struct VaeForward {
+  torch::Tensor mu, logvar;       ///< `[B, Z]`: q(z|x)
+  torch::Tensor z;                ///< `[B, Z]`: reparameterized sample
+  torch::Tensor preactivation;    ///< `[B, C, S, S]`: decoder output before tanh (`Decoder::preactivation`)
+};
+
+/// Encodes images `x` `[B, C, S, S]` in `[-1, 1]`, samples `z = mu + sigma * eps` with the given
+/// `eps` `[B, Z]`, and decodes it.
+VaeForward vae_forward(Encoder& encoder, Decoder& decoder, const torch::Tensor& x, const torch::Tensor& eps);
+
+/// The VAE's two loss terms (scalars, graph kept); the negative ELBO is `prior + pixel`.
+struct VaeLosses {
+  torch::Tensor prior;  ///< L_prior = KL(q(z|x) || N(0, I)), nats per image
+  torch::Tensor pixel;  ///< L_pixel, per-image sum (see `pixel_reconstruction_loss`)
+};
+
+/// Losses of `f` against the encoded images `x` `[B, C, S, S]` in `[-1, 1]`.
+VaeLosses vae_losses(const VaeForward& f, const torch::Tensor& x, ReconLoss form);
+
+}  // namespace vaegan

@@ -1,0 +1,132 @@
+#include "vaegan/data/loader.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "vaegan/core/error.h"
+
+namespace vaegan {
+
+BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Tensor order, LoaderOptions options,
+                         int64_t epoch)
+    : dataset_(std::move(dataset)), order_(order.to(torch::kLong).contiguous()), options_(options), epoch_(epoch) {
+  TORCH_CHECK(options_.batch_size() >= 1 && options_.prefetch() >= 1 && options_.threads() >= 1,
+              "BatchLoader: batch_size, prefetch and threads must be positive");
+  thread_ = std::thread([this] { produce(); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+std::optional<Batch> BatchLoader::next() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return !ready_.empty() || done_; });
+  if (!ready_.empty()) {
+    Batch b = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+    return b;
+  }
+  if (error_) std::rethrow_exception(error_);
+  return std::nullopt;
+}
+
+int64_t BatchLoader::skipped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
+
+Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
+                             int64_t batch_index) const {
+  Batch b;
+  // [B, C, S, S] in [-1, 1]: gathered from memory, or the images the probe already decoded
+  b.images = decoded.empty() ? dataset_->images(indices) : to_model_range(torch::stack(decoded));
+  std::vector<int64_t> labels;
+  for (int64_t i : indices) labels.push_back(dataset_->label(i));
+  b.labels = torch::tensor(labels, torch::kLong);
+  if (options_.horizontal_flip()) {
+    // One generator per (seed, epoch, batch): the flips do not depend on thread timing.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed() * 1000003ULL +
+                                                         static_cast<uint64_t>(epoch_) * 7919ULL +
+                                                         static_cast<uint64_t>(batch_index));
+    const torch::Tensor flip = torch::rand({b.images.size(0)}, gen).lt(0.5).view({-1, 1, 1, 1});
+    b.images = torch::where(flip, b.images.flip({3}), b.images);
+  }
+  return b;
+}
+
+void BatchLoader::produce() {
+  try {
+    const int64_t m = order_.size(0), batch = options_.batch_size();
+    const int64_t* order = order_.data_ptr<int64_t>();
+    const bool in_memory = dataset_->in_memory().defined();
+    int64_t pos = 0, produced = 0, readable = 0;
+    for (;;) {
+      std::vector<int64_t> indices;
+      std::vector<torch::Tensor> decoded;  // file-backed datasets: uint8 [C, S, S] per index
+      while (static_cast<int64_t>(indices.size()) < batch && pos < m) {
+        const int64_t take = std::min(batch - static_cast<int64_t>(indices.size()), m - pos);
+        std::vector<int64_t> candidates(order + pos, order + pos + take);
+        pos += take;
+        if (in_memory) {
+          indices.insert(indices.end(), candidates.begin(), candidates.end());
+          continue;
+        }
+        // Decode the candidates in `threads` strided shares.
+        std::vector<torch::Tensor> images(candidates.size());
+        std::vector<std::string> errors(candidates.size());
+        auto decode = [&](size_t first) {
+          for (size_t k = first; k < candidates.size(); k += static_cast<size_t>(options_.threads())) {
+            try {
+              images[k] = dataset_->image(candidates[k]);
+            } catch (const ImageReadError& e) {
+              errors[k] = e.what();
+            }
+          }
+        };
+        std::vector<std::thread> helpers;
+        for (int64_t t = 1; t < options_.threads(); ++t) helpers.emplace_back(decode, static_cast<size_t>(t));
+        decode(0);
+        for (auto& h : helpers) h.join();
+        for (size_t k = 0; k < candidates.size(); ++k) {
+          if (errors[k].empty()) {
+            indices.push_back(candidates[k]);
+            decoded.push_back(images[k]);
+            continue;
+          }
+          if (dataset_->mark_unreadable(candidates[k])) spdlog::warn("skipping unreadable image: {}", errors[k]);
+          std::lock_guard<std::mutex> lock(mutex_);
+          ++skipped_;
+        }
+      }
+      readable += static_cast<int64_t>(indices.size());
+      if (static_cast<int64_t>(indices.size()) < batch) break;  // the last partial batch is dropped
+      Batch b = assemble(indices, decoded, produced++);
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [this] { return stop_ || static_cast<int64_t>(ready_.size()) < options_.prefetch(); });
+      if (stop_) return;
+      ready_.push_back(std::move(b));
+      changed_.notify_all();
+    }
+    if (produced == 0 && m > 0) {
+      throw InputError(readable == 0 ? fmt::format("{}: none of the {} images could be read", dataset_->summary(), m)
+                                     : fmt::format("{}: only {} of {} images could be read, fewer than a batch of {}",
+                                                   dataset_->summary(), readable, m, batch));
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::current_exception();
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ = true;
+  changed_.notify_all();
+}
+
+}  // namespace vaegan
