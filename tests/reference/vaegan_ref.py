@@ -1,10 +1,12 @@
-"""An independent PyTorch implementation of vaegan's VAE-GAN (DESIGN.md §2 and §3).
+"""An independent PyTorch implementation of vaegan's models (DESIGN.md §2 and §3).
 
-Written from the design, not from the C++ code: the networks of the `small32` and `paper64`
-presets (module names match the C++ checkpoint keys, so a C++ `model.pt` loads into them), the
-four losses, and one training step of Algorithm 1 with three `torch.autograd.grad` calls over
-the parameter groups and one RMSprop per network. Used by the parity test
-(`tests/reference/parity.py`) and by the benchmark's PyTorch twin (`bench/twin.py`).
+Written from the design, not from the C++ code: the networks of the `small32`, `paper64` and
+`mlp28` presets (module names match the C++ checkpoint keys, so a C++ `model.pt` loads into
+them), the VAE-GAN's four losses and one training step of Algorithm 1 with three
+`torch.autograd.grad` calls over the parameter groups, the plain VAE's ELBO step (seed 002: BCE
+or squared error summed over pixels, on [0, 1] pixels) and the GAN's two-player step; one
+RMSprop per network. Used by the parity test (`tests/reference/parity.py`) and by the
+benchmark's PyTorch twin (`bench/twin.py`).
 """
 import torch
 import torch.nn as nn
@@ -44,11 +46,43 @@ class Dec(nn.Module):
         for ch in chans:
             layers += [nn.ConvTranspose2d(cin, ch, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU()]
             cin = ch
-        layers += [nn.Conv2d(cin, c, 5, 1, 2), nn.Tanh()]
+        layers += [nn.Conv2d(cin, c, 5, 1, 2)]
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, z):
+    def pre(self, z):
+        """Output before the final tanh."""
         return self.layers(self.fc(z).view(-1, self.c0, self.r, self.r))
+
+    def forward(self, z):
+        return torch.tanh(self.pre(z))
+
+
+class MlpEnc(nn.Module):
+    """Seed 002's encoder: 784 -> 512 -> 512 -> (mu, logvar), ReLU, no batch norm."""
+
+    def __init__(self, c, s, hidden, z):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(c * s * s, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(hidden, z), nn.Linear(hidden, z)
+
+    def forward(self, x):
+        h = self.fc(x.flatten(1))
+        return self.mu(h), self.logvar(h)
+
+
+class MlpDec(nn.Module):
+    def __init__(self, c, s, hidden, z):
+        super().__init__()
+        self.shape = (c, s, s)
+        self.fc = nn.Sequential(nn.Linear(z, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                nn.Linear(hidden, c * s * s))
+        self.layers = nn.Sequential()
+
+    def pre(self, z):
+        return self.fc(z).view(-1, *self.shape)
+
+    def forward(self, z):
+        return torch.tanh(self.pre(z))
 
 
 class Dis(nn.Module):
@@ -79,9 +113,41 @@ class Dis(nn.Module):
 
 
 def build(preset, channels=1, latent=None):
+    if preset == "mlp28":
+        z = latent or 20
+        return MlpEnc(channels, 28, 512, z), MlpDec(channels, 28, 512, z), None, 28, z
     s, ec, efc, z, dc, dic, dfc = PRESETS[preset]
     z = latent or z
     return Enc(channels, s, ec, efc, z), Dec(channels, s, dc, z), Dis(channels, s, dic, dfc), s, z
+
+
+def vae_losses(enc, dec, x, eps, recon="bce"):
+    """L_prior and L_pixel of the plain VAE, written as seed 002 does: probabilities in [0, 1]
+    and `reduction="sum"`, divided by the batch size."""
+    b = x.shape[0]
+    mu, logvar = enc(x)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    p = (torch.tanh(dec.pre(z)) + 1) / 2  # decoder output on [0, 1]
+    t = (x + 1) / 2
+    if recon == "bce":
+        pixel = F.binary_cross_entropy(p, t, reduction="sum") / b
+    else:
+        pixel = F.mse_loss(p, t, reduction="sum") / b
+    prior = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / b
+    return prior, pixel
+
+
+def gan_losses(dec, dis, x, zp, joint=False):
+    """L_dis (real vs prior samples) and the generator's non-saturating term."""
+    b = x.shape[0]
+    fake = dec(zp)
+    if joint:
+        logits, _ = dis(torch.cat([x, fake]))
+        lx, lf = logits[:b], logits[b:]
+    else:
+        (lx, _), (lf, _) = dis(x), dis(fake)
+    bce = F.binary_cross_entropy_with_logits
+    return bce(lx, torch.ones_like(lx)) + bce(lf, torch.zeros_like(lf)), bce(lf, torch.ones_like(lf))
 
 
 def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False):
@@ -115,14 +181,21 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False):
     return l_prior, l_llike, l_dis, l_adv
 
 
-def load_cpp_checkpoint(path, preset, latent=None):
-    """Builds the networks and loads a C++ `torch::save(VaeGan)` file into them."""
+def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
+    """Builds the networks of `model` and loads a C++ `torch::save(VaeGan)` file into them;
+    a network the model lacks is None (vae: discriminator, gan: encoder)."""
     enc, dec, dis, s, z = build(preset, latent=latent)
+    enc = None if model == "gan" else enc
+    dis = None if model == "vae" else dis
     m = torch.jit.load(path)
     state = {k: v for k, v in m.named_parameters()}
     state.update({k: v for k, v in m.named_buffers()})
     root = torch.nn.Module()
-    root.encoder, root.decoder, root.discriminator = enc, dec, dis
+    root.decoder = dec
+    if enc is not None:
+        root.encoder = enc
+    if dis is not None:
+        root.discriminator = dis
     root.load_state_dict(state)
     return enc, dec, dis
 
@@ -135,10 +208,34 @@ def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_reco
     ge = torch.autograd.grad(l_prior + l_llike, list(enc.parameters()), retain_graph=True)
     gd = torch.autograd.grad(gamma * l_llike + l_adv, list(dec.parameters()), retain_graph=True)
     gc = torch.autograd.grad(l_dis, list(dis.parameters()))
-    for net, grads, opt in zip(nets, (ge, gd, gc), opts):
-        for p, g in zip(net.parameters(), grads):
-            p.grad = g
-        opt.step()
+    apply(nets, opts, (ge, gd, gc))
     return [float(v) for v in (l_prior, l_llike, l_dis, l_adv)]
 
 
+def apply(nets, opts, grads):
+    for net, gs, opt in zip(nets, grads, opts):
+        for p, g in zip(net.parameters(), gs):
+            p.grad = g
+        opt.step()
+
+
+def vae_step(nets, opts, x, eps, recon="bce"):
+    """One step of the plain VAE on `L_prior + L_pixel`; returns both losses before the update."""
+    enc, dec = nets
+    prior, pixel = vae_losses(enc, dec, x, eps, recon)
+    params = list(enc.parameters()) + list(dec.parameters())
+    g = torch.autograd.grad(prior + pixel, params)
+    n = len(list(enc.parameters()))
+    apply(nets, opts, (g[:n], g[n:]))
+    return [float(prior), float(pixel)]
+
+
+def gan_step(nets, opts, x, zp, joint=False):
+    """One simultaneous GAN step: generator on its term, discriminator on L_dis, from one
+    forward; returns both losses before the update."""
+    dec, dis = nets
+    l_dis, l_adv = gan_losses(dec, dis, x, zp, joint)
+    gg = torch.autograd.grad(l_adv, list(dec.parameters()), retain_graph=True)
+    gd = torch.autograd.grad(l_dis, list(dis.parameters()))
+    apply(nets, opts, (gg, gd))
+    return [float(l_dis), float(l_adv)]

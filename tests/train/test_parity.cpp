@@ -13,7 +13,15 @@ namespace {
 
 bool python_torch_available() { return std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") == 0; }
 
-/// Runs the parity check for `c` (batch-norm mode and dis_on_recon taken from it).
+/// The losses of `s` that the reference reports for `model` (see parity.py).
+std::vector<double> reported_losses(const std::string& model, const StepStats& s) {
+  if (model == "vae") return {s.loss_prior, s.loss_pixel};
+  if (model == "gan") return {s.loss_dis, s.loss_adv};
+  return {s.loss_prior, s.loss_llike, s.loss_dis, s.loss_adv};
+}
+
+/// Runs the parity check for `c` (model, preset, batch-norm mode, dis_on_recon, recon loss
+/// taken from it): step-0 gradients of every parameter and the losses of 10 RMSprop steps.
 void check_parity(TrainConfig c) {
   if (!python_torch_available()) {
     GTEST_SKIP() << "python3-torch (or python3-numpy) is missing: the PyTorch parity test needs "
@@ -33,8 +41,9 @@ void check_parity(TrainConfig c) {
 
   torch::manual_seed(99);
   // A structured batch (bright squares) so that the discriminator has something to tell apart.
+  const int64_t size = model_image_size(c.model);
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  torch::Tensor x = torch::full({steps, batch, 1, 32, 32}, -1.0, f64);
+  torch::Tensor x = torch::full({steps, batch, 1, size, size}, -1.0, f64);
   for (int64_t t = 0; t < steps; ++t) {
     for (int64_t i = 0; i < batch; ++i) x[t][i][0].narrow(0, 8 + i, 10).narrow(1, 6 + t, 12).fill_(0.8);
   }
@@ -43,42 +52,41 @@ void check_parity(TrainConfig c) {
   write_npy(dir / "eps.npy", eps);
   write_npy(dir / "zp.npy", zp);
 
-  // Step-0 gradients (a forward in train mode; batch-norm running statistics do not enter).
-  VaeGan& model = trainer.model();
-  VaeGanGradients g = vae_gan_gradients(
-      model,
-      vae_gan_losses(
-          model->forward(x[0].contiguous(torch::MemoryFormat::ChannelsLast), eps[0], zp[0], c.batch_norm == "joint"),
-          VaeGanLossOptions().dis_on_recon(c.dis_on_recon)),
-      GradientOptions().gamma(c.gamma).fused(c.fused_step));
+  // The step assigns each parameter's gradient to .grad before its optimizer steps, so after the
+  // first step .grad holds the step-0 gradients (batch-norm running statistics do not enter).
   std::vector<double> losses;
+  VaeGan& model = trainer.model();
+  std::vector<std::pair<std::string, std::vector<torch::Tensor>>> grads;
   for (int64_t t = 0; t < steps; ++t) {
-    StepStats s = trainer.step(x[t], eps[t], zp[t]);
-    losses.insert(losses.end(), {s.loss_prior, s.loss_llike, s.loss_dis, s.loss_adv});
+    const std::vector<double> l = reported_losses(c.model.type, trainer.step(x[t], eps[t], zp[t]));
+    losses.insert(losses.end(), l.begin(), l.end());
+    if (t > 0) continue;
+    for (const auto& child : model->named_children()) {
+      std::vector<torch::Tensor> g;
+      for (const auto& p : child.value()->parameters()) g.push_back(p.grad().clone());
+      grads.emplace_back(child.key(), g);
+    }
   }
 
   const std::string cmd = std::string("/usr/bin/python3 ") + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " +
-                          dir.path() + " --latent 16 --gamma " + std::to_string(c.gamma) + " --lr " +
-                          std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) + " --batch-norm " +
-                          c.batch_norm + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
+                          dir.path() + " --model " + c.model.type + " --preset " + c.model.arch +
+                          " --recon-loss " + c.recon_loss + " --latent 16 --gamma " + std::to_string(c.gamma) +
+                          " --lr " + std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) +
+                          " --batch-norm " + c.batch_norm + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   // Gradients: each tensor to 1e-8 of its largest entry.
-  const std::vector<std::pair<std::string, torch::nn::Module*>> nets = {{"encoder", model->encoder.get()},
-                                                                        {"decoder", model->decoder.get()},
-                                                                        {"discriminator", model->discriminator.get()}};
-  const std::vector<std::vector<torch::Tensor>*> grads = {&g.encoder, &g.decoder, &g.discriminator};
   size_t compared = 0;
-  for (size_t n = 0; n < nets.size(); ++n) {
-    const auto named = nets[n].second->named_parameters();
-    ASSERT_EQ(named.size(), grads[n]->size());
+  for (const auto& [name, g] : grads) {
+    const auto named = model->named_children()[name]->named_parameters();
+    ASSERT_EQ(named.size(), g.size());
     for (size_t i = 0; i < named.size(); ++i) {
-      const torch::Tensor ref = read_npy(dir / ("py_grads/" + nets[n].first + "." + named[i].key() + ".npy"));
-      const torch::Tensor ours = (*grads[n])[i].contiguous();
+      const torch::Tensor ref = read_npy(dir / ("py_grads/" + name + "." + named[i].key() + ".npy"));
+      const torch::Tensor ours = g[i].contiguous();
       ASSERT_EQ(ref.sizes(), ours.sizes()) << named[i].key();
       const double scale = ref.abs().max().item<double>();
       EXPECT_LE((ours - ref).abs().max().item<double>(), 1e-8 * scale + 1e-12)
-          << nets[n].first << "." << named[i].key() << " (largest entry " << scale << ")";
+          << name << "." << named[i].key() << " (largest entry " << scale << ")";
       ++compared;
     }
   }
@@ -88,11 +96,12 @@ void check_parity(TrainConfig c) {
   // updates are about lr * g / |g| for every g, so the sign of a gradient that is zero up to
   // round-off moves a weight by a full step either way.)
   const torch::Tensor ref_losses = read_npy(dir / "py_losses.npy");
-  ASSERT_EQ(ref_losses.sizes(), (std::vector<int64_t>{steps, 4}));
+  const int64_t k = static_cast<int64_t>(losses.size()) / steps;
+  ASSERT_EQ(ref_losses.sizes(), (std::vector<int64_t>{steps, k}));
   for (int64_t t = 0; t < steps; ++t) {
-    for (int64_t k = 0; k < 4; ++k) {
-      const double ref = ref_losses[t][k].item<double>(), ours = losses[t * 4 + k];
-      EXPECT_NEAR(ours, ref, 1e-8 * std::abs(ref) + 1e-10) << "step " << t << " loss " << k;
+    for (int64_t j = 0; j < k; ++j) {
+      const double ref = ref_losses[t][j].item<double>(), ours = losses[t * k + j];
+      EXPECT_NEAR(ours, ref, 1e-8 * std::abs(ref) + 1e-10) << "step " << t << " loss " << j;
     }
   }
 }
@@ -103,6 +112,34 @@ TEST(Parity, AlgorithmOneLiteralStepMatchesPyTorchReference) {
   TrainConfig c;  // the paper's Algorithm 1: one batch of [x; x_recon; x_prior], reconstructions in L_dis
   c.batch_norm = "joint";
   c.dis_on_recon = true;
+  check_parity(c);
+}
+
+TEST(Parity, ConvolutionalVaeWithSquaredErrorMatchesPyTorchReference) {
+  TrainConfig c;
+  c.model.type = "vae";
+  c.recon_loss = "mse";
+  check_parity(c);
+}
+
+TEST(Parity, MlpVaeWithBceMatchesPyTorchReference) {
+  TrainConfig c;  // seed 002's model
+  c.model.type = "vae";
+  c.model.arch = "mlp28";
+  c.recon_loss = "bce";
+  check_parity(c);
+}
+
+TEST(Parity, GanStepMatchesPyTorchReference) {
+  TrainConfig c;
+  c.model.type = "gan";
+  check_parity(c);
+}
+
+TEST(Parity, GanStepWithJointBatchNormMatchesPyTorchReference) {
+  TrainConfig c;
+  c.model.type = "gan";
+  c.batch_norm = "joint";
   check_parity(c);
 }
 
