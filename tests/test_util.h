@@ -2,12 +2,20 @@
 // Helpers shared by the tests: temporary directories and tiny datasets.
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <stb_image_write.h>
+
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "vaegan/data/idx_dataset.h"
 
 namespace vaegan::test {
+namespace fs = std::filesystem;
+
 
 /// A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
@@ -46,6 +54,49 @@ inline void write_tiny_idx_dataset(const std::string& dir, int64_t n_train, int6
   write_idx(dir + "/train-labels-idx1-ubyte.gz", train_y);
   write_idx(dir + "/t10k-images-idx3-ubyte.gz", test_x);
   write_idx(dir + "/t10k-labels-idx1-ubyte.gz", test_y);
+}
+
+/// Writes `n` CIFAR-10 records: record i has label i % 10 and every byte of channel c equal to
+/// (i * 3 + c) % 256, except pixel (0, 1) of the red plane, which is 255 (to check the layout).
+inline void write_cifar(const std::string& path, int64_t n, size_t truncate_by = 0) {
+  std::string bytes;
+  for (int64_t i = 0; i < n; ++i) {
+    bytes.push_back(static_cast<char>(i % 10));
+    for (int c = 0; c < 3; ++c) {
+      for (int p = 0; p < 1024; ++p) bytes.push_back(static_cast<char>(c == 0 && p == 1 ? 255 : (i * 3 + c) % 256));
+    }
+  }
+  bytes.resize(bytes.size() - truncate_by);
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+/// Writes an RGB image `w`×`h` whose left half is white and right half black, as PNG or JPEG.
+inline void write_image(const std::string& path, int w, int h) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::vector<uint8_t> px(static_cast<size_t>(w * h * 3));
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) px[static_cast<size_t>((y * w + x) * 3 + c)] = x < w / 2 ? 255 : 0;
+    }
+  }
+  const bool jpg = path.size() > 4 && path.substr(path.size() - 4) == ".jpg";
+  const int ok = jpg ? stbi_write_jpg(path.c_str(), w, h, 3, px.data(), 95)
+                     : stbi_write_png(path.c_str(), w, h, 3, px.data(), w * 3);
+  ASSERT_NE(ok, 0) << path;
+}
+
+/// A CelebA-style folder: `n` images, partitions i % 3, attributes (Smiling = +1 for even i).
+inline void write_celeba(const std::string& dir, int n, bool short_row = false) {
+  std::ofstream part(dir + "/list_eval_partition.txt"), attr(dir + "/list_attr_celeba.txt");
+  attr << n << "\nSmiling Young\n";
+  for (int i = 0; i < n; ++i) {
+    const std::string name = fmt::format("{:06d}.jpg", i + 1);
+    write_image(dir + "/img_align_celeba/" + name, 178, 218);
+    part << name << " " << i % 3 << "\n";
+    attr << name << (i % 2 == 0 ? "  1" : " -1");
+    if (!(short_row && i == 4)) attr << " -1";
+    attr << "\n";
+  }
 }
 
 }  // namespace vaegan::test

@@ -1,6 +1,9 @@
 #include "vaegan/data/image_dataset.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "vaegan/core/error.h"
 
 namespace vaegan {
 namespace F = torch::nn::functional;
@@ -22,9 +25,17 @@ torch::Tensor ImageDataset::images(const std::vector<int64_t>& indices) const {
 }
 
 torch::Tensor ImageDataset::first_images(int64_t n) const {
-  std::vector<int64_t> idx(static_cast<size_t>(std::max<int64_t>(0, std::min(n, size()))));
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-  return images(idx);
+  if (in_memory().defined()) return to_model_range(in_memory().narrow(0, 0, std::max<int64_t>(0, std::min(n, size()))));
+  std::vector<torch::Tensor> list;
+  for (int64_t i = 0; i < size() && static_cast<int64_t>(list.size()) < n; ++i) {
+    try {
+      list.push_back(image(i));
+    } catch (const ImageReadError& e) {
+      if (mark_unreadable(i)) spdlog::warn("skipping unreadable image: {}", e.what());
+    }
+  }
+  if (list.empty()) throw InputError(fmt::format("{}: none of the images could be read", summary()));
+  return to_model_range(torch::stack(list));  // [K, C, S, S]
 }
 
 bool ImageDataset::mark_unreadable(int64_t i) const {

@@ -136,6 +136,11 @@ TEST_F(Cli, BadInputExitsTwoWithAMessageNamingTheCulprit) {
       {base + "--batch-size 1", "--batch-size"},
       {base + "--lr -0.1", "--lr"},
       {base + "--arch huge", "--arch"},
+      {base + "--arch mlp28", "mlp28"},  // the MLP preset is the plain VAE's only
+      {base + "--model vae-then-gan --epochs 1", "--epochs"},
+      {base + "--pretrain-epochs 2", "--pretrain-epochs"},
+      {base + "--image-size 30", "--image-size"},
+      {base + "--channels 3", "--channels"},
       {base + "--epochs 0", "--epochs"},
       {base + "--batch-size 1000", "--batch-size"},
       {"train --dataset fashion-mnist --data-dir " + path("nothing-here") + " --out " + path("bad2"), "nothing-here"},
@@ -163,6 +168,98 @@ TEST_F(Cli, TruncatedDataFileIsAUsageError) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("train-images-idx3-ubyte: truncated IDX body"), std::string::npos) << r.output;
   EXPECT_FALSE(std::filesystem::exists(path("bad3") + "/checkpoints")) << "no run directory for failed input";
+}
+
+/// Reads every line of RUN/metrics.jsonl.
+std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+TEST_F(Cli, EveryModelTrainsAndItsCheckpointServesTheTools) {
+  namespace fs = std::filesystem;
+  const std::string common = "train --dataset mnist --data-dir " + data() + " --batch-size 16 --log-every 1 --threads 2 ";
+  // plain VAE, seed 002's MLP: 28x28, losses of the VAE only
+  Result r = run(common + "--model vae --arch mlp28 --epochs 1 --out " + path("m-vae"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<nlohmann::json> m = read_metrics(path("m-vae"));
+  ASSERT_FALSE(m.empty());
+  EXPECT_EQ(m.back().at("phase"), "vae");
+  EXPECT_GT(m.back().at("loss_pixel").get<double>(), 0.0);
+  EXPECT_FALSE(m.back().contains("loss_dis"));
+  EXPECT_TRUE(fs::exists(path("m-vae") + "/images/epoch-001-reconstructions.png"));
+  r = run("reconstruct --checkpoint " + path("m-vae") + " --n 4 --out " + path("m-vae/r.npy"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_npy(path("m-vae/r.npy")).sizes(), (std::vector<int64_t>{4, 28, 28, 1}));
+
+  // GAN: samples but no reconstructions, and reconstruct refuses it by name
+  r = run(common + "--model gan --epochs 1 --out " + path("m-gan"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  m = read_metrics(path("m-gan"));
+  EXPECT_EQ(m.back().at("phase"), "gan");
+  EXPECT_TRUE(m.back().contains("d_prior"));
+  EXPECT_FALSE(m.back().contains("loss_prior"));
+  EXPECT_TRUE(fs::exists(path("m-gan") + "/images/epoch-001-samples.png"));
+  EXPECT_FALSE(fs::exists(path("m-gan") + "/images/epoch-001-reconstructions.png"));
+  EXPECT_EQ(run("sample --checkpoint " + path("m-gan") + " --n 4 --out " + path("m-gan/s.png")).code, 0);
+  r = run("reconstruct --checkpoint " + path("m-gan") + " --n 4 --out " + path("m-gan/r.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("no encoder"), std::string::npos) << r.output;
+
+  // VAE then GAN: one run directory, both phases in metrics.jsonl, the GAN phase after epoch 1
+  r = run(common + "--model vae-then-gan --epochs 3 --pretrain-epochs 1 --out " + path("m-vtg"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  m = read_metrics(path("m-vtg"));
+  ASSERT_EQ(m.size(), 18u);  // 96 / 16 = 6 steps per epoch, one line each
+  EXPECT_EQ(m[5].at("phase"), "vae");
+  EXPECT_EQ(m[5].at("epoch"), 0);
+  EXPECT_EQ(m[6].at("phase"), "gan");
+  EXPECT_EQ(m[17].at("phase"), "gan");
+  EXPECT_TRUE(fs::exists(path("m-vtg") + "/images/epoch-003-samples.png"));
+}
+
+TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
+  namespace fs = std::filesystem;
+  const std::string cifar = path("cifar"), celeba = path("celeba"), folder = path("folder");
+  fs::create_directories(cifar);
+  for (int i = 1; i <= 5; ++i) test::write_cifar(cifar + "/data_batch_" + std::to_string(i) + ".bin", 4);
+  test::write_cifar(cifar + "/test_batch.bin", 4);
+  fs::create_directories(celeba);
+  test::write_celeba(celeba, 12);
+  test::write_image(folder + "/a/wide.png", 50, 20);
+  test::write_image(folder + "/a/small.jpg", 9, 9);
+  test::write_image(folder + "/b/tall.png", 16, 40);
+  test::write_image(folder + "/b/big.jpg", 120, 100);
+  std::ofstream(folder + "/b/corrupt.png") << "not an image";
+  const std::string common = " --batch-size 4 --epochs 1 --threads 2 --grid-size 4 ";
+  struct Case {
+    std::string name, args;
+    int64_t channels, size;
+  };
+  const std::vector<Case> cases = {
+      {"cifar10", "--dataset cifar10 --data-dir " + cifar, 3, 32},
+      {"celeba", "--dataset celeba --data-dir " + celeba + " --image-size 32 --flip", 3, 32},
+      {"folder", "--dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae", 1, 16},
+  };
+  for (const auto& c : cases) {
+    const std::string out = path("d-" + c.name);
+    Result r = run("train " + c.args + common + "--out " + out);
+    ASSERT_EQ(r.code, 0) << c.name << "\n" << r.output;
+    std::ifstream cf(out + "/config.json");
+    const nlohmann::json config = nlohmann::json::parse(cf);
+    EXPECT_EQ(config.at("model").at("channels"), c.channels) << c.name;
+    r = run("reconstruct --checkpoint " + out + " --n 3 --out " + out + "/r.npy");
+    ASSERT_EQ(r.code, 0) << c.name << "\n" << r.output;
+    EXPECT_EQ(read_npy(out + "/r.npy").sizes(), (std::vector<int64_t>{3, c.size, c.size, c.channels})) << c.name;
+  }
+  // The folder's corrupt file was skipped during training with one warning naming it.
+  Result again = run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae" + common +
+                     "--out " + path("d-folder2"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_NE(again.output.find("skipping unreadable image"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("corrupt.png"), std::string::npos) << again.output;
 }
 
 TEST_F(Cli, HelpShowsDefaults) {

@@ -59,7 +59,9 @@ class ImageDataset {
   /// Images `indices` as float32 `[K, C, S, S]` in `[-1, 1]` (for grids and evaluation).
   /// Throws `ImageReadError` when one of them cannot be read.
   torch::Tensor images(const std::vector<int64_t>& indices) const;
-  /// The first `n` images (fewer when the dataset is smaller), float32 in `[-1, 1]`.
+  /// The first `n` readable images (fewer when the dataset is smaller), float32 `[K, C, S, S]`
+  /// in `[-1, 1]`; unreadable ones are skipped with one warning each. Throws `InputError` when
+  /// none can be read.
   torch::Tensor first_images(int64_t n) const;
 
   /// Records that image `i` could not be read; true the first time (warn once per image).

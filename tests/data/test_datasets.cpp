@@ -1,0 +1,225 @@
+// CIFAR-10 binaries, CelebA folders with attribute files, image folders of mixed sizes, and the
+// batch loader: shapes, value ranges, labels, and the errors for bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "../test_util.h"
+#include "vaegan/core/error.h"
+#include "vaegan/data/celeba.h"
+#include "vaegan/data/cifar10_dataset.h"
+#include "vaegan/data/datasets.h"
+#include "vaegan/data/image_folder_dataset.h"
+#include "vaegan/data/loader.h"
+
+namespace vaegan {
+namespace {
+namespace fs = std::filesystem;
+
+template <typename F>
+void expect_input_error(F&& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    for (const auto& frag : fragments) EXPECT_NE(std::string(e.what()).find(frag), std::string::npos) << e.what();
+  }
+}
+
+TEST(Cifar10, ReadsRecordsAsPlanarRgbWithLabels) {
+  test::TempDir dir;
+  for (int i = 1; i <= 5; ++i) test::write_cifar(dir / ("data_batch_" + std::to_string(i) + ".bin"), 4);
+  test::write_cifar(dir / "test_batch.bin", 3);
+  auto train = load_cifar10(dir.path(), Split::kTrain, 32);
+  auto test = load_cifar10(dir.path(), Split::kTest, 32);
+  EXPECT_EQ(train->size(), 20);
+  EXPECT_EQ(test->size(), 3);
+  EXPECT_EQ(train->channels(), 3);
+  EXPECT_EQ(train->image_size(), 32);
+  const torch::Tensor img = test->image(2);  // record 2: label 2, planes 6, 7, 8
+  EXPECT_EQ(test->label(2), 2);
+  EXPECT_EQ(img[0][0][0].item<int>(), 6);
+  EXPECT_EQ(img[0][0][1].item<int>(), 255);  // red plane, row 0, column 1
+  EXPECT_EQ(img[1][5][5].item<int>(), 7);
+  EXPECT_EQ(img[2][31][31].item<int>(), 8);
+  EXPECT_EQ(train->class_names().at(2), "bird");
+  // float view: [-1, 1]
+  const torch::Tensor f = test->first_images(3);
+  EXPECT_EQ(f.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  EXPECT_FLOAT_EQ(f[2][0][0][1].item<float>(), 1.0f);
+  EXPECT_NEAR(f[2][0][0][0].item<float>(), 6 / 127.5 - 1, 1e-6);
+  // resized to 64 for paper64
+  EXPECT_EQ(load_cifar10(dir.path(), Split::kTest, 64)->image(0).sizes(), (std::vector<int64_t>{3, 64, 64}));
+}
+
+TEST(Cifar10, RejectsTruncatedRecordsBadLabelsAndMissingFiles) {
+  test::TempDir dir;
+  test::write_cifar(dir / "test_batch.bin", 3, /*truncate_by=*/100);
+  expect_input_error([&] { load_cifar10(dir.path(), Split::kTest, 32); },
+                     {"test_batch.bin", "9119 bytes", "3073-byte", "truncated"});
+  expect_input_error([&] { load_cifar10(dir.path(), Split::kTrain, 32); }, {"data_batch_1.bin"});
+  std::string bad(kCifar10RecordBytes, '\0');
+  bad[0] = 12;
+  std::ofstream(dir / "test_batch.bin", std::ios::binary) << bad;
+  expect_input_error([&] { load_cifar10(dir.path(), Split::kTest, 32); }, {"record 0", "label 12"});
+  expect_input_error([&] { open_dataset("cifar10", dir.path(), Split::kTest, 1, 32); }, {"--channels", "3"});
+}
+
+TEST(ImageFolder, CropsResizesAndLabelsBySubfolder) {
+  test::TempDir dir;
+  test::write_image(dir / "cats/a.png", 40, 20);   // wide: the centre square is half white, half black
+  test::write_image(dir / "cats/b.jpg", 64, 64);
+  test::write_image(dir / "dogs/c.PNG", 10, 30);  // tall: the centre square is left white, right black
+  ImageFolderDataset ds(dir.path(), Split::kTrain, 3, 16);
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.class_names(), (std::vector<std::string>{"cats", "dogs"}));
+  EXPECT_EQ(ds.label(0), 0);
+  EXPECT_EQ(ds.label(2), 1);
+  const torch::Tensor a = ds.image(0);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{3, 16, 16}));
+  EXPECT_EQ(a.scalar_type(), torch::kUInt8);
+  EXPECT_GT(a[0][8][1].item<int>(), 250);  // left of the crop is white
+  EXPECT_LT(a[0][8][14].item<int>(), 5);   // right is black
+  // grey conversion
+  ImageFolderDataset grey(dir.path(), Split::kTrain, 1, 8);
+  EXPECT_EQ(grey.image(1).sizes(), (std::vector<int64_t>{1, 8, 8}));
+  // files at the top level: no labels
+  test::TempDir flat;
+  test::write_image(flat / "x.png", 8, 8);
+  EXPECT_EQ(ImageFolderDataset(flat.path(), Split::kTrain, 3, 8).label(0), -1);
+}
+
+TEST(ImageFolder, UsesTrainAndTestSubfoldersAsSplits) {
+  test::TempDir dir;
+  test::write_image(dir / "train/a.png", 8, 8);
+  test::write_image(dir / "train/b.png", 8, 8);
+  test::write_image(dir / "test/c.png", 8, 8);
+  EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTrain, 3, 8).size(), 2);
+  EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTest, 3, 8).size(), 1);
+}
+
+TEST(ImageFolder, RejectsEmptyAndMissingFoldersAndNamesCorruptFiles) {
+  test::TempDir dir;
+  std::ofstream(dir / "notes.txt") << "no images here";
+  expect_input_error([&] { ImageFolderDataset(dir.path(), Split::kTrain, 3, 8); }, {"holds no image file"});
+  expect_input_error([&] { ImageFolderDataset(dir / "missing", Split::kTrain, 3, 8); }, {"missing", "not a directory"});
+  std::ofstream(dir / "broken.png") << "not a png";
+  ImageFolderDataset ds(dir.path(), Split::kTrain, 3, 8);
+  try {
+    ds.image(0);
+    FAIL() << "expected ImageReadError";
+  } catch (const ImageReadError& e) {
+    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CelebA, ReadsPartitionsAttributesAndCropsTo64) {
+  test::TempDir dir;
+  test::write_celeba(dir.path(), 9);
+  CelebADataset train(dir.path(), Split::kTrain, 64), test(dir.path(), Split::kTest, 64);
+  EXPECT_EQ(train.size(), 3);  // i = 0, 3, 6
+  EXPECT_EQ(test.size(), 3);   // i = 2, 5, 8
+  EXPECT_EQ(train.image(0).sizes(), (std::vector<int64_t>{3, 64, 64}));
+  EXPECT_EQ(train.attribute_names(), (std::vector<std::string>{"Smiling", "Young"}));
+  ASSERT_EQ(train.attributes().sizes(), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(train.attributes()[0][0].item<int>(), 1);   // 000001: i = 0, smiling
+  EXPECT_EQ(train.attributes()[1][0].item<int>(), -1);  // 000004: i = 3
+  EXPECT_EQ(train.attributes()[1][1].item<int>(), -1);
+  const torch::Tensor f = train.first_images(1);
+  EXPECT_GE(f.min().item<float>(), -1.0f);
+  EXPECT_LE(f.max().item<float>(), 1.0f);
+}
+
+TEST(CelebA, RejectsMissingAttributeColumnsAndBadPartitions) {
+  test::TempDir dir;
+  test::write_celeba(dir.path(), 6, /*short_row=*/true);
+  expect_input_error([&] { CelebADataset(dir.path(), Split::kTrain, 64); },
+                     {"list_attr_celeba.txt:7", "000005.jpg", "1 attribute values, expected 2"});
+  std::ofstream(dir / "list_eval_partition.txt") << "000001.jpg 7\n";
+  expect_input_error([&] { CelebADataset(dir.path(), Split::kTrain, 64); }, {"list_eval_partition.txt:1"});
+  fs::remove(dir / "list_eval_partition.txt");
+  expect_input_error([&] { CelebADataset(dir.path(), Split::kTrain, 64); }, {"list_eval_partition.txt"});
+  std::ofstream(dir / "list_attr_celeba.txt", std::ios::trunc) << "1\nSmiling Young\n000001.jpg 1 -1\n";
+  EXPECT_EQ(read_celeba_attributes(dir / "list_attr_celeba.txt").index("Young"), 1);
+  expect_input_error([&] { read_celeba_attributes(dir / "list_attr_celeba.txt").index("Bald"); },
+                     {"Bald", "Smiling, Young"});
+}
+
+TEST(Datasets, FitImageSizePadsMnistAndResizesOthers) {
+  const torch::Tensor x = torch::full({2, 1, 28, 28}, 200, torch::kUInt8);
+  const torch::Tensor padded = fit_image_size(x, 32, /*pad=*/true);
+  EXPECT_EQ(padded[0][0][1][1].item<int>(), 0);
+  EXPECT_EQ(padded[0][0][2][2].item<int>(), 200);
+  const torch::Tensor resized = fit_image_size(x, 64, /*pad=*/false);
+  EXPECT_EQ(resized.sizes(), (std::vector<int64_t>{2, 1, 64, 64}));
+  EXPECT_EQ(resized.min().item<int>(), 200);  // a constant image stays constant
+  EXPECT_EQ(resized.max().item<int>(), 200);
+  expect_input_error([] { open_dataset("imagenet", "x", Split::kTrain, 3, 32); }, {"--dataset", "imagenet"});
+}
+
+TEST(BatchLoader, DeliversTheOrderInFullBatchesAndDropsTheRest) {
+  const torch::Tensor images = torch::arange(10, torch::kUInt8).view({10, 1, 1, 1}).expand({10, 1, 2, 2}).clone();
+  auto ds = std::make_shared<TensorImageDataset>(images, torch::arange(10) + 100, "ten");
+  const torch::Tensor order = torch::tensor({9, 3, 0, 5, 1, 2, 8}, torch::kLong);
+  BatchLoader loader(ds, order, LoaderOptions().batch_size(3));
+  std::vector<int64_t> seen;
+  while (auto b = loader.next()) {
+    ASSERT_EQ(b->images.sizes(), (std::vector<int64_t>{3, 1, 2, 2}));
+    for (int64_t i = 0; i < 3; ++i) {
+      seen.push_back(b->labels[i].item<int64_t>() - 100);
+      EXPECT_NEAR(b->images[i][0][1][1].item<float>(), seen.back() / 127.5 - 1, 1e-6);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<int64_t>{9, 3, 0, 5, 1, 2}));  // 8 is the partial third batch
+}
+
+TEST(BatchLoader, FlipsReproduciblyAndAboutHalfTheImages) {
+  torch::Tensor images = torch::zeros({200, 1, 2, 2}, torch::kUInt8);
+  images.select(3, 0).fill_(255);  // left column white
+  auto ds = std::make_shared<TensorImageDataset>(images, torch::Tensor(), "left-white");
+  auto flipped = [&](uint64_t seed) {
+    BatchLoader loader(ds, torch::arange(200), LoaderOptions().batch_size(50).horizontal_flip(true).seed(seed));
+    std::vector<int> out;
+    while (auto b = loader.next()) {
+      const torch::Tensor right = b->images.select(3, 1).flatten();  // white after a flip
+      for (int64_t i = 0; i < right.size(0); i += 2) out.push_back(right[i].item<float>() > 0);
+    }
+    return out;
+  };
+  const std::vector<int> a = flipped(1), b = flipped(1), c = flipped(2);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  const int count = std::accumulate(a.begin(), a.end(), 0);
+  EXPECT_GT(count, 70);  // Binomial(200, 1/2): 70..130 holds with probability > 1 - 1e-4
+  EXPECT_LT(count, 130);
+}
+
+TEST(BatchLoader, SkipsUnreadableImagesAndFailsWhenNoneCanBeRead) {
+  test::TempDir dir;
+  for (int i = 0; i < 5; ++i) test::write_image(dir / fmt::format("img{}.png", i), 8, 8);
+  std::ofstream(dir / "img1.png", std::ios::trunc) << "corrupt";
+  auto ds = std::make_shared<ImageFolderDataset>(dir.path(), Split::kTrain, 3, 8);
+  {
+    BatchLoader loader(ds, torch::arange(5), LoaderOptions().batch_size(2).threads(2));
+    int batches = 0;
+    while (auto b = loader.next()) {
+      EXPECT_EQ(b->images.size(0), 2);
+      ++batches;
+    }
+    EXPECT_EQ(batches, 2);  // 4 readable images
+    EXPECT_EQ(loader.skipped(), 1);
+    EXPECT_EQ(ds->unreadable_count(), 1);
+  }
+  test::TempDir bad;
+  for (int i = 0; i < 3; ++i) std::ofstream(bad / fmt::format("x{}.jpg", i)) << "junk";
+  auto all_bad = std::make_shared<ImageFolderDataset>(bad.path(), Split::kTrain, 3, 8);
+  BatchLoader loader(all_bad, torch::arange(3), LoaderOptions().batch_size(2));
+  expect_input_error([&] { loader.next(); }, {"none of the 3 images could be read"});
+}
+
+}  // namespace
+}  // namespace vaegan
