@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "vaegan/core/error.h"
+#include "vaegan/data/image_dataset.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/npy.h"
 
@@ -47,6 +48,10 @@ int main(int argc, char** argv) {
   vaegan::cli::setup_train(app, run);
   vaegan::cli::setup_sample(app, run);
   vaegan::cli::setup_reconstruct(app, run);
+  vaegan::cli::setup_interpolate(app, run);
+  vaegan::cli::setup_attribute(app, run);
+  vaegan::cli::setup_eval(app, run);
+  vaegan::cli::setup_classifier(app, run);
   const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
   const bool known = std::any_of(subcommands.begin(), subcommands.end(),
                                  [&](const CLI::App* sub) { return argc > 1 && sub->get_name() == argv[1]; });
@@ -65,6 +70,9 @@ int main(int argc, char** argv) {
   try {
     return run();
   } catch (const vaegan::InputError& e) {
+    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    return 2;
+  } catch (const vaegan::ImageReadError& e) {  // an image file given on the command line
     fmt::print(stderr, "vaegan: error: {}\n", e.what());
     return 2;
   } catch (const c10::Error& e) {
