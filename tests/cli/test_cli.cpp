@@ -262,6 +262,72 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
   EXPECT_NE(again.output.find("corrupt.png"), std::string::npos) << again.output;
 }
 
+TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
+  const std::string run_dir = path("tools-vae");
+  Result r = run("train --model vae --arch mlp28 --latent-dim 8 --dataset mnist --data-dir " + data() +
+                 " --epochs 1 --batch-size 16 --threads 2 --out " + run_dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  // classifier + eval
+  r = run("classifier train --dataset mnist --data-dir " + data() + " --image-size 16 --epochs 1 --batch-size 16 --out " +
+          path("cls"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("eval --checkpoint " + run_dir + " --classifier " + path("cls") +
+          " --iw-samples 3 --n-samples 20 --out " + path("eval.json"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream ef(path("eval.json"));
+  const nlohmann::json e = nlohmann::json::parse(ef);
+  EXPECT_EQ(e.at("reconstruction").at("images"), 40);
+  EXPECT_GT(e.at("reconstruction").at("psnr_db").at("mean").get<double>(), 0.0);
+  EXPECT_EQ(e.at("likelihood").at("iw_samples"), 3);
+  EXPECT_LT(e.at("likelihood").at("elbo").at("nats_per_image").get<double>(), 0.0);
+  EXPECT_EQ(e.at("samples").at("extractor").at("kind"), "vaegan-classifier");
+  EXPECT_EQ(e.at("samples").at("prior_samples"), 20);
+  EXPECT_GE(e.at("samples").at("frechet_distance").get<double>(), 0.0);
+  // interpolate: prior pairs, test indices, image files
+  ASSERT_EQ(run("interpolate --checkpoint " + run_dir + " --steps 5 --rows 3 --seed 1 --out " + path("i.npy")).code, 0);
+  EXPECT_EQ(read_npy(path("i.npy")).sizes(), (std::vector<int64_t>{15, 28, 28, 1}));
+  ASSERT_EQ(run("interpolate --checkpoint " + run_dir + " --steps 4 --index 0 7 --slerp --out " + path("j.npy")).code,
+            0);
+  EXPECT_EQ(read_npy(path("j.npy")).sizes(), (std::vector<int64_t>{4, 28, 28, 1}));
+  test::write_image(path("a.png"), 30, 20);
+  test::write_image(path("b.png"), 28, 28);
+  r = run("interpolate --checkpoint " + run_dir + " --steps 3 --from " + path("a.png") + " --to " + path("b.png") +
+          " --out " + path("k.png"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("interpolate --checkpoint " + run_dir + " --steps 3 --from " + path("none.png") + " --to " + path("b.png") +
+          " --out " + path("k.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("none.png"), std::string::npos) << r.output;
+  // attribute vectors from classes, then applied at three strengths
+  r = run("attribute compute --checkpoint " + run_dir + " --attribute class=3 --out " + path("v.npy"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(read_npy(path("v.npy")).sizes(), (std::vector<int64_t>{8}));
+  r = run("attribute compute --checkpoint " + run_dir + " --from-class 1 --to-class 2 --out " + path("w.npy"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("attribute apply --checkpoint " + run_dir + " --vector " + path("v.npy") +
+          " --n 4 --strengths -1,0,2 --out " + path("edit.npy"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const torch::Tensor edit = read_npy(path("edit.npy"));
+  EXPECT_EQ(edit.sizes(), (std::vector<int64_t>{16, 28, 28, 1}));  // 4 rows: original + 3 strengths
+  // strength 0 decodes the posterior mean: the reconstruction
+  ASSERT_EQ(run("reconstruct --checkpoint " + run_dir + " --n 4 --out " + path("rec.npy")).code, 0);
+  EXPECT_TRUE(torch::equal(edit.index({torch::indexing::Slice(2, torch::indexing::None, 4)}), read_npy(path("rec.npy"))));
+  // errors name the culprit
+  r = run("attribute compute --checkpoint " + run_dir + " --attribute Smiling --out " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("class=NAME"), std::string::npos) << r.output;
+  r = run("attribute compute --checkpoint " + run_dir + " --attribute class=Zebra --out " + path("s.npy"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("Zebra"), std::string::npos) << r.output;
+  r = run("attribute apply --checkpoint " + run_dir + " --vector " + path("i.npy") + " --out " + path("e.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("latent size is 8"), std::string::npos) << r.output;
+  r = run("attribute apply --checkpoint " + run_dir + " --vector " + path("v.npy") + " --strengths 1,x --out " +
+          path("e.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--strengths"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, HelpShowsDefaults) {
   Result r = run("train --help");
   EXPECT_EQ(r.code, 0);
