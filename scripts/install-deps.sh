@@ -9,7 +9,7 @@ PACKAGES=(
   dataset-fashion-mnist
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev
   libgtest-dev libbenchmark-dev
-  python3-torch python3-numpy python3-scipy
+  python3-torch python3-numpy python3-scipy gnuplot-nox
 )
 
 missing=()

@@ -17,6 +17,7 @@ void setup_interpolate(CLI::App& app, Runner& run);
 void setup_attribute(CLI::App& app, Runner& run);
 void setup_eval(CLI::App& app, Runner& run);
 void setup_classifier(CLI::App& app, Runner& run);
+void setup_plot(CLI::App& app, Runner& run);
 
 /// Writes images `[N, C, H, W]` in `[-1, 1]` to `path`: a PNG grid with `ncol` columns, or a
 /// `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.

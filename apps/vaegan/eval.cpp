@@ -11,6 +11,7 @@
 #include "vaegan/data/datasets.h"
 #include "vaegan/eval/evaluate.h"
 #include "vaegan/io/fs.h"
+#include "vaegan/io/plot.h"
 #include "vaegan/train/checkpoint.h"
 
 namespace vaegan::cli {
@@ -115,6 +116,24 @@ void setup_classifier(CLI::App& app, Runner& run) {
           train_classifier(train, test, o->train, o->out, {{"dataset", o->dataset}, {"data_dir", dir}});
       spdlog::info("classifier: test accuracy {:.4f} on {} images; written to {}", info.at("test_accuracy").get<double>(),
                    test->size(), o->out);
+      return 0;
+    };
+  });
+}
+
+void setup_plot(CLI::App& app, Runner& run) {
+  auto runs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>("losses.png");
+  CLI::App* cmd = app.add_subcommand("plot", "Draw the loss curves of one or more runs in one figure");
+  cmd->add_option("runs", *runs, "Run directories")->required();
+  cmd->add_option("--out", *out, "PNG to write")->capture_default_str();
+  cmd->callback([&run, runs, out] {
+    run = [runs, out] {
+      if (out->size() < 4 || out->compare(out->size() - 4, 4, ".png") != 0) {
+        throw InputError(fmt::format("--out: {} must end in .png", *out));
+      }
+      plot_losses(*runs, *out);
+      spdlog::info("wrote the loss curves of {} run(s) to {}", runs->size(), *out);
       return 0;
     };
   });

@@ -15,6 +15,7 @@
 #include "vaegan/model/vae.h"
 #include "vaegan/io/fs.h"
 #include "vaegan/io/image_io.h"
+#include "vaegan/io/plot.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/metrics_logger.h"
 
@@ -308,11 +309,12 @@ void prepare_run_dir(const std::string& run_dir, bool overwrite) {
     if (!overwrite) {
       throw InputError(fmt::format("--out: {} already holds a run (pass --overwrite to replace it)", run_dir));
     }
-    for (const char* name : {"checkpoints", "images", "metrics.jsonl", "config.json"})
+    for (const char* name : {"checkpoints", "images", "plots", "metrics.jsonl", "config.json"})
       fs::remove_all(fs::path(run_dir) / name);
   }
   std::error_code ec;
   fs::create_directories(fs::path(run_dir) / "images", ec);
+  fs::create_directories(fs::path(run_dir) / "plots", ec);
   fs::create_directories(fs::path(run_dir) / "checkpoints", ec);
   if (ec) throw InputError(fmt::format("--out: cannot create {}: {}", run_dir, ec.message()));
 }
@@ -362,6 +364,8 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   const auto run_start = std::chrono::steady_clock::now();
   int64_t step = 0, dis_skipped = 0, dec_adv_skipped = 0;
   bool out_of_time = false;
+  bool plots = gnuplot_available();
+  if (!plots) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
   for (int64_t epoch = 0; epoch < epochs && step < total_steps && !out_of_time; ++epoch) {
     if (vae_epochs > 0 && epoch == vae_epochs) {
       trainer.begin_gan_phase();
@@ -408,6 +412,14 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
       }
     }
     write_epoch_images(trainer, grid, run_dir + "/images", epoch + 1);
+    if (plots) {
+      try {
+        plot_losses({run_dir}, run_dir + "/plots/losses.png");
+      } catch (const std::exception& err) {  // a plot is never worth a failed run
+        spdlog::warn("no loss plot: {}", err.what());
+        plots = false;
+      }
+    }
     result.last_checkpoint = save_checkpoint(run_dir, trainer, TrainingState{step, epoch + 1});
     trainer.decay_learning_rates();
     result.epochs = epoch + 1;

@@ -267,6 +267,20 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   Result r = run("train --model vae --arch mlp28 --latent-dim 8 --dataset mnist --data-dir " + data() +
                  " --epochs 1 --batch-size 16 --threads 2 --out " + run_dir);
   ASSERT_EQ(r.code, 0) << r.output;
+  // loss curves: written by train after each epoch, and for several runs by `vaegan plot`
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    EXPECT_TRUE(std::filesystem::exists(run_dir + "/plots/losses.png"));
+    r = run("plot " + run_dir + " " + run_dir + " --out " + path("curves.png"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    int w = 0, h = 0, c = 0;
+    stbi_uc* px = stbi_load(path("curves.png").c_str(), &w, &h, &c, 0);
+    ASSERT_NE(px, nullptr);
+    stbi_image_free(px);
+    EXPECT_GT(w, 100);
+  }
+  r = run("plot " + path("nowhere") + " --out " + path("curves.png"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
   // classifier + eval
   r = run("classifier train --dataset mnist --data-dir " + data() + " --image-size 16 --epochs 1 --batch-size 16 --out " +
           path("cls"));

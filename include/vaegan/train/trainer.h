@@ -175,7 +175,7 @@ struct FitResult {
 
 /// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
 /// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch (no reconstructions for a
-/// `gan`), and a checkpoint after every epoch and at the end (also when `max_minutes` ends an
+/// `gan`), `plots/losses.png` redrawn after every epoch (when gnuplot is installed), and a checkpoint after every epoch and at the end (also when `max_minutes` ends an
 /// epoch early). Batches come from a background `BatchLoader`. `vae-then-gan` switches to its
 /// GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a previous run
 /// unless `overwrite`. Throws `InputError` for a bad config, unreadable data or an occupied
