@@ -4,15 +4,39 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
+#include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan::cli {
 namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+/// The signal that asked training to stop (SIGINT or SIGTERM), or 0.
+int stop_signal() { return g_stop_signal.load(); }
+
+/// First SIGINT/SIGTERM: ask `fit` to stop after the current step and a checkpoint. Second: exit
+/// at once (checkpoints are written under temporary names, so none is damaged).
+void on_stop_signal(int sig) {
+  int expected = 0;
+  if (!g_stop_signal.compare_exchange_strong(expected, sig)) std::_Exit(128 + sig);
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
@@ -85,7 +109,21 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--loader-threads", c.loader_threads, "Threads decoding image files (folder, celeba)")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  cmd->add_option("--out", *out, "Run directory to create")->required();
+  auto resume = std::make_shared<std::string>();
+  auto* out_opt = cmd->add_option("--out", *out, "Run directory to create");
+  cmd->add_option("--resume", *resume,
+                  "Continue the run in this directory from its newest valid checkpoint (its saved config applies)")
+      ->excludes(out_opt);
+  cmd->add_option("--checkpoint-every", c.checkpoint_every, "Steps between checkpoints besides epoch ends (0: none)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--keep-checkpoints", c.keep_checkpoints, "Newest checkpoints to keep")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--max-bad-steps", c.max_bad_steps,
+                  "Stop after this many steps in a row with NaN/Inf losses or gradients (each is skipped)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   cmd->add_flag("--overwrite", *overwrite, "Replace a previous run in --out");
   cmd->add_option("--arch", c.model.arch, "Architecture preset (mlp28: seed 002's MLP, --model vae only)")
       ->check(CLI::IsMember(arch_names()))
@@ -158,16 +196,32 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  cmd->callback([&run, config, out, overwrite, channels] {
-    run = [config, out, overwrite, channels] {
+  cmd->callback([&run, config, out, overwrite, channels, resume] {
+    run = [config, out, overwrite, channels, resume] {
+      if (out->empty() && resume->empty()) throw InputError("train: give --out RUN_DIR (or --resume RUN_DIR)");
       const int64_t own = dataset_channels(config->dataset);
       config->model.channels = *channels > 0 ? *channels : own > 0 ? own : 3;
+      if (!resume->empty()) {
+        *out = *resume;
+        *config = load_config(*resume + "/config.json");
+      }
       const int threads = configure_threads(config->threads);
       const bool terminal = ::isatty(::fileno(stderr)) != 0;
       spdlog::info("training {} ({}) on {} for {} epochs{} with {} threads; run directory {}", config->model.type,
                    config->model.arch, config->dataset, config->epochs,
                    config->max_steps > 0 ? fmt::format(" (at most {} steps)", config->max_steps) : "", threads, *out);
-      const FitResult r = fit(*config, *out, *overwrite, make_progress(terminal, config->log_every));
+      FitObserver observer = make_progress(terminal, config->log_every);
+      observer.should_stop = [] { return stop_signal() != 0; };
+      install_stop_handlers();
+      const FitResult r = fit(*config, *out, *overwrite, observer, !resume->empty());
+      if (r.interrupted) {
+        const int sig = stop_signal();
+        if (terminal) fmt::print(stderr, "\n");
+        spdlog::warn("interrupted by {} at step {}; checkpoint {}. Resume with: vaegan train --resume {}",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT", r.steps, r.last_checkpoint, *out);
+        return 128 + sig;
+      }
+      if (r.bad_steps > 0) spdlog::warn("{} updates were skipped for NaN/Inf losses or gradients", r.bad_steps);
       if (r.stopped_by_time) spdlog::info("stopped by --max-minutes {}", config->max_minutes);
       if (r.images_skipped > 0) spdlog::warn("{} training images could not be read and were skipped", r.images_skipped);
       spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,

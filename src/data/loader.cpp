@@ -9,8 +9,13 @@
 namespace vaegan {
 
 BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Tensor order, LoaderOptions options,
-                         int64_t epoch)
-    : dataset_(std::move(dataset)), order_(order.to(torch::kLong).contiguous()), options_(options), epoch_(epoch) {
+                         int64_t epoch, int64_t start_position, int64_t first_batch)
+    : dataset_(std::move(dataset)),
+      order_(order.to(torch::kLong).contiguous()),
+      options_(options),
+      epoch_(epoch),
+      start_position_(start_position),
+      first_batch_(first_batch) {
   TORCH_CHECK(options_.batch_size() >= 1 && options_.prefetch() >= 1 && options_.threads() >= 1,
               "BatchLoader: batch_size, prefetch and threads must be positive");
   thread_ = std::thread([this] { produce(); });
@@ -67,7 +72,7 @@ void BatchLoader::produce() {
     const int64_t m = order_.size(0), batch = options_.batch_size();
     const int64_t* order = order_.data_ptr<int64_t>();
     const bool in_memory = dataset_->in_memory().defined();
-    int64_t pos = 0, produced = 0, readable = 0;
+    int64_t pos = start_position_, produced = first_batch_, readable = 0;
     for (;;) {
       std::vector<int64_t> indices;
       std::vector<torch::Tensor> decoded;  // file-backed datasets: uint8 [C, S, S] per index
@@ -109,13 +114,14 @@ void BatchLoader::produce() {
       readable += static_cast<int64_t>(indices.size());
       if (static_cast<int64_t>(indices.size()) < batch) break;  // the last partial batch is dropped
       Batch b = assemble(indices, decoded, produced++);
+      b.end_position = pos;
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait(lock, [this] { return stop_ || static_cast<int64_t>(ready_.size()) < options_.prefetch(); });
       if (stop_) return;
       ready_.push_back(std::move(b));
       changed_.notify_all();
     }
-    if (produced == 0 && m > 0) {
+    if (produced == first_batch_ && m > start_position_ && start_position_ == 0) {
       throw InputError(readable == 0 ? fmt::format("{}: none of the {} images could be read", dataset_->summary(), m)
                                      : fmt::format("{}: only {} of {} images could be read, fewer than a batch of {}",
                                                    dataset_->summary(), readable, m, batch));

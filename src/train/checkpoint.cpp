@@ -1,6 +1,8 @@
 #include "vaegan/train/checkpoint.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -8,6 +10,7 @@
 
 #include "vaegan/core/error.h"
 #include "vaegan/io/fs.h"
+#include "vaegan/core/runtime.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan {
@@ -35,6 +38,18 @@ std::vector<fs::path> list_checkpoints(const fs::path& checkpoints) {
   return dirs;
 }
 
+/// CRC-32 of a file's bytes (zlib), or throws `InputError` naming it.
+uint32_t file_crc32(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: missing", p.string()));
+  uLong crc = crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 16);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
+  }
+  return static_cast<uint32_t>(crc);
+}
+
 }  // namespace
 
 std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state, int keep) {
@@ -55,13 +70,28 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
       torch::save(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
       lr.push_back(trainer.learning_rate(i));
     }
+    torch::Tensor rng_now = trainer.generator().get_state();
+    std::vector<torch::Tensor> rng = {rng_now,
+                                      state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
+    torch::save(rng, (tmp_dir / "rng.pt").string());
     const nlohmann::json st = {{"format_version", kFormatVersion},
                                {"step", state.step},
                                {"epoch", state.epoch},
+                               {"step_in_epoch", state.step_in_epoch},
+                               {"order_position", state.order_position},
+                               {"dis_skipped", state.dis_skipped},
+                               {"dec_adv_skipped", state.dec_adv_skipped},
+                               {"bad_steps", state.bad_steps},
                                {"phase", to_string(trainer.phase())},
                                {"lr", lr}};
     write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
     write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
+    nlohmann::json sums = nlohmann::json::object();
+    for (const auto& entry : fs::directory_iterator(tmp_dir)) {
+      sums[entry.path().filename().string()] = file_crc32(entry.path());
+    }
+    write_text_atomically((tmp_dir / "checksums.json").string(),
+                          nlohmann::json{{"format_version", kFormatVersion}, {"crc32", sums}}.dump(2) + "\n");
     for (const auto& entry : fs::directory_iterator(tmp_dir)) fsync_path(entry.path().string());
     fsync_path(tmp_dir.string());
     fs::remove_all(final_dir);
@@ -76,6 +106,81 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
   std::vector<fs::path> all = list_checkpoints(checkpoints);
   for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
   return final_dir.string();
+}
+
+void verify_checkpoint(const std::string& dir_in) {
+  const fs::path dir(dir_in);
+  nlohmann::json sums;
+  try {
+    sums = nlohmann::json::parse(read_text(dir / "checksums.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: damaged checkpoint (checksums.json: {})", dir_in, e.what()));
+  } catch (const InputError&) {
+    throw InputError(fmt::format("{}: incomplete checkpoint (no checksums.json)", dir_in));
+  }
+  const int version = sums.value("format_version", 0);
+  if (version != kFormatVersion) {
+    throw InputError(fmt::format("{}: checkpoint format version {} (this build reads {})", dir_in, version,
+                                 kFormatVersion));
+  }
+  const nlohmann::json crcs = sums.value("crc32", nlohmann::json::object());  // kept alive for items()
+  if (crcs.empty()) throw InputError(fmt::format("{}: damaged checkpoint (checksums.json lists no file)", dir_in));
+  for (const auto& [name, expected] : crcs.items()) {
+    const uint32_t got = file_crc32(dir / name);
+    if (!expected.is_number_unsigned() || got != expected.get<uint32_t>()) {
+      throw InputError(fmt::format("{}: damaged checkpoint ({} does not match its checksum)", dir_in, name));
+    }
+  }
+}
+
+std::string newest_valid_checkpoint(const std::string& run_dir) {
+  std::vector<fs::path> all = list_checkpoints(fs::path(run_dir) / "checkpoints");
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      verify_checkpoint(it->string());
+      return it->string();
+    } catch (const InputError& e) {
+      spdlog::warn("refusing checkpoint: {}; trying the previous one", e.what());
+    }
+  }
+  throw InputError(fmt::format("--resume: {} holds no complete checkpoint", run_dir));
+}
+
+TrainingState load_training_state(const std::string& dir_in, Trainer& trainer) {
+  const fs::path dir(dir_in);
+  verify_checkpoint(dir_in);
+  TrainingState s;
+  nlohmann::json lrs;
+  try {
+    const nlohmann::json st = nlohmann::json::parse(read_text(dir / "state.json"));
+    s.step = st.at("step").get<int64_t>();
+    s.epoch = st.at("epoch").get<int64_t>();
+    s.step_in_epoch = st.at("step_in_epoch").get<int64_t>();
+    s.order_position = st.at("order_position").get<int64_t>();
+    s.dis_skipped = st.at("dis_skipped").get<int64_t>();
+    s.dec_adv_skipped = st.at("dec_adv_skipped").get<int64_t>();
+    s.bad_steps = st.at("bad_steps").get<int64_t>();
+    lrs = st.at("lr");
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
+  }
+  try {
+    torch::load(trainer.model(), (dir / "model.pt").string());
+    if (trainer.config().channels_last) to_channels_last(*trainer.model());
+    for (int i = 0; i < 3; ++i) {
+      if (!trainer.has_optimizer(i)) continue;
+      torch::load(trainer.optimizer(i), (dir / kOptimizerFiles[i]).string());
+      // LibTorch's optimizer archive keeps the state but not the options: restore the schedule
+      if (lrs.at(i).is_number()) trainer.set_learning_rate(i, lrs.at(i).get<double>());
+    }
+    std::vector<torch::Tensor> rng;
+    torch::load(rng, (dir / "rng.pt").string());
+    trainer.generator().set_state(rng.at(0));
+    s.rng_epoch_start = rng.at(1);
+  } catch (const c10::Error& e) {
+    throw InputError(fmt::format("{}: cannot restore training state: {}", dir_in, e.what_without_backtrace()));
+  }
+  return s;
 }
 
 std::string resolve_checkpoint(const std::string& path) {
@@ -99,6 +204,7 @@ std::string resolve_checkpoint(const std::string& path) {
 LoadedModel load_model(const std::string& path, torch::Device device) {
   LoadedModel out;
   out.directory = resolve_checkpoint(path);
+  verify_checkpoint(out.directory);
   const fs::path dir(out.directory);
   out.config = load_config((dir / "config.json").string());
   try {

@@ -55,6 +55,9 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"equilibrium_margin", c.equilibrium_margin},
        {"channels_last", c.channels_last},
        {"fused_step", c.fused_step},
+       {"checkpoint_every", c.checkpoint_every},
+       {"keep_checkpoints", c.keep_checkpoints},
+       {"max_bad_steps", c.max_bad_steps},
        {"seed", c.seed},
        {"threads", c.threads},
        {"log_every", c.log_every},
@@ -90,6 +93,9 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.equilibrium_margin = j.value("equilibrium_margin", c.equilibrium_margin);
   c.channels_last = j.value("channels_last", c.channels_last);
   c.fused_step = j.value("fused_step", c.fused_step);
+  c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
+  c.keep_checkpoints = j.value("keep_checkpoints", c.keep_checkpoints);
+  c.max_bad_steps = j.value("max_bad_steps", c.max_bad_steps);
   c.seed = j.value("seed", c.seed);
   c.threads = j.value("threads", c.threads);
   c.log_every = j.value("log_every", c.log_every);
@@ -130,6 +136,9 @@ void validate(const TrainConfig& c) {
   require(c.batch_norm == "joint" || c.batch_norm == "separate",
           fmt::format("--batch-norm: unknown value '{}' (expected joint or separate)", c.batch_norm));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));
+  require(c.checkpoint_every >= 0, fmt::format("--checkpoint-every: must be >= 0, got {}", c.checkpoint_every));
+  require(c.keep_checkpoints >= 1, fmt::format("--keep-checkpoints: must be at least 1, got {}", c.keep_checkpoints));
+  require(c.max_bad_steps >= 1, fmt::format("--max-bad-steps: must be at least 1, got {}", c.max_bad_steps));
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));
   require(c.grid_size >= 1 && c.grid_size <= 1024, fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <fstream>
+#include <optional>
 #include <filesystem>
 
 #include "vaegan/core/error.h"
@@ -39,6 +41,16 @@ void assign_gradients(const std::vector<torch::Tensor>& params, const std::vecto
 }
 
 double mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean().item<double>(); }
+
+/// Whether every entry of every tensor is finite, with one synchronization: a sum is NaN or Inf
+/// when an entry is (or when finite entries overflow, which is as bad).
+bool all_finite(std::initializer_list<const std::vector<torch::Tensor>*> groups) {
+  std::vector<torch::Tensor> sums;
+  for (const auto* g : groups) {
+    for (const auto& t : *g) sums.push_back(t.sum().to(torch::kFloat64));
+  }
+  return sums.empty() || std::isfinite(torch::stack(sums).sum().item<double>());
+}
 
 }  // namespace
 
@@ -119,7 +131,7 @@ void Trainer::begin_gan_phase() {
   TORCH_CHECK(config_.model.type == "vae-then-gan", "begin_gan_phase: only a vae-then-gan model has phases");
   const double lr = learning_rate(1);  // keep the decayed learning rate
   optimizers_[1] = make_optimizer(model_->decoder->parameters());
-  static_cast<torch::optim::RMSpropOptions&>(optimizers_[1]->param_groups().at(0).options()).lr(lr);
+  set_learning_rate(1, lr);
   phase_ = Phase::kGan;
 }
 
@@ -181,6 +193,10 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
                                             .fused(config_.fused_step));
   f = VaeGanForward();  // release activations before the optimizer steps
   losses = VaeGanLosses();
+  if (!std::isfinite(s.loss_sum()) || !all_finite({&g.encoder, &g.decoder, &g.discriminator})) {
+    s.update_skipped = true;
+    return s;
+  }
   assign_gradients(model_->encoder->parameters(), g.encoder);
   assign_gradients(model_->decoder->parameters(), g.decoder);
   optimizers_[0]->step();
@@ -206,6 +222,10 @@ StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
     s.loss_pixel = l.pixel.item<double>();
     grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
   }  // the graph dies here, before the optimizer steps
+  if (!std::isfinite(s.loss_sum()) || !all_finite({&grads})) {
+    s.update_skipped = true;
+    return s;
+  }
   for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
   optimizers_[0]->step();
   optimizers_[1]->step();
@@ -229,6 +249,10 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
     g_dec = grad_or_zeros(l.adv, dec, /*retain_graph=*/true);
     g_dis = grad_or_zeros(l.dis, dis, /*retain_graph=*/false);
   }
+  if (!std::isfinite(s.loss_sum()) || !all_finite({&g_dec, &g_dis})) {
+    s.update_skipped = true;
+    return s;
+  }
   assign_gradients(dec, g_dec);
   assign_gradients(dis, g_dis);
   optimizers_[1]->step();
@@ -249,6 +273,10 @@ void Trainer::decay_learning_rates() {
 double Trainer::learning_rate(int which) const {
   if (!optimizers_.at(which)) throw std::out_of_range(fmt::format("this model has no network {}", which));
   return static_cast<const torch::optim::RMSpropOptions&>(optimizers_[which]->param_groups().at(0).options()).lr();
+}
+
+void Trainer::set_learning_rate(int which, double lr) {
+  for (auto& group : optimizer(which).param_groups()) static_cast<torch::optim::RMSpropOptions&>(group.options()).lr(lr);
 }
 
 // ---------------------------------------------------------------- the epoch loop
@@ -277,7 +305,7 @@ void write_epoch_images(Trainer& trainer, const GridInputs& grid, const std::str
 }
 
 nlohmann::json metrics_record(const ProgressEvent& e, const Trainer& t, int64_t dis_skipped, int64_t dec_adv_skipped,
-                              int64_t images_skipped) {
+                              int64_t images_skipped, int64_t bad_steps) {
   const StepStats& s = e.stats;
   nlohmann::json j = {{"step", e.global_step}, {"epoch", e.epoch}, {"phase", to_string(s.phase)}};
   if (s.phase != Phase::kGan) j["loss_prior"] = s.loss_prior;
@@ -300,7 +328,24 @@ nlohmann::json metrics_record(const ProgressEvent& e, const Trainer& t, int64_t 
     j["dec_adv_updates_skipped"] = dec_adv_skipped;
   }
   j["images_skipped"] = images_skipped;
+  j["bad_steps"] = bad_steps;
   return j;
+}
+
+/// Drops the lines of `path` whose step is after `step` (resume: they are logged again).
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).at("step").get<int64_t>() > step) break;
+    } catch (const nlohmann::json::exception&) {
+      break;  // a line cut short by a crash ends the usable log
+    }
+    kept += line + "\n";
+  }
+  in.close();
+  write_text_atomically(path, kept);
 }
 
 void prepare_run_dir(const std::string& run_dir, bool overwrite) {
@@ -321,8 +366,9 @@ void prepare_run_dir(const std::string& run_dir, bool overwrite) {
 
 }  // namespace
 
-FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer) {
-  TrainConfig config = config_in;
+FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer,
+              bool resume) {
+  TrainConfig config = resume ? load_config(run_dir + "/config.json") : config_in;
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
   validate(config);
   const int64_t image_size = model_image_size(config.model);
@@ -346,11 +392,23 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
       config.max_steps > 0 ? std::min(config.max_steps, epochs * steps_per_epoch) : epochs * steps_per_epoch;
   const int64_t vae_epochs = config.model.type == "vae-then-gan" ? vae_phase_epochs(config) : 0;
 
-  prepare_run_dir(run_dir, overwrite);
-  write_text_atomically(run_dir + "/config.json", nlohmann::json(config).dump(2) + "\n");
-  MetricsLogger metrics(run_dir + "/metrics.jsonl");
-
   Trainer trainer(config, default_device());
+  TrainingState state;
+  if (resume) {
+    const std::string checkpoint = newest_valid_checkpoint(run_dir);
+    if (vae_epochs > 0 && std::filesystem::exists(checkpoint + "/state.json")) {
+      // the GAN phase has a fresh decoder optimizer: switch before loading its state
+      const nlohmann::json st = nlohmann::json::parse(std::ifstream(checkpoint + "/state.json"));
+      if (st.value("phase", "") == "gan") trainer.begin_gan_phase();
+    }
+    state = load_training_state(checkpoint, trainer);
+    truncate_metrics(run_dir + "/metrics.jsonl", state.step);
+    spdlog::info("resuming {} from {} (step {}, epoch {})", run_dir, checkpoint, state.step, state.epoch + 1);
+  } else {
+    prepare_run_dir(run_dir, overwrite);
+    write_text_atomically(run_dir + "/config.json", nlohmann::json(config).dump(2) + "\n");
+  }
+  MetricsLogger metrics(run_dir + "/metrics.jsonl");
   at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config.seed + 1);
   const GridInputs grid{test_set->first_images(config.grid_size),
                         torch::randn({config.grid_size, trainer.model()->latent_dim()}, grid_gen)};
@@ -359,58 +417,91 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
                                            .horizontal_flip(config.horizontal_flip)
                                            .seed(config.seed)
                                            .threads(config.loader_threads);
+  const int keep = static_cast<int>(config.keep_checkpoints);
 
   FitResult result;
   const auto run_start = std::chrono::steady_clock::now();
-  int64_t step = 0, dis_skipped = 0, dec_adv_skipped = 0;
-  bool out_of_time = false;
+  int64_t step = state.step, bad_in_a_row = 0;
+  const int64_t first_step = step;
+  bool out_of_time = false, stop = false;
   bool plots = gnuplot_available();
   if (!plots) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
-  for (int64_t epoch = 0; epoch < epochs && step < total_steps && !out_of_time; ++epoch) {
-    if (vae_epochs > 0 && epoch == vae_epochs) {
+  for (int64_t epoch = state.epoch; epoch < epochs && step < total_steps && !out_of_time && !stop; ++epoch) {
+    if (vae_epochs > 0 && epoch == vae_epochs && trainer.phase() == Phase::kVae) {
       trainer.begin_gan_phase();
       spdlog::info("vae-then-gan: VAE phase done after {} epochs; GAN phase from the VAE's decoder", vae_epochs);
     }
+    // The epoch's order comes from the generator as it was at the epoch's start; a resumed
+    // epoch redraws it from the saved state, then continues from the saved current state.
+    const bool continuing = resume && epoch == state.epoch && state.step_in_epoch > 0;
+    torch::Tensor current_rng;
+    if (continuing) {
+      current_rng = trainer.generator().get_state();
+      trainer.generator().set_state(state.rng_epoch_start);
+    }
+    state.rng_epoch_start = trainer.generator().get_state();
     const torch::Tensor order = torch::randperm(n, trainer.generator(), torch::kLong);
-    BatchLoader loader(train_set, order, loader_options, epoch);
+    if (continuing) trainer.generator().set_state(current_rng);
+    const int64_t first = continuing ? state.step_in_epoch : 0;
+    BatchLoader loader(train_set, order, loader_options, epoch, continuing ? state.order_position : 0, first);
     const auto epoch_start = std::chrono::steady_clock::now();
-    const int64_t epoch_steps = std::min(steps_per_epoch, total_steps - step);
+    const int64_t epoch_steps = std::min(steps_per_epoch, first + total_steps - step);
     ProgressEvent e;
     e.epoch = epoch;
     e.epochs = epochs;
     e.steps_per_epoch = epoch_steps;
-    for (int64_t i = 0; i < epoch_steps; ++i) {
+    state.epoch = epoch;
+    for (int64_t i = first; i < epoch_steps; ++i) {
       std::optional<Batch> batch = loader.next();
       if (!batch) break;  // unreadable images shortened the epoch
       e.stats = trainer.step(batch->images);
       ++step;
-      dis_skipped += !e.stats.dis_updated && e.stats.phase == Phase::kVaeGan;
-      dec_adv_skipped += !e.stats.dec_adv_updated && e.stats.phase == Phase::kVaeGan;
+      state.step = step;
+      state.step_in_epoch = i + 1;
+      state.order_position = batch->end_position;
+      state.dis_skipped += !e.stats.dis_updated && e.stats.phase == Phase::kVaeGan;
+      state.dec_adv_skipped += !e.stats.dec_adv_updated && e.stats.phase == Phase::kVaeGan;
+      state.bad_steps += e.stats.update_skipped;
+      bad_in_a_row = e.stats.update_skipped ? bad_in_a_row + 1 : 0;
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       e.step_in_epoch = i + 1;
       e.global_step = step;
-      e.images_per_sec = static_cast<double>((i + 1) * config.batch_size) / std::max(elapsed, 1e-9);
-      e.eta_sec = elapsed / static_cast<double>(i + 1) * static_cast<double>(epoch_steps - i - 1);
-      const int64_t images_skipped = train_set->unreadable_count();
-      if (!std::isfinite(e.stats.loss_sum())) {
-        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
+      e.images_per_sec = static_cast<double>((i + 1 - first) * config.batch_size) / std::max(elapsed, 1e-9);
+      e.eta_sec = elapsed / static_cast<double>(i + 1 - first) * static_cast<double>(epoch_steps - i - 1);
+      const auto record = [&] {
+        return metrics_record(e, trainer, state.dis_skipped, state.dec_adv_skipped, train_set->unreadable_count(),
+                              state.bad_steps);
+      };
+      if (e.stats.update_skipped) {
+        spdlog::warn("step {}: a loss or gradient is NaN or Inf; update skipped ({} in a row)", step, bad_in_a_row);
+      }
+      if (bad_in_a_row >= config.max_bad_steps) {
+        metrics.log(record());
         throw std::runtime_error(fmt::format(
-            "training diverged at step {} (a loss is NaN or Inf); the last checkpoint in {}/checkpoints is intact",
-            step, run_dir));
+            "training diverged: {} steps in a row (up to step {}) had NaN or Inf losses or gradients "
+            "(--max-bad-steps {}); the last checkpoint in {}/checkpoints is intact: lower --lr and train again",
+            bad_in_a_row, step, config.max_bad_steps, run_dir));
       }
-      if (step % config.log_every == 0 || i + 1 == epoch_steps) {
-        metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
-      }
+      const bool epoch_ends = i + 1 == epoch_steps;
+      if (step % config.log_every == 0 || epoch_ends) metrics.log(record());
       if (observer.on_step) observer.on_step(e);
       const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count() / 60;
-      if (config.max_minutes > 0 && minutes >= config.max_minutes) {
-        out_of_time = true;  // images and a checkpoint are still written for this partial epoch
-        if (i + 1 < epoch_steps) {
-          metrics.log(metrics_record(e, trainer, dis_skipped, dec_adv_skipped, images_skipped));
+      out_of_time = config.max_minutes > 0 && minutes >= config.max_minutes;
+      stop = observer.should_stop && observer.should_stop();
+      if ((out_of_time || stop) && !epoch_ends) {
+        if (step % config.log_every != 0) metrics.log(record());
+        if (stop) {  // mid-epoch: a checkpoint to resume from, then out
+          result.last_checkpoint = save_checkpoint(run_dir, trainer, state, keep);
+          break;
         }
+        state.step_in_epoch = epoch_steps;  // out of time: this partial epoch ends here
         break;
       }
+      if (config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && !epoch_ends) {
+        result.last_checkpoint = save_checkpoint(run_dir, trainer, state, keep);
+      }
     }
+    if (stop && state.step_in_epoch < epoch_steps) break;
     write_epoch_images(trainer, grid, run_dir + "/images", epoch + 1);
     if (plots) {
       try {
@@ -420,16 +511,23 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
         plots = false;
       }
     }
-    result.last_checkpoint = save_checkpoint(run_dir, trainer, TrainingState{step, epoch + 1});
     trainer.decay_learning_rates();
+    state.epoch = epoch + 1;
+    state.step_in_epoch = 0;
+    state.order_position = 0;
+    state.rng_epoch_start = torch::Tensor();
+    result.last_checkpoint = save_checkpoint(run_dir, trainer, state, keep);
     result.epochs = epoch + 1;
     if (observer.on_epoch_end) observer.on_epoch_end(e, run_dir + "/images");
   }
   result.steps = step;
   result.stopped_by_time = out_of_time;
+  result.interrupted = stop;
+  result.bad_steps = state.bad_steps;
   result.images_skipped = train_set->unreadable_count();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-  result.images_per_sec = static_cast<double>(step * config.batch_size) / std::max(result.seconds, 1e-9);
+  result.images_per_sec =
+      static_cast<double>((step - first_step) * config.batch_size) / std::max(result.seconds, 1e-9);
   return result;
 }
 

@@ -342,6 +342,30 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_NE(r.output.find("--strengths"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, SigintCheckpointsAndResumeFinishesTheRun) {
+  const std::string out = path("interrupted");
+  const std::string train = std::string(VAEGAN_BINARY) + " train --model vae --arch mlp28 --dataset mnist --data-dir " +
+                            data() + " --batch-size 8 --epochs 10 --log-every 1 --threads 1 --out " + out;
+  // Start, wait for the first metrics line, then Ctrl-C.
+  const std::string script = train + " > " + out + ".log 2>&1 & pid=$!; while [ ! -s " + out +
+                             "/metrics.jsonl ]; do sleep 0.05; done; kill -INT $pid; wait $pid; exit $?";
+  const int status = std::system(("sh -c '" + script + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  std::ifstream log(out + ".log");
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("interrupted by SIGINT"), std::string::npos) << text;
+  EXPECT_NE(text.find("vaegan train --resume " + out), std::string::npos) << text;
+  Result r = run("train --resume " + out + " --threads 1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<nlohmann::json> m = read_metrics(out);
+  EXPECT_EQ(m.back().at("step"), 120);  // 10 epochs of 96 / 8
+  for (size_t i = 0; i < m.size(); ++i) ASSERT_EQ(m[i].at("step"), static_cast<int64_t>(i) + 1) << "one line per step";
+  r = run("train --resume " + path("never-trained") + " --threads 1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("never-trained"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, HelpShowsDefaults) {
   Result r = run("train --help");
   EXPECT_EQ(r.code, 0);

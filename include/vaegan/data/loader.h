@@ -21,6 +21,7 @@ namespace vaegan {
 struct Batch {
   torch::Tensor images;
   torch::Tensor labels;
+  int64_t end_position = 0;  ///< entries of the order consumed up to and including this batch
 };
 
 /// Options of `BatchLoader`.
@@ -45,9 +46,11 @@ struct LoaderOptions {
 /// unreadable, not on timing.
 class BatchLoader {
  public:
-  /// Starts the background thread. `order`: int64 `[M]`.
+  /// Starts the background thread. `order`: int64 `[M]`. To continue an interrupted epoch,
+  /// `start_position` skips the entries of `order` already consumed and `first_batch` is the
+  /// index of the next batch (it seeds that batch's flips).
   BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Tensor order, LoaderOptions options,
-              int64_t epoch = 0);
+              int64_t epoch = 0, int64_t start_position = 0, int64_t first_batch = 0);
   /// Stops and joins the thread (pending batches are dropped).
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
@@ -68,7 +71,7 @@ class BatchLoader {
   std::shared_ptr<const ImageDataset> dataset_;
   torch::Tensor order_;
   LoaderOptions options_;
-  int64_t epoch_;
+  int64_t epoch_, start_position_, first_batch_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Batch> ready_;

@@ -16,10 +16,16 @@ namespace vaegan {
 
 class Trainer;
 
-/// Position of training when a checkpoint was taken.
+/// Position of training when a checkpoint was taken: everything `fit` needs, besides weights,
+/// optimizer states and the generator, to continue exactly where it stopped.
 struct TrainingState {
-  int64_t step = 0;   ///< optimizer steps done
-  int64_t epoch = 0;  ///< completed epochs
+  int64_t step = 0;            ///< steps done
+  int64_t epoch = 0;           ///< completed epochs
+  int64_t step_in_epoch = 0;   ///< steps done in the current epoch (0 at an epoch boundary)
+  int64_t order_position = 0;  ///< entries of the current epoch's data order consumed
+  int64_t dis_skipped = 0, dec_adv_skipped = 0;  ///< equilibrium counters
+  int64_t bad_steps = 0;       ///< updates skipped for NaN/Inf so far
+  torch::Tensor rng_epoch_start;  ///< generator state before the epoch's data order was drawn
 };
 
 /// Writes a checkpoint of `trainer` at `state` into `run_dir/checkpoints/`, updates `last`, and
@@ -28,6 +34,18 @@ struct TrainingState {
 /// and `last` stay intact).
 std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state,
                             int keep = 2);
+
+/// Checks `dir`'s format version and the CRC-32 of every file listed in its `checksums.json`.
+/// Throws `InputError` naming the checkpoint and the file that is missing or damaged.
+void verify_checkpoint(const std::string& dir);
+
+/// The newest checkpoint of `run_dir` that verifies, falling back to older ones with a warning
+/// naming each one refused. Throws `InputError` when there is none.
+std::string newest_valid_checkpoint(const std::string& run_dir);
+
+/// Restores weights, optimizer states and the generator of `trainer` from checkpoint `dir` and
+/// returns its training state. Throws `InputError` naming the file when anything is damaged.
+TrainingState load_training_state(const std::string& dir, Trainer& trainer);
 
 /// Resolves `path` (a checkpoint directory or a run directory, meaning its newest checkpoint)
 /// to a checkpoint directory. Throws `InputError` naming `path` when neither is found.
@@ -41,7 +59,7 @@ struct LoadedModel {
   std::string directory;  ///< the resolved checkpoint directory
 };
 
-/// Loads the model of `path` (see `resolve_checkpoint`) onto `device`.
+/// Loads the model of `path` (see `resolve_checkpoint`) onto `device`, after `verify_checkpoint`.
 /// Throws `InputError` naming the file when the checkpoint is missing, incomplete or damaged.
 LoadedModel load_model(const std::string& path, torch::Device device);
 

@@ -54,6 +54,11 @@ struct TrainConfig {
   bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
 
+  // fault tolerance
+  int64_t checkpoint_every = 0;  ///< steps between checkpoints, besides those at epoch ends (0: none)
+  int64_t keep_checkpoints = 2;  ///< newest checkpoints kept (older ones are deleted)
+  int64_t max_bad_steps = 10;    ///< stop after this many steps in a row with NaN/Inf losses or gradients
+
   // reproducibility and resources
   uint64_t seed = 0;
   int threads = 0;  ///< intra-op threads (0: all cores)

@@ -77,6 +77,8 @@ struct StepStats {
   double d_real = 0, d_recon = 0, d_prior = 0;  ///< mean sigmoid(Dis(.)) on X, x_recon, x_prior
   bool dis_updated = true;                      ///< false when the equilibrium rule skipped it
   bool dec_adv_updated = true;                  ///< false when the equilibrium rule dropped L_adv
+  /// true when a loss or a gradient was NaN or Inf: no network was updated.
+  bool update_skipped = false;
   /// Sum of the losses of the phase (NaN or Inf when one of them is).
   double loss_sum() const { return loss_prior + loss_llike + loss_pixel + loss_dis + loss_adv; }
 };
@@ -105,6 +107,7 @@ class Trainer {
   /// gan: from one forward, the discriminator on `L_dis` (real vs prior samples) and the decoder
   /// on the adversarial term, each gradient over its own parameters only (simultaneous updates,
   /// as Algorithm 1 does for the VAE-GAN).
+  /// When a loss or any gradient is NaN or Inf, no network is updated and `update_skipped` is set.
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
   /// The phase the next step runs.
@@ -119,6 +122,8 @@ class Trainer {
   bool has_optimizer(int which) const { return optimizers_.at(which) != nullptr; }
   /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
   double learning_rate(int which) const;
+  /// Sets the learning rate of optimizer `which` (resume); throws `std::out_of_range` likewise.
+  void set_learning_rate(int which, double lr);
 
   VaeGan& model() { return model_; }
   const VaeGan& model() const { return model_; }
@@ -160,6 +165,8 @@ struct ProgressEvent {
 struct FitObserver {
   std::function<void(const ProgressEvent&)> on_step;
   std::function<void(const ProgressEvent&, const std::string& images_dir)> on_epoch_end;
+  /// Asked after every step; true stops training after a checkpoint (e.g. on SIGINT).
+  std::function<bool()> should_stop;
 };
 
 /// Summary of a finished run.
@@ -170,6 +177,8 @@ struct FitResult {
   double images_per_sec = 0;
   std::string last_checkpoint;
   bool stopped_by_time = false;  ///< ended by `max_minutes`
+  bool interrupted = false;      ///< ended by `FitObserver::should_stop`
+  int64_t bad_steps = 0;         ///< updates skipped for NaN/Inf
   int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
 };
 
@@ -178,8 +187,15 @@ struct FitResult {
 /// `gan`), `plots/losses.png` redrawn after every epoch (when gnuplot is installed), and a checkpoint after every epoch and at the end (also when `max_minutes` ends an
 /// epoch early). Batches come from a background `BatchLoader`. `vae-then-gan` switches to its
 /// GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a previous run
-/// unless `overwrite`. Throws `InputError` for a bad config, unreadable data or an occupied
-/// `run_dir`; `std::runtime_error` when writing fails or training diverges.
-FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer);
+/// unless `overwrite`.
+/// With `resume`, `run_dir` must hold a run: `config` is ignored for its saved `config.json`,
+/// training continues from the newest checkpoint that verifies (weights, optimizer states,
+/// learning rates, generator, position in the epoch's data order, counters), and metrics.jsonl
+/// lines after that checkpoint are dropped, so the finished run equals an uninterrupted one.
+/// Steps with NaN/Inf are skipped and counted; `max_bad_steps` of them in a row stop the run.
+/// Throws `InputError` for a bad config, unreadable data, an occupied `run_dir` or a run without
+/// a valid checkpoint to resume; `std::runtime_error` when writing fails or training diverges.
+FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
+              bool resume = false);
 
 }  // namespace vaegan

@@ -1,0 +1,144 @@
+// Fault tolerance of `fit`: a run stopped at any step and resumed equals the uninterrupted run
+// (metrics to the last digit, final weights bit for bit); damaged checkpoints are refused and
+// resume falls back; NaN/Inf updates are skipped.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../test_util.h"
+#include "vaegan/core/error.h"
+#include "vaegan/train/checkpoint.h"
+#include "vaegan/train/trainer.h"
+
+namespace vaegan {
+namespace {
+namespace fs = std::filesystem;
+
+/// metrics.jsonl without the wall-clock field.
+std::vector<std::string> metric_lines(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("images_per_sec");
+    lines.push_back(j.dump());
+  }
+  return lines;
+}
+
+/// All weights and buffers of the newest checkpoint of `run_dir`.
+std::vector<torch::Tensor> final_weights(const std::string& run_dir) {
+  LoadedModel m = load_model(run_dir, torch::kCPU);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.model->named_parameters()) out.push_back(p.value().contiguous());
+  for (const auto& b : m.model->named_buffers()) out.push_back(b.value().contiguous());
+  return out;
+}
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_ / "data");
+    test::write_tiny_idx_dataset(dir_ / "data", 64, 8);  // batch 16: 4 steps per epoch
+    config_.dataset = "mnist";
+    config_.data_dir = dir_ / "data";
+    config_.batch_size = 16;
+    config_.epochs = 3;
+    config_.log_every = 1;
+    config_.grid_size = 4;
+    config_.seed = 11;
+    config_.horizontal_flip = true;
+  }
+
+  /// Trains `c` into `out`, stopping after step `stop_at` (0: never) as SIGINT would.
+  FitResult train(const TrainConfig& c, const std::string& out, int64_t stop_at, bool resume = false) {
+    FitObserver o;
+    int64_t step = 0;
+    o.on_step = [&step](const ProgressEvent& e) { step = e.global_step; };
+    if (stop_at > 0) o.should_stop = [&step, stop_at] { return step >= stop_at; };
+    return fit(c, out, /*overwrite=*/true, o, resume);
+  }
+
+  void expect_resume_equals_uninterrupted(const TrainConfig& c, const std::vector<int64_t>& stops) {
+    const std::string reference = dir_ / "reference";
+    ASSERT_EQ(train(c, reference, 0).steps, 12);
+    const std::vector<std::string> ref_metrics = metric_lines(reference);
+    const std::vector<torch::Tensor> ref_weights = final_weights(reference);
+    for (int64_t k : stops) {
+      const std::string out = dir_ / ("stopped-at-" + std::to_string(k));
+      const FitResult first = train(c, out, k);
+      EXPECT_TRUE(first.interrupted) << k;
+      EXPECT_EQ(first.steps, k);
+      const FitResult rest = train(c, out, 0, /*resume=*/true);
+      EXPECT_EQ(rest.steps, 12) << k;
+      EXPECT_EQ(metric_lines(out), ref_metrics) << "stopped after step " << k;
+      const std::vector<torch::Tensor> w = final_weights(out);
+      ASSERT_EQ(w.size(), ref_weights.size());
+      for (size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(torch::equal(w[i], ref_weights[i])) << "tensor " << i << ", k " << k;
+    }
+  }
+
+  test::TempDir dir_;
+  TrainConfig config_;
+};
+
+TEST_F(Resume, VaeGanStoppedAnywhereEqualsTheUninterruptedRun) {
+  // mid-epoch (1, 6, 11) and at an epoch boundary (4, 8)
+  expect_resume_equals_uninterrupted(config_, {1, 4, 6, 11});
+}
+
+TEST_F(Resume, VaeThenGanResumesInEitherPhase) {
+  TrainConfig c = config_;
+  c.model.type = "vae-then-gan";
+  c.pretrain_epochs = 1;
+  c.lr_decay = 0.5;  // the schedule must survive too
+  expect_resume_equals_uninterrupted(c, {3, 7});
+}
+
+TEST_F(Resume, DamagedNewestCheckpointIsRefusedAndResumeFallsBack) {
+  TrainConfig c = config_;
+  c.checkpoint_every = 1;
+  c.keep_checkpoints = 3;
+  const std::string out = dir_ / "damaged";
+  ASSERT_TRUE(train(c, out, 6).interrupted);
+  const std::string newest = resolve_checkpoint(out);
+  EXPECT_EQ(fs::path(newest).filename(), "step-0000006");
+  {  // flip one byte of the weights
+    std::fstream f(newest + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  try {
+    load_model(out, torch::kCPU);
+    FAIL() << "a damaged checkpoint must be refused";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.pt does not match its checksum"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::path(newest_valid_checkpoint(out)).filename(), "step-0000005");
+  // Resuming from step 5 still ends where the uninterrupted run ends.
+  EXPECT_EQ(train(c, out, 0, true).steps, 12);
+  // keep_checkpoints bounds the directory
+  int count = 0;
+  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) count += e.is_directory();
+  EXPECT_EQ(count, 3);
+  // without any valid checkpoint, resume is a clear usage error
+  fs::remove_all(out + "/checkpoints");
+  EXPECT_THROW(train(c, out, 0, true), InputError);
+}
+
+TEST_F(Resume, NonFiniteStepIsSkippedWithoutTouchingTheWeights) {
+  Trainer t(config_, torch::kCPU);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : t.model()->parameters()) before.push_back(p.detach().clone());
+  torch::Tensor x = torch::rand({16, 1, 32, 32}) * 2 - 1;
+  x[3][0][5][5] = std::numeric_limits<float>::quiet_NaN();
+  const StepStats s = t.step(x);
+  EXPECT_TRUE(s.update_skipped);
+  const auto after = t.model()->parameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << i;
+  EXPECT_FALSE(t.step(torch::rand({16, 1, 32, 32}) * 2 - 1).update_skipped);
+}
+
+}  // namespace
+}  // namespace vaegan
