@@ -1,10 +1,9 @@
 #pragma once
 // Helpers shared by the tests: temporary directories and tiny datasets.
-#include <torch/torch.h>
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stb_image_write.h>
+#include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,7 +14,6 @@
 
 namespace vaegan::test {
 namespace fs = std::filesystem;
-
 
 /// A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {

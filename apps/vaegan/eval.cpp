@@ -29,7 +29,8 @@ void setup_eval(CLI::App& app, Runner& run) {
   cmd->add_option("--out", o->out, "metrics JSON to write")->required();
   auto* cls = cmd->add_option("--classifier", o->classifier,
                               "Feature extractor: a directory written by `vaegan classifier train`");
-  cmd->add_option("--features", o->features, "Feature extractor: a TorchScript file mapping [B,C,S,S] in [-1,1] to [B,F]")
+  cmd->add_option("--features", o->features,
+                  "Feature extractor: a TorchScript file mapping [B,C,S,S] in [-1,1] to [B,F]")
       ->excludes(cls);
   cmd->add_option("--n-test", o->num_test, "Test images for reconstruction and likelihood (0: all)")
       ->check(CLI::NonNegativeNumber)
@@ -56,8 +57,7 @@ void setup_eval(CLI::App& app, Runner& run) {
       const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
       const auto data = open_dataset(m.config.dataset, data_dir, o->split == "train" ? Split::kTrain : Split::kTest,
                                      m.config.model.channels, model_image_size(m.config.model));
-      nlohmann::json j = evaluate(m.model, m.config, *data,
-                                  features ? &*features : nullptr,
+      nlohmann::json j = evaluate(m.model, m.config, *data, features ? &*features : nullptr,
                                   EvalOptions()
                                       .num_test(o->num_test)
                                       .num_samples(o->num_samples)
@@ -99,7 +99,9 @@ void setup_classifier(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Directory to write model.pt and classifier.json to")->required();
   cmd->add_option("--epochs", o->train.epochs(), "Epochs")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--batch-size", o->train.batch_size(), "Batch size")->check(CLI::Range(2, 65536))->capture_default_str();
+  cmd->add_option("--batch-size", o->train.batch_size(), "Batch size")
+      ->check(CLI::Range(2, 65536))
+      ->capture_default_str();
   cmd->add_option("--lr", o->train.lr(), "Adam learning rate")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
   cmd->add_option("--seed", o->train.seed(), "Seed")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
@@ -114,8 +116,8 @@ void setup_classifier(CLI::App& app, Runner& run) {
       spdlog::info("classifier: training on {}", train->summary());
       const nlohmann::json info =
           train_classifier(train, test, o->train, o->out, {{"dataset", o->dataset}, {"data_dir", dir}});
-      spdlog::info("classifier: test accuracy {:.4f} on {} images; written to {}", info.at("test_accuracy").get<double>(),
-                   test->size(), o->out);
+      spdlog::info("classifier: test accuracy {:.4f} on {} images; written to {}",
+                   info.at("test_accuracy").get<double>(), test->size(), o->out);
       return 0;
     };
   });

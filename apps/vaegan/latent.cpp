@@ -23,8 +23,8 @@ namespace {
 
 /// The split of the dataset `m` was trained on (or `data_dir`), at the model's size.
 std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
-  return open_dataset(m.config.dataset, data_dir.empty() ? m.config.data_dir : data_dir, split,
-                      m.config.model.channels, model_image_size(m.config.model));
+  return open_dataset(m.config.dataset, data_dir.empty() ? m.config.data_dir : data_dir, split, m.config.model.channels,
+                      model_image_size(m.config.model));
 }
 
 /// Encoder means of `x` `[N, C, S, S]`, in batches: `[N, Z]` on the CPU.
@@ -50,7 +50,8 @@ std::vector<double> parse_list(const std::string& text, const char* flag) {
       out.push_back(std::stod(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw InputError(fmt::format("{}: '{}' is not a number (expected a comma-separated list like -1,0,1,2)", flag, item));
+      throw InputError(
+          fmt::format("{}: '{}' is not a number (expected a comma-separated list like -1,0,1,2)", flag, item));
     }
   }
   if (out.empty()) throw InputError(fmt::format("{}: empty list", flag));
@@ -62,7 +63,8 @@ int64_t class_index(const std::vector<std::string>& names, const std::string& na
   for (size_t i = 0; i < names.size(); ++i) {
     if (names[i] == name) return static_cast<int64_t>(i);
   }
-  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit) && std::stoll(name) < static_cast<int64_t>(names.size())) {
+  if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit) &&
+      std::stoll(name) < static_cast<int64_t>(names.size())) {
     return std::stoll(name);
   }
   std::string list;
@@ -85,7 +87,9 @@ void setup_interpolate(CLI::App& app, Runner& run) {
   CLI::App* cmd = app.add_subcommand("interpolate", "Decode points between two encoded images or two prior draws");
   cmd->add_option("--checkpoint", o->checkpoint, "Checkpoint or run directory")->required();
   cmd->add_option("--out", o->out, "Output: .png grid (one row per pair) or .npy")->required();
-  cmd->add_option("--steps", o->steps, "Points per row, endpoints included")->check(CLI::Range(2, 1000))->capture_default_str();
+  cmd->add_option("--steps", o->steps, "Points per row, endpoints included")
+      ->check(CLI::Range(2, 1000))
+      ->capture_default_str();
   auto* from = cmd->add_option("--from", o->from, "First image file (with --to)");
   auto* to = cmd->add_option("--to", o->to, "Second image file (with --from)");
   from->needs(to);
@@ -93,7 +97,9 @@ void setup_interpolate(CLI::App& app, Runner& run) {
   auto* index = cmd->add_option("--index", o->index, "Two test-set indices I J")->expected(2)->excludes(from);
   auto* seed = cmd->add_option("--seed", o->seed, "Seed of prior pairs (the default when no images are given)");
   seed->excludes(from)->excludes(index);
-  cmd->add_option("--rows", o->rows, "Prior pairs (rows) with --seed")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--rows", o->rows, "Prior pairs (rows) with --seed")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
   cmd->add_flag("--slerp", o->slerp, "Spherical instead of linear interpolation");
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory for --index (default: the training one)");
   cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
@@ -110,8 +116,8 @@ void setup_interpolate(CLI::App& app, Runner& run) {
         for (const auto& f : {o->from, o->to}) {
           if (!std::filesystem::is_regular_file(f)) throw InputError(fmt::format("--from/--to: {} does not exist", f));
         }
-        const torch::Tensor x = to_model_range(torch::stack(
-            {decode_image_file(o->from, channels, size), decode_image_file(o->to, channels, size)}));
+        const torch::Tensor x = to_model_range(
+            torch::stack({decode_image_file(o->from, channels, size), decode_image_file(o->to, channels, size)}));
         const torch::Tensor z = encode(m, x, device);
         a = z.narrow(0, 0, 1);
         b = z.narrow(0, 1, 1);
@@ -195,9 +201,10 @@ void setup_attribute(CLI::App& app, Runner& run) {
       } else {
         const auto* celeba = dynamic_cast<const CelebADataset*>(data.get());
         if (!celeba || !celeba->attributes().defined()) {
-          throw InputError(fmt::format("--attribute: {} has no named attributes (CelebA with list_attr_celeba.txt "
-                                       "has); use --attribute class=NAME or --from-class/--to-class",
-                                       m.config.dataset));
+          throw InputError(
+              fmt::format("--attribute: {} has no named attributes (CelebA with list_attr_celeba.txt "
+                          "has); use --attribute class=NAME or --from-class/--to-class",
+                          m.config.dataset));
         }
         const int64_t col = read_celeba_attributes(m.config.data_dir + "/list_attr_celeba.txt").index(o->attribute);
         has = celeba->attributes().narrow(0, 0, n).select(1, col).gt(0);
@@ -207,13 +214,14 @@ void setup_attribute(CLI::App& app, Runner& run) {
       const torch::Tensor v = attribute_vector(z.index({keep}), has.index({keep}));
       write_npy(o->out, v.to(torch::kFloat32).contiguous());
       spdlog::info("wrote the attribute vector (|v| = {:.3f}, {} with, {} without) to {}", v.norm().item<double>(),
-                   has.index({keep}).sum().item<int64_t>(), keep.sum().item<int64_t>() - has.index({keep}).sum().item<int64_t>(),
-                   o->out);
+                   has.index({keep}).sum().item<int64_t>(),
+                   keep.sum().item<int64_t>() - has.index({keep}).sum().item<int64_t>(), o->out);
       return 0;
     };
   });
 
-  CLI::App* apply = group->add_subcommand("apply", "Add an attribute vector to encoded test images at several strengths");
+  CLI::App* apply =
+      group->add_subcommand("apply", "Add an attribute vector to encoded test images at several strengths");
   apply->add_option("--checkpoint", o->checkpoint, "Checkpoint or run directory")->required();
   apply->add_option("--vector", o->vector, "Vector from `attribute compute` (.npy [Z])")->required();
   apply->add_option("--out", o->out, "Output: .png grid (rows: images; columns: original, then strengths) or .npy")
@@ -236,13 +244,13 @@ void setup_attribute(CLI::App& app, Runner& run) {
       }
       torch::NoGradGuard no_grad;
       const torch::Tensor x = model_dataset(m, o->data_dir, Split::kTest)->first_images(o->n);  // [N, C, S, S]
-      const torch::Tensor z = encode(m, x, device);                                              // [N, Z]
+      const torch::Tensor z = encode(m, x, device);                                             // [N, Z]
       std::vector<torch::Tensor> columns = {x};
       for (double s : strengths) columns.push_back(decode(m, z + s * v, device));
       const torch::Tensor grid = torch::stack(columns, 1).flatten(0, 1);  // row-major: image i, then its edits
       write_images(o->out, grid, static_cast<int64_t>(columns.size()));
-      spdlog::info("wrote {} rows x {} columns (original, strengths {}) to {}", x.size(0), columns.size(),
-                   o->strengths, o->out);
+      spdlog::info("wrote {} rows x {} columns (original, strengths {}) to {}", x.size(0), columns.size(), o->strengths,
+                   o->out);
       return 0;
     };
   });

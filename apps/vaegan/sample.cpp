@@ -31,7 +31,7 @@ void setup_sample(CLI::App& app, Runner& run) {
       torch::NoGradGuard no_grad;
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o->seed);
       const torch::Tensor z = torch::randn({o->n, m.model->latent_dim()}, gen);  // [N, Z]
-      const torch::Tensor images = m.model->decoder->forward(z.to(device));                       // [N, C, S, S]
+      const torch::Tensor images = m.model->decoder->forward(z.to(device));      // [N, C, S, S]
       write_images(o->out, images, 8);
       spdlog::info("wrote {} samples from {} to {}", o->n, m.directory, o->out);
       return 0;

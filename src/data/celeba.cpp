@@ -20,8 +20,8 @@ std::vector<std::string> celeba_files(const std::string& data_dir, Split split) 
   const fs::path images = fs::path(data_dir) / "img_align_celeba";
   const fs::path partition = fs::path(data_dir) / "list_eval_partition.txt";
   if (!fs::is_directory(images)) {
-    throw InputError(fmt::format("--data-dir: {} has no img_align_celeba/ folder (CelebA, aligned and cropped)",
-                                 data_dir));
+    throw InputError(
+        fmt::format("--data-dir: {} has no img_align_celeba/ folder (CelebA, aligned and cropped)", data_dir));
   }
   std::ifstream in(partition);
   if (!in) throw InputError(fmt::format("{}: cannot open (CelebA's evaluation partition list)", partition.string()));
@@ -34,8 +34,7 @@ std::vector<std::string> celeba_files(const std::string& data_dir, Split split) 
     int part = -1;
     if (!(row >> name)) continue;  // blank line
     if (!(row >> part) || part < 0 || part > 2) {
-      throw InputError(
-          fmt::format("{}:{}: expected \"FILE 0|1|2\", got \"{}\"", partition.string(), number, line));
+      throw InputError(fmt::format("{}:{}: expected \"FILE 0|1|2\", got \"{}\"", partition.string(), number, line));
     }
     if (part == wanted) files.push_back((images / name).string());
   }

@@ -55,8 +55,8 @@ std::shared_ptr<TensorImageDataset> load_cifar10(const std::string& data_dir, Sp
   for (const auto& name : names) {
     const fs::path p = dir / name;
     if (!fs::is_regular_file(p)) {
-      throw InputError(fmt::format("{}: no {} (CIFAR-10 binary version expects {} there)", data_dir, name,
-                                   fmt::join(names, ", ")));
+      throw InputError(
+          fmt::format("{}: no {} (CIFAR-10 binary version expects {} there)", data_dir, name, fmt::join(names, ", ")));
     }
     auto [x, y] = read_cifar10_file(p.string());
     images.push_back(x);

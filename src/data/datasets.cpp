@@ -19,8 +19,8 @@ int64_t dataset_channels(const std::string& name) {
   if (name == "fashion-mnist" || name == "mnist") return 1;
   if (name == "cifar10" || name == "celeba") return 3;
   if (name == "folder") return 0;
-  throw InputError(fmt::format("--dataset: unknown dataset '{}' (expected fashion-mnist, mnist, cifar10, celeba or folder)",
-                               name));
+  throw InputError(
+      fmt::format("--dataset: unknown dataset '{}' (expected fashion-mnist, mnist, cifar10, celeba or folder)", name));
 }
 
 std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::string& data_dir, Split split,
@@ -37,8 +37,7 @@ std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::s
     static const std::vector<std::string> fashion = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
     static const std::vector<std::string> digits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-    return std::make_shared<TensorImageDataset>(images, idx.labels(), data_dir,
-                                                name == "mnist" ? digits : fashion);
+    return std::make_shared<TensorImageDataset>(images, idx.labels(), data_dir, name == "mnist" ? digits : fashion);
   }
   if (name == "cifar10") return load_cifar10(data_dir, split, image_size);
   if (name == "celeba") return std::make_shared<CelebADataset>(data_dir, split, image_size);

@@ -64,8 +64,8 @@ ImageFolderDataset::ImageFolderDataset(const std::string& root_in, Split split, 
   }
   files_ = list_image_files(root.string());
   if (files_.empty()) {
-    throw InputError(fmt::format("--data-dir: {} holds no image file (looked for .png, .jpg, .jpeg, recursively)",
-                                 root.string()));
+    throw InputError(
+        fmt::format("--data-dir: {} holds no image file (looked for .png, .jpg, .jpeg, recursively)", root.string()));
   }
   // Class subfolders: every file one or more levels below a first-level folder.
   std::map<std::string, int64_t> classes;

@@ -49,7 +49,7 @@ int64_t BatchLoader::skipped() const {
 }
 
 Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
-                             int64_t batch_index) const {
+                            int64_t batch_index) const {
   Batch b;
   // [B, C, S, S] in [-1, 1]: gathered from memory, or the images the probe already decoded
   b.images = decoded.empty() ? dataset_->images(indices) : to_model_range(torch::stack(decoded));
@@ -58,9 +58,8 @@ Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vect
   b.labels = torch::tensor(labels, torch::kLong);
   if (options_.horizontal_flip()) {
     // One generator per (seed, epoch, batch): the flips do not depend on thread timing.
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed() * 1000003ULL +
-                                                         static_cast<uint64_t>(epoch_) * 7919ULL +
-                                                         static_cast<uint64_t>(batch_index));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(
+        options_.seed() * 1000003ULL + static_cast<uint64_t>(epoch_) * 7919ULL + static_cast<uint64_t>(batch_index));
     const torch::Tensor flip = torch::rand({b.images.size(0)}, gen).lt(0.5).view({-1, 1, 1, 1});
     b.images = torch::where(flip, b.images.flip({3}), b.images);
   }

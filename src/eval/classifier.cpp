@@ -115,13 +115,14 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
 FeatureExtractor load_classifier_features(const std::string& dir, torch::Device device) {
   const std::string json_path = dir + "/classifier.json", model_path = dir + "/model.pt";
   std::ifstream in(json_path);
-  if (!in) throw InputError(fmt::format("--classifier: {} not found (train one with `vaegan classifier train`)", json_path));
+  if (!in)
+    throw InputError(fmt::format("--classifier: {} not found (train one with `vaegan classifier train`)", json_path));
   nlohmann::json info;
   try {
     info = nlohmann::json::parse(in);
     const int64_t channels = info.at("channels").get<int64_t>(), size = info.at("image_size").get<int64_t>();
-    auto model = std::make_shared<Classifier>(
-        ClassifierOptions(channels, static_cast<int64_t>(info.at("classes").size())));
+    auto model =
+        std::make_shared<Classifier>(ClassifierOptions(channels, static_cast<int64_t>(info.at("classes").size())));
     torch::load(*model, model_path);
     (*model)->to(device);
     (*model)->eval();
@@ -155,8 +156,8 @@ FeatureExtractor load_torchscript_features(const std::string& path, torch::Devic
   try {
     module = std::make_shared<torch::jit::Module>(torch::jit::load(path, device));
   } catch (const c10::Error& e) {
-    throw InputError(fmt::format("--features: cannot load TorchScript module {} ({})", path,
-                                 e.what_without_backtrace()));
+    throw InputError(
+        fmt::format("--features: cannot load TorchScript module {} ({})", path, e.what_without_backtrace()));
   }
   module->eval();
   FeatureExtractor f;

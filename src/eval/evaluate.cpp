@@ -84,7 +84,8 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
 
   if (model->encoder) {
     spdlog::info("eval: reconstructing {} test images", x.size(0));
-    const torch::Tensor recon = batched(x, b, [&](const torch::Tensor& xb) { return model->reconstruct(xb.to(device)).cpu(); });
+    const torch::Tensor recon =
+        batched(x, b, [&](const torch::Tensor& xb) { return model->reconstruct(xb.to(device)).cpu(); });
     out["reconstruction"] = {{"images", x.size(0)},
                              {"posterior", "mean of q(z|x)"},
                              {"pixel_scale", "[0, 1]"},
@@ -104,9 +105,8 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
     const double dims = static_cast<double>(x[0].numel());
     auto bound = [&](const torch::Tensor& v) {
       const MeanStderr m = mean_and_standard_error(v);
-      return nlohmann::json{{"nats_per_image", m.mean},
-                            {"stderr", m.standard_error},
-                            {"bits_per_dim", -m.mean / (dims * std::log(2.0))}};
+      return nlohmann::json{
+          {"nats_per_image", m.mean}, {"stderr", m.standard_error}, {"bits_per_dim", -m.mean / (dims * std::log(2.0))}};
     };
     out["likelihood"] = {{"images", x.size(0)},
                          {"dimensions", x[0].numel()},
@@ -125,17 +125,17 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
     const torch::Tensor fake_features = batched(z, b, [&](const torch::Tensor& zb) {
       return features->extract(model->decoder->forward(zb.to(device))).to(torch::kFloat64);
     });
-    const torch::Tensor real_features = batched(real.narrow(0, 0, n), b, [&](const torch::Tensor& xb) {
-      return features->extract(xb).to(torch::kFloat64);
-    });
+    const torch::Tensor real_features = batched(
+        real.narrow(0, 0, n), b, [&](const torch::Tensor& xb) { return features->extract(xb).to(torch::kFloat64); });
     const PrecisionRecall pr = precision_recall(real_features, fake_features, o.k());
-    out["samples"] = {{"extractor", features->description},
-                      {"prior_samples", n},
-                      {"test_images", n},
-                      {"frechet_distance", frechet_distance(gaussian_stats(real_features), gaussian_stats(fake_features))},
-                      {"precision", pr.precision},
-                      {"recall", pr.recall},
-                      {"k", o.k()}};
+    out["samples"] = {
+        {"extractor", features->description},
+        {"prior_samples", n},
+        {"test_images", n},
+        {"frechet_distance", frechet_distance(gaussian_stats(real_features), gaussian_stats(fake_features))},
+        {"precision", pr.precision},
+        {"recall", pr.recall},
+        {"k", o.k()}};
   }
   return out;
 }

@@ -43,7 +43,7 @@ torch::Tensor kth_neighbour_radius(const torch::Tensor& x, int64_t k) {
   std::vector<torch::Tensor> radii;
   for (int64_t i = 0; i < x.size(0); i += kChunk) {
     const torch::Tensor d = torch::cdist(x.narrow(0, i, std::min(kChunk, x.size(0) - i)), x);  // [c, N]
-    radii.push_back(std::get<0>(d.topk(k + 1, 1, /*largest=*/false)).select(1, k));  // 0: the point itself
+    radii.push_back(std::get<0>(d.topk(k + 1, 1, /*largest=*/false)).select(1, k));            // 0: the point itself
   }
   return torch::cat(radii);
 }

@@ -33,7 +33,8 @@ torch::Tensor ssim_per_image(const torch::Tensor& x, const torch::Tensor& y) {
   torch::Tensor g = torch::exp(-r.pow(2) / (2 * 1.5 * 1.5));
   g = g / g.sum();
   const torch::Tensor window = torch::outer(g, g).expand({c, 1, 11, 11}).contiguous();  // depthwise
-  auto blur = [&](const torch::Tensor& t) { return torch::nn::functional::conv2d(t, window, torch::nn::functional::Conv2dFuncOptions().groups(c));
+  auto blur = [&](const torch::Tensor& t) {
+    return torch::nn::functional::conv2d(t, window, torch::nn::functional::Conv2dFuncOptions().groups(c));
   };  // valid positions only
   const torch::Tensor a = unit(x), b = unit(y);
   const torch::Tensor mu_a = blur(a), mu_b = blur(b);

@@ -19,10 +19,11 @@ bool gnuplot_available() { return std::system("command -v gnuplot >/dev/null 2>&
 
 void plot_losses(const std::vector<std::string>& run_dirs, const std::string& out) {
   // key -> panel title, in display order
-  const std::vector<std::pair<std::string, std::string>> panels = {
-      {"loss_prior", "L_prior (KL, nats)"},      {"loss_llike", "L_llike (feature reconstruction)"},
-      {"loss_pixel", "L_pixel (pixel reconstruction)"}, {"loss_dis", "L_dis (discriminator)"},
-      {"loss_adv", "L_adv (decoder / generator)"}};
+  const std::vector<std::pair<std::string, std::string>> panels = {{"loss_prior", "L_prior (KL, nats)"},
+                                                                   {"loss_llike", "L_llike (feature reconstruction)"},
+                                                                   {"loss_pixel", "L_pixel (pixel reconstruction)"},
+                                                                   {"loss_dis", "L_dis (discriminator)"},
+                                                                   {"loss_adv", "L_adv (decoder / generator)"}};
   // run -> key -> "step value" lines
   std::vector<std::map<std::string, std::string>> data(run_dirs.size());
   for (size_t r = 0; r < run_dirs.size(); ++r) {
@@ -56,7 +57,8 @@ void plot_losses(const std::vector<std::string>& run_dirs, const std::string& ou
     }
   }
   if (!gnuplot_available()) {
-    throw std::runtime_error("gnuplot is not installed (Debian package gnuplot-nox; scripts/install-deps.sh installs it)");
+    throw std::runtime_error(
+        "gnuplot is not installed (Debian package gnuplot-nox; scripts/install-deps.sh installs it)");
   }
   const std::string tmp = fs::path(out).parent_path().empty() ? "." : fs::path(out).parent_path().string();
   const std::string tmp_png = tmp + "/." + fs::path(out).filename().string() + ".tmp";
@@ -75,8 +77,8 @@ void plot_losses(const std::vector<std::string>& run_dirs, const std::string& ou
       std::string label = fs::path(run_dirs[r]).lexically_normal().filename().string();
       if (label.empty()) label = fs::path(run_dirs[r]).lexically_normal().parent_path().filename().string();
       for (char& ch : label) ch = ch == '\'' || ch == '_' ? '-' : ch;
-      script += fmt::format("{}$r{}_{} using 1:2 with lines lw 1.5 lc {} title '{}'", first ? "" : ", ", r, key,
-                            r + 1, label);  // one colour per run in every panel
+      script += fmt::format("{}$r{}_{} using 1:2 with lines lw 1.5 lc {} title '{}'", first ? "" : ", ", r, key, r + 1,
+                            label);  // one colour per run in every panel
       first = false;
     }
     script += "\n";

@@ -10,7 +10,7 @@ torch::Tensor interpolate_latents(const torch::Tensor& a, const torch::Tensor& b
   TORCH_CHECK(steps >= 2, "interpolate_latents: steps must be at least 2");
   TORCH_CHECK(a.sizes() == b.sizes() && a.dim() == 2, "interpolate_latents: expected two [R, Z] of one shape");
   const torch::Tensor t = torch::linspace(0, 1, steps, a.options()).view({1, steps, 1});  // [1, T, 1]
-  const torch::Tensor a3 = a.unsqueeze(1), b3 = b.unsqueeze(1);                          // [R, 1, Z]
+  const torch::Tensor a3 = a.unsqueeze(1), b3 = b.unsqueeze(1);                           // [R, 1, Z]
   const torch::Tensor linear = a3 + t * (b3 - a3);
   if (!slerp) return linear;
   const torch::Tensor na = a3.norm(2, 2, true), nb = b3.norm(2, 2, true);  // [R, 1, 1]
@@ -26,8 +26,8 @@ torch::Tensor attribute_vector(const torch::Tensor& latents, const torch::Tensor
   const torch::Tensor mask = has.to(torch::kBool);
   const int64_t with = mask.sum().item<int64_t>(), without = mask.numel() - with;
   if (with == 0 || without == 0) {
-    throw InputError(fmt::format("--attribute: {} of {} images have the attribute; both groups must be non-empty",
-                                 with, mask.numel()));
+    throw InputError(fmt::format("--attribute: {} of {} images have the attribute; both groups must be non-empty", with,
+                                 mask.numel()));
   }
   return latents.index({mask}).mean(0) - latents.index({mask.logical_not()}).mean(0);
 }

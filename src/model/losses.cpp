@@ -35,8 +35,8 @@ torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, cons
   const torch::Tensor target01 = (target + 1) * 0.5;  // [B, C, H, W] in [0, 1]
   torch::Tensor per_pixel;
   if (form == ReconLoss::kBce) {
-    per_pixel = F::binary_cross_entropy_with_logits(2 * preactivation, target01,
-                                                    F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+    per_pixel = F::binary_cross_entropy_with_logits(
+        2 * preactivation, target01, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
   } else {
     per_pixel = (torch::tanh(preactivation) * 0.5 + 0.5 - target01).pow(2);
   }

@@ -42,8 +42,8 @@ VaeGanForward VaeGanImpl::forward(const torch::Tensor& x, const torch::Tensor& e
 
 torch::Tensor VaeGanImpl::encode_mean(const torch::Tensor& x) {
   if (!encoder) {
-    throw InputError(fmt::format("a {} model has no encoder: this needs a vaegan, vae or vae-then-gan checkpoint",
-                                 config.type));
+    throw InputError(
+        fmt::format("a {} model has no encoder: this needs a vaegan, vae or vae-then-gan checkpoint", config.type));
   }
   return std::get<0>(encoder->forward(x));
 }

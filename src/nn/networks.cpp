@@ -238,8 +238,8 @@ NetworkOptions make_network_options(const ModelConfig& config) {
     throw InputError(fmt::format("--image-size: {} needs a multiple of 8, got {}", config.arch, size));
   }
   if (mlp && config.type != "vae") {
-    throw InputError(fmt::format("--arch: mlp28 is the plain VAE of seed 002 and needs --model vae, got --model {}",
-                                 config.type));
+    throw InputError(
+        fmt::format("--arch: mlp28 is the plain VAE of seed 002 and needs --model vae, got --model {}", config.type));
   }
   if (config.latent_dim < 0) throw InputError(fmt::format("--latent-dim: must be positive, got {}", config.latent_dim));
   if (config.channels != 1 && config.channels != 3) {

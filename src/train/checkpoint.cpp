@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "vaegan/core/error.h"
-#include "vaegan/io/fs.h"
 #include "vaegan/core/runtime.h"
+#include "vaegan/io/fs.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan {
@@ -71,8 +71,7 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
       lr.push_back(trainer.learning_rate(i));
     }
     torch::Tensor rng_now = trainer.generator().get_state();
-    std::vector<torch::Tensor> rng = {rng_now,
-                                      state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
+    std::vector<torch::Tensor> rng = {rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
     torch::save(rng, (tmp_dir / "rng.pt").string());
     const nlohmann::json st = {{"format_version", kFormatVersion},
                                {"step", state.step},
@@ -111,17 +110,28 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
 void verify_checkpoint(const std::string& dir_in) {
   const fs::path dir(dir_in);
   nlohmann::json sums;
+  if (!fs::exists(dir / "checksums.json")) {
+    // Format 1 (vaegan 0.1) wrote no checksums; its checkpoints load unverified.
+    int version = 0;
+    try {
+      version = nlohmann::json::parse(read_text(dir / "state.json")).value("format_version", 0);
+    } catch (const std::exception&) {
+    }
+    if (version == 1) {
+      spdlog::warn("{}: format-1 checkpoint without checksums: loaded unverified", dir_in);
+      return;
+    }
+    throw InputError(fmt::format("{}: incomplete checkpoint (no checksums.json)", dir_in));
+  }
   try {
     sums = nlohmann::json::parse(read_text(dir / "checksums.json"));
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: damaged checkpoint (checksums.json: {})", dir_in, e.what()));
-  } catch (const InputError&) {
-    throw InputError(fmt::format("{}: incomplete checkpoint (no checksums.json)", dir_in));
   }
   const int version = sums.value("format_version", 0);
   if (version != kFormatVersion) {
-    throw InputError(fmt::format("{}: checkpoint format version {} (this build reads {})", dir_in, version,
-                                 kFormatVersion));
+    throw InputError(
+        fmt::format("{}: checkpoint format version {} (this build reads {})", dir_in, version, kFormatVersion));
   }
   const nlohmann::json crcs = sums.value("crc32", nlohmann::json::object());  // kept alive for items()
   if (crcs.empty()) throw InputError(fmt::format("{}: damaged checkpoint (checksums.json lists no file)", dir_in));
@@ -222,6 +232,7 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
                                  (dir / "model.pt").string(), e.what_without_backtrace()));
   }
   out.model->to(device);
+  if (out.config.channels_last) to_channels_last(*out.model);  // the fast convolution paths, as in training
   out.model->eval();
   return out;
 }

@@ -106,15 +106,15 @@ void validate(const TrainConfig& c) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw InputError(message);
   };
-  dataset_channels(c.dataset);   // validates --dataset
+  dataset_channels(c.dataset);    // validates --dataset
   make_network_options(c.model);  // validates --model, --arch, --image-size, --latent-dim, --feature-layer
   parse_recon_loss(c.recon_loss);
   require(c.loader_threads >= 1 && c.loader_threads <= 256,
           fmt::format("--loader-threads: must be in 1..256, got {}", c.loader_threads));
   require(c.pretrain_epochs >= 0, fmt::format("--pretrain-epochs: must be >= 0, got {}", c.pretrain_epochs));
   if (c.model.type == "vae-then-gan") {
-    require(c.epochs >= 2, fmt::format("--epochs: vae-then-gan needs at least 2 (a VAE phase and a GAN phase), got {}",
-                                       c.epochs));
+    require(c.epochs >= 2,
+            fmt::format("--epochs: vae-then-gan needs at least 2 (a VAE phase and a GAN phase), got {}", c.epochs));
     require(vae_phase_epochs(c) < c.epochs,
             fmt::format("--pretrain-epochs: {} leaves no GAN epoch of --epochs {}", c.pretrain_epochs, c.epochs));
   } else {

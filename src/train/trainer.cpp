@@ -5,19 +5,19 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
-#include <filesystem>
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/data/loader.h"
-#include "vaegan/model/gan.h"
-#include "vaegan/model/vae.h"
 #include "vaegan/io/fs.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/plot.h"
+#include "vaegan/model/gan.h"
+#include "vaegan/model/vae.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/metrics_logger.h"
 
@@ -216,8 +216,8 @@ StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
   params.insert(params.end(), dec.begin(), dec.end());
   std::vector<torch::Tensor> grads;
   {
-    VaeLosses l = vae_losses(vae_forward(model_->encoder, model_->decoder, x, eps), x,
-                             parse_recon_loss(config_.recon_loss));
+    VaeLosses l =
+        vae_losses(vae_forward(model_->encoder, model_->decoder, x, eps), x, parse_recon_loss(config_.recon_loss));
     s.loss_prior = l.prior.item<double>();
     s.loss_pixel = l.pixel.item<double>();
     grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
@@ -276,7 +276,8 @@ double Trainer::learning_rate(int which) const {
 }
 
 void Trainer::set_learning_rate(int which, double lr) {
-  for (auto& group : optimizer(which).param_groups()) static_cast<torch::optim::RMSpropOptions&>(group.options()).lr(lr);
+  for (auto& group : optimizer(which).param_groups())
+    static_cast<torch::optim::RMSpropOptions&>(group.options()).lr(lr);
 }
 
 // ---------------------------------------------------------------- the epoch loop
@@ -526,8 +527,7 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   result.bad_steps = state.bad_steps;
   result.images_skipped = train_set->unreadable_count();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-  result.images_per_sec =
-      static_cast<double>((step - first_step) * config.batch_size) / std::max(result.seconds, 1e-9);
+  result.images_per_sec = static_cast<double>((step - first_step) * config.batch_size) / std::max(result.seconds, 1e-9);
   return result;
 }
 

@@ -54,7 +54,7 @@ TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   // config.json: the resolved config
   std::ifstream cf(runs + "/config.json");
   const nlohmann::json config = nlohmann::json::parse(cf);
-  EXPECT_EQ(config.at("format_version"), 1);
+  EXPECT_EQ(config.at("format_version"), 2);
   EXPECT_EQ(config.at("model").at("arch"), "small32");
   EXPECT_EQ(config.at("batch_size"), 16);
   EXPECT_EQ(config.at("data_dir"), data());
@@ -180,7 +180,8 @@ std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
 
 TEST_F(Cli, EveryModelTrainsAndItsCheckpointServesTheTools) {
   namespace fs = std::filesystem;
-  const std::string common = "train --dataset mnist --data-dir " + data() + " --batch-size 16 --log-every 1 --threads 2 ";
+  const std::string common =
+      "train --dataset mnist --data-dir " + data() + " --batch-size 16 --log-every 1 --threads 2 ";
   // plain VAE, seed 002's MLP: 28x28, losses of the VAE only
   Result r = run(common + "--model vae --arch mlp28 --epochs 1 --out " + path("m-vae"));
   ASSERT_EQ(r.code, 0) << r.output;
@@ -255,8 +256,8 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
     EXPECT_EQ(read_npy(out + "/r.npy").sizes(), (std::vector<int64_t>{3, c.size, c.size, c.channels})) << c.name;
   }
   // The folder's corrupt file was skipped during training with one warning naming it.
-  Result again = run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae" + common +
-                     "--out " + path("d-folder2"));
+  Result again = run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae" +
+                     common + "--out " + path("d-folder2"));
   ASSERT_EQ(again.code, 0) << again.output;
   EXPECT_NE(again.output.find("skipping unreadable image"), std::string::npos) << again.output;
   EXPECT_NE(again.output.find("corrupt.png"), std::string::npos) << again.output;
@@ -282,11 +283,11 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("nowhere"), std::string::npos) << r.output;
   // classifier + eval
-  r = run("classifier train --dataset mnist --data-dir " + data() + " --image-size 16 --epochs 1 --batch-size 16 --out " +
-          path("cls"));
+  r = run("classifier train --dataset mnist --data-dir " + data() +
+          " --image-size 16 --epochs 1 --batch-size 16 --out " + path("cls"));
   ASSERT_EQ(r.code, 0) << r.output;
-  r = run("eval --checkpoint " + run_dir + " --classifier " + path("cls") +
-          " --iw-samples 3 --n-samples 20 --out " + path("eval.json"));
+  r = run("eval --checkpoint " + run_dir + " --classifier " + path("cls") + " --iw-samples 3 --n-samples 20 --out " +
+          path("eval.json"));
   ASSERT_EQ(r.code, 0) << r.output;
   std::ifstream ef(path("eval.json"));
   const nlohmann::json e = nlohmann::json::parse(ef);
@@ -325,7 +326,8 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_EQ(edit.sizes(), (std::vector<int64_t>{16, 28, 28, 1}));  // 4 rows: original + 3 strengths
   // strength 0 decodes the posterior mean: the reconstruction
   ASSERT_EQ(run("reconstruct --checkpoint " + run_dir + " --n 4 --out " + path("rec.npy")).code, 0);
-  EXPECT_TRUE(torch::equal(edit.index({torch::indexing::Slice(2, torch::indexing::None, 4)}), read_npy(path("rec.npy"))));
+  EXPECT_TRUE(
+      torch::equal(edit.index({torch::indexing::Slice(2, torch::indexing::None, 4)}), read_npy(path("rec.npy"))));
   // errors name the culprit
   r = run("attribute compute --checkpoint " + run_dir + " --attribute Smiling --out " + path("s.npy"));
   EXPECT_EQ(r.code, 2);

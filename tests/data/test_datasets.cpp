@@ -1,12 +1,11 @@
 // CIFAR-10 binaries, CelebA folders with attribute files, image folders of mixed sizes, and the
 // batch loader: shapes, value ranges, labels, and the errors for bad input.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-
-#include <fmt/format.h>
 
 #include "../test_util.h"
 #include "vaegan/core/error.h"
@@ -71,7 +70,7 @@ TEST(Cifar10, RejectsTruncatedRecordsBadLabelsAndMissingFiles) {
 
 TEST(ImageFolder, CropsResizesAndLabelsBySubfolder) {
   test::TempDir dir;
-  test::write_image(dir / "cats/a.png", 40, 20);   // wide: the centre square is half white, half black
+  test::write_image(dir / "cats/a.png", 40, 20);  // wide: the centre square is half white, half black
   test::write_image(dir / "cats/b.jpg", 64, 64);
   test::write_image(dir / "dogs/c.PNG", 10, 30);  // tall: the centre square is left white, right black
   ImageFolderDataset ds(dir.path(), Split::kTrain, 3, 16);

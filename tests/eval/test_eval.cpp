@@ -1,9 +1,8 @@
 // Evaluation numerics against closed forms, hand-computed cases and scipy; latent-space arithmetic.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cstdio>
 
 #include "../test_util.h"
@@ -28,8 +27,8 @@ TEST(FrechetDistance, MatchesTheClosedFormOfDiagonalGaussians) {
   // A rotation of both covariances changes nothing (the trace term is basis-free).
   const double c = std::cos(0.3), s = std::sin(0.3);
   const torch::Tensor r = torch::tensor({c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0}, kF64).view({3, 3});
-  EXPECT_NEAR(frechet_distance({m1, r.mm(torch::diag(v1)).mm(r.t())}, {m2, r.mm(torch::diag(v2)).mm(r.t())}),
-              expected, 1e-9);
+  EXPECT_NEAR(frechet_distance({m1, r.mm(torch::diag(v1)).mm(r.t())}, {m2, r.mm(torch::diag(v2)).mm(r.t())}), expected,
+              1e-9);
   // Identical statistics: 0.
   const GaussianStats g = gaussian_stats(torch::randn({50, 4}, kF64));
   EXPECT_NEAR(frechet_distance(g, g), 0.0, 1e-9);
@@ -77,7 +76,8 @@ TEST(ReconstructionMetrics, PsnrAndSsimHandComputed) {
   // Constant images a and b on [0, 1]: MSE = (a - b)^2; SSIM has no structure term, so it is
   // the luminance term (2ab + C1) / (a^2 + b^2 + C1) times (C2 / C2).
   const double a = 0.25, b = 0.75;
-  const torch::Tensor x = torch::full({1, 1, 16, 16}, 2 * a - 1, kF64), y = torch::full({1, 1, 16, 16}, 2 * b - 1, kF64);
+  const torch::Tensor x = torch::full({1, 1, 16, 16}, 2 * a - 1, kF64),
+                      y = torch::full({1, 1, 16, 16}, 2 * b - 1, kF64);
   EXPECT_NEAR(mse_per_image(x, y).item<double>(), 0.25, 1e-12);
   EXPECT_NEAR(psnr_per_image(x, y).item<double>(), 10 * std::log10(1 / 0.25), 1e-9);
   const double c1 = 1e-4;

@@ -69,10 +69,10 @@ void check_parity(TrainConfig c) {
   }
 
   const std::string cmd = std::string("/usr/bin/python3 ") + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " +
-                          dir.path() + " --model " + c.model.type + " --preset " + c.model.arch +
-                          " --recon-loss " + c.recon_loss + " --latent 16 --gamma " + std::to_string(c.gamma) +
-                          " --lr " + std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) +
-                          " --batch-norm " + c.batch_norm + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
+                          dir.path() + " --model " + c.model.type + " --preset " + c.model.arch + " --recon-loss " +
+                          c.recon_loss + " --latent 16 --gamma " + std::to_string(c.gamma) + " --lr " +
+                          std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) + " --batch-norm " +
+                          c.batch_norm + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   // Gradients: each tensor to 1e-8 of its largest entry.

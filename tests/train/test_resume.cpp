@@ -75,7 +75,8 @@ class Resume : public ::testing::Test {
       EXPECT_EQ(metric_lines(out), ref_metrics) << "stopped after step " << k;
       const std::vector<torch::Tensor> w = final_weights(out);
       ASSERT_EQ(w.size(), ref_weights.size());
-      for (size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(torch::equal(w[i], ref_weights[i])) << "tensor " << i << ", k " << k;
+      for (size_t i = 0; i < w.size(); ++i)
+        EXPECT_TRUE(torch::equal(w[i], ref_weights[i])) << "tensor " << i << ", k " << k;
     }
   }
 

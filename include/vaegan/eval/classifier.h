@@ -56,8 +56,7 @@ struct ClassifierTrainOptions {
 /// test accuracy). Returns the JSON written. Throws `InputError` when the dataset has no labels
 /// and `std::runtime_error` when writing fails.
 nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, const std::shared_ptr<ImageDataset>& test,
-                                const ClassifierTrainOptions& options, const std::string& out_dir,
-                                nlohmann::json info);
+                                const ClassifierTrainOptions& options, const std::string& out_dir, nlohmann::json info);
 
 /// Maps images `[B, C, S, S]` in `[-1, 1]` to features `[B, F]`, and says what it is.
 struct FeatureExtractor {

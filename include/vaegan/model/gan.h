@@ -13,8 +13,8 @@ namespace vaegan {
 
 /// One GAN forward pass.
 struct GanForward {
-  torch::Tensor x_fake;                 ///< `[B, C, S, S]`: Dec(z_p) in `[-1, 1]`
-  DiscriminatorOutput real, fake;       ///< Dis on x and on x_fake
+  torch::Tensor x_fake;            ///< `[B, C, S, S]`: Dec(z_p) in `[-1, 1]`
+  DiscriminatorOutput real, fake;  ///< Dis on x and on x_fake
 };
 
 /// Generates `x_fake = generator(z_prior)` from `z_prior` `[B, Z]` and runs the discriminator on

@@ -14,9 +14,9 @@ namespace vaegan {
 
 /// One VAE forward pass.
 struct VaeForward {
-  torch::Tensor mu, logvar;       ///< `[B, Z]`: q(z|x)
-  torch::Tensor z;                ///< `[B, Z]`: reparameterized sample
-  torch::Tensor preactivation;    ///< `[B, C, S, S]`: decoder output before tanh (`Decoder::preactivation`)
+  torch::Tensor mu, logvar;     ///< `[B, Z]`: q(z|x)
+  torch::Tensor z;              ///< `[B, Z]`: reparameterized sample
+  torch::Tensor preactivation;  ///< `[B, C, S, S]`: decoder output before tanh (`Decoder::preactivation`)
 };
 
 /// Encodes images `x` `[B, C, S, S]` in `[-1, 1]`, samples `z = mu + sigma * eps` with the given

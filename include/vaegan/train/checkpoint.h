@@ -19,21 +19,20 @@ class Trainer;
 /// Position of training when a checkpoint was taken: everything `fit` needs, besides weights,
 /// optimizer states and the generator, to continue exactly where it stopped.
 struct TrainingState {
-  int64_t step = 0;            ///< steps done
-  int64_t epoch = 0;           ///< completed epochs
-  int64_t step_in_epoch = 0;   ///< steps done in the current epoch (0 at an epoch boundary)
-  int64_t order_position = 0;  ///< entries of the current epoch's data order consumed
+  int64_t step = 0;                              ///< steps done
+  int64_t epoch = 0;                             ///< completed epochs
+  int64_t step_in_epoch = 0;                     ///< steps done in the current epoch (0 at an epoch boundary)
+  int64_t order_position = 0;                    ///< entries of the current epoch's data order consumed
   int64_t dis_skipped = 0, dec_adv_skipped = 0;  ///< equilibrium counters
-  int64_t bad_steps = 0;       ///< updates skipped for NaN/Inf so far
-  torch::Tensor rng_epoch_start;  ///< generator state before the epoch's data order was drawn
+  int64_t bad_steps = 0;                         ///< updates skipped for NaN/Inf so far
+  torch::Tensor rng_epoch_start;                 ///< generator state before the epoch's data order was drawn
 };
 
 /// Writes a checkpoint of `trainer` at `state` into `run_dir/checkpoints/`, updates `last`, and
 /// removes older checkpoints beyond the newest `keep`. Returns the checkpoint directory.
 /// Throws `std::runtime_error` naming the path when writing fails (the previous checkpoint
 /// and `last` stay intact).
-std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state,
-                            int keep = 2);
+std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state, int keep = 2);
 
 /// Checks `dir`'s format version and the CRC-32 of every file listed in its `checksums.json`.
 /// Throws `InputError` naming the checkpoint and the file that is missing or damaged.

@@ -10,8 +10,10 @@
 
 namespace vaegan {
 
-/// Version of the run-directory / checkpoint format written by this build.
-constexpr int kFormatVersion = 1;
+/// Version of the run-directory / checkpoint format written by this build. 2: checkpoints carry
+/// `checksums.json`, `rng.pt` and the data-order position (format 1 still loads for sampling and
+/// evaluation, unverified, but cannot be resumed exactly).
+constexpr int kFormatVersion = 2;
 
 struct TrainConfig {
   ModelConfig model;
@@ -28,14 +30,14 @@ struct TrainConfig {
   int64_t batch_size = 64;  ///< images per step (paper §4: 64)
   /// `vae-then-gan`: epochs of the VAE phase (0: half of `epochs`, at least 1), the rest GAN.
   int64_t pretrain_epochs = 0;
-  double max_minutes = 0;   ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
+  double max_minutes = 0;  ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
 
   // optimization (one RMSprop per network, paper §4)
-  double lr = 3e-4;            ///< learning rate of all three optimizers (paper §4: 3e-4)
-  double lr_decay = 1.0;       ///< learning rates are multiplied by this after every epoch (seed 000: 0.75)
-  double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (original code: 0.9)
-  double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
-  double beta = 1.0;           ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
+  double lr = 3e-4;                ///< learning rate of all three optimizers (paper §4: 3e-4)
+  double lr_decay = 1.0;           ///< learning rates are multiplied by this after every epoch (seed 000: 0.75)
+  double rmsprop_alpha = 0.9;      ///< RMSprop smoothing constant (original code: 0.9)
+  double gamma = 1e-2;             ///< weight of L_llike against L_adv in the decoder (paper §2.2)
+  double beta = 1.0;               ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
   std::string recon_loss = "bce";  ///< `vae`: pixel likelihood, bce | mse (`pixel_reconstruction_loss`)
   /// Discriminator also classifies reconstructions (Algorithm 1: yes; the original CelebA code
   /// and the default here, by measurement: no, see docs/training-defaults.md).

@@ -70,9 +70,9 @@ std::string to_string(Phase phase);
 /// Scalars of one training step; the losses a phase does not have stay 0.
 struct StepStats {
   Phase phase = Phase::kVaeGan;
-  double loss_prior = 0;  ///< KL (vaegan, vae)
-  double loss_llike = 0;  ///< feature-wise reconstruction error (vaegan)
-  double loss_pixel = 0;  ///< pixel-wise reconstruction error (vae)
+  double loss_prior = 0;                        ///< KL (vaegan, vae)
+  double loss_llike = 0;                        ///< feature-wise reconstruction error (vaegan)
+  double loss_pixel = 0;                        ///< pixel-wise reconstruction error (vae)
   double loss_dis = 0, loss_adv = 0;            ///< discriminator's and decoder's GAN losses (vaegan, gan)
   double d_real = 0, d_recon = 0, d_prior = 0;  ///< mean sigmoid(Dis(.)) on X, x_recon, x_prior
   bool dis_updated = true;                      ///< false when the equilibrium rule skipped it
@@ -184,17 +184,16 @@ struct FitResult {
 
 /// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
 /// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch (no reconstructions for a
-/// `gan`), `plots/losses.png` redrawn after every epoch (when gnuplot is installed), and a checkpoint after every epoch and at the end (also when `max_minutes` ends an
-/// epoch early). Batches come from a background `BatchLoader`. `vae-then-gan` switches to its
-/// GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a previous run
-/// unless `overwrite`.
-/// With `resume`, `run_dir` must hold a run: `config` is ignored for its saved `config.json`,
-/// training continues from the newest checkpoint that verifies (weights, optimizer states,
-/// learning rates, generator, position in the epoch's data order, counters), and metrics.jsonl
-/// lines after that checkpoint are dropped, so the finished run equals an uninterrupted one.
-/// Steps with NaN/Inf are skipped and counted; `max_bad_steps` of them in a row stop the run.
-/// Throws `InputError` for a bad config, unreadable data, an occupied `run_dir` or a run without
-/// a valid checkpoint to resume; `std::runtime_error` when writing fails or training diverges.
+/// `gan`), `plots/losses.png` redrawn after every epoch (when gnuplot is installed), and a checkpoint after every epoch
+/// and at the end (also when `max_minutes` ends an epoch early). Batches come from a background `BatchLoader`.
+/// `vae-then-gan` switches to its GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a
+/// previous run unless `overwrite`. With `resume`, `run_dir` must hold a run: `config` is ignored for its saved
+/// `config.json`, training continues from the newest checkpoint that verifies (weights, optimizer states, learning
+/// rates, generator, position in the epoch's data order, counters), and metrics.jsonl lines after that checkpoint are
+/// dropped, so the finished run equals an uninterrupted one. Steps with NaN/Inf are skipped and counted;
+/// `max_bad_steps` of them in a row stop the run. Throws `InputError` for a bad config, unreadable data, an occupied
+/// `run_dir` or a run without a valid checkpoint to resume; `std::runtime_error` when writing fails or training
+/// diverges.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
               bool resume = false);
 
