@@ -234,7 +234,7 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
   test::write_image(folder + "/b/tall.png", 16, 40);
   test::write_image(folder + "/b/big.jpg", 120, 100);
   std::ofstream(folder + "/b/corrupt.png") << "not an image";
-  const std::string common = " --batch-size 4 --epochs 1 --threads 2 --grid-size 4 ";
+  const std::string common = " --batch-size 4 --threads 2 --grid-size 4 ";
   struct Case {
     std::string name, args;
     int64_t channels, size;
@@ -242,18 +242,26 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
   const std::vector<Case> cases = {
       {"cifar10", "--dataset cifar10 --data-dir " + cifar, 3, 32},
       {"celeba", "--dataset celeba --data-dir " + celeba + " --image-size 32 --flip", 3, 32},
-      {"folder", "--dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae", 1, 16},
+      {"folder", "--dataset folder --data-dir " + folder + " --channels 1 --image-size 16", 1, 16},
   };
+  // every model on every dataset kind
   for (const auto& c : cases) {
-    const std::string out = path("d-" + c.name);
-    Result r = run("train " + c.args + common + "--out " + out);
-    ASSERT_EQ(r.code, 0) << c.name << "\n" << r.output;
-    std::ifstream cf(out + "/config.json");
-    const nlohmann::json config = nlohmann::json::parse(cf);
-    EXPECT_EQ(config.at("model").at("channels"), c.channels) << c.name;
-    r = run("reconstruct --checkpoint " + out + " --n 3 --out " + out + "/r.npy");
-    ASSERT_EQ(r.code, 0) << c.name << "\n" << r.output;
-    EXPECT_EQ(read_npy(out + "/r.npy").sizes(), (std::vector<int64_t>{3, c.size, c.size, c.channels})) << c.name;
+    for (const std::string model : {"vaegan", "vae", "gan", "vae-then-gan"}) {
+      const std::string out = path("d-" + c.name + "-" + model);
+      const std::string epochs = model == "vae-then-gan" ? " --epochs 2 " : " --epochs 1 ";
+      Result r = run("train --model " + model + " " + c.args + common + epochs + "--out " + out);
+      ASSERT_EQ(r.code, 0) << c.name << " " << model << "\n" << r.output;
+      std::ifstream cf(out + "/config.json");
+      const nlohmann::json config = nlohmann::json::parse(cf);
+      EXPECT_EQ(config.at("model").at("channels"), c.channels) << c.name;
+      r = run("sample --checkpoint " + out + " --n 2 --out " + out + "/s.npy");
+      ASSERT_EQ(r.code, 0) << c.name << " " << model << "\n" << r.output;
+      EXPECT_EQ(read_npy(out + "/s.npy").sizes(), (std::vector<int64_t>{2, c.size, c.size, c.channels}));
+      if (model == "gan") continue;
+      r = run("reconstruct --checkpoint " + out + " --n 3 --out " + out + "/r.npy");
+      ASSERT_EQ(r.code, 0) << c.name << " " << model << "\n" << r.output;
+      EXPECT_EQ(read_npy(out + "/r.npy").sizes(), (std::vector<int64_t>{3, c.size, c.size, c.channels})) << c.name;
+    }
   }
   // The folder's corrupt file was skipped during training with one warning naming it.
   Result again = run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae" +
@@ -298,6 +306,22 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_EQ(e.at("samples").at("extractor").at("kind"), "vaegan-classifier");
   EXPECT_EQ(e.at("samples").at("prior_samples"), 20);
   EXPECT_GE(e.at("samples").at("frechet_distance").get<double>(), 0.0);
+  // a user-supplied TorchScript feature extractor (scripted with Debian's python3-torch)
+  const std::string script = path("features.pt");
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
+    ASSERT_EQ(std::system(("/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/tests/reference/make_features.py " +
+                           script).c_str()),
+              0);
+    r = run("eval --checkpoint " + run_dir + " --features " + script + " --n-samples 20 --out " + path("eval2.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    std::ifstream ef2(path("eval2.json"));
+    const nlohmann::json e2 = nlohmann::json::parse(ef2);
+    EXPECT_EQ(e2.at("samples").at("extractor").at("kind"), "torchscript");
+    EXPECT_GE(e2.at("samples").at("frechet_distance").get<double>(), 0.0);
+  }
+  r = run("eval --checkpoint " + run_dir + " --features " + path("no-such.pt") + " --out " + path("eval3.json"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("no-such.pt"), std::string::npos) << r.output;
   // interpolate: prior pairs, test indices, image files
   ASSERT_EQ(run("interpolate --checkpoint " + run_dir + " --steps 5 --rows 3 --seed 1 --out " + path("i.npy")).code, 0);
   EXPECT_EQ(read_npy(path("i.npy")).sizes(), (std::vector<int64_t>{15, 28, 28, 1}));
