@@ -1,10 +1,11 @@
+SHELL := /bin/bash
 # Convenience entry points; everything goes through CMake in build/.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench fuzz clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,5 +29,21 @@ demo: build
 bench: build
 	./$(BUILD)/bench/vaegan_bench
 
+# libFuzzer targets with ASan + UBSan (clang), each run for FUZZ_SECONDS on a corpus seeded
+# from fuzz/corpus/; findings stop the loop with the crashing input in the working directory.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := idx cifar image celeba_attr config
+fuzz:
+	bash scripts/install-deps.sh --fuzz
+	cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DVAEGAN_FUZZ=ON -DVAEGAN_BUILD_TESTS=OFF -DVAEGAN_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t && cp -n fuzz/corpus/$$t/* build-fuzz/corpus/$$t/ && \
+	  ./build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -print_final_stats=1 \
+	    build-fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

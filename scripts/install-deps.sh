@@ -7,10 +7,12 @@ PACKAGES=(
   build-essential cmake ccache pkg-config
   libtorch-dev libopenblas0-openmp
   dataset-fashion-mnist
-  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev libjpeg-dev
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy python3-scipy gnuplot-nox
 )
+# `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`), not needed otherwise.
+if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

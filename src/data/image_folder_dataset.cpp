@@ -3,8 +3,16 @@
 #include <fmt/format.h>
 #include <stb_image.h>
 #include <stb_image_resize.h>
+// clang-format off
+#include <cstdio>  // libjpeg needs FILE declared first
+#include <jpeglib.h>
+// clang-format on
 
 #include <algorithm>
+#include <climits>
+#include <cstring>
+#include <csetjmp>
+#include <fstream>
 #include <cctype>
 #include <filesystem>
 #include <map>
@@ -15,20 +23,98 @@
 namespace vaegan {
 namespace fs = std::filesystem;
 
+namespace {
+
+/// Images larger than this many pixels are refused before any pixel is decoded (a corrupt
+/// header must not make us allocate gigabytes).
+constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192 x 8192
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImageReadError(fmt::format("{}: cannot open", path));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct JpegError {
+  jpeg_error_mgr manager;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+/// JPEG through libjpeg-turbo (robust against corrupt files; Debian's stb_image writes out of
+/// bounds on some corrupt Huffman tables, found by fuzz/). Returns HWC pixels; w, h set.
+/// No C++ object is created between setjmp and a possible longjmp.
+void decode_jpeg(const std::string& bytes, int64_t channels, std::vector<uint8_t>& pixels, int& w, int& h,
+                 std::string& error) {
+  jpeg_decompress_struct info{};
+  JpegError err{};
+  info.err = jpeg_std_error(&err.manager);
+  err.manager.error_exit = [](j_common_ptr c) {
+    JpegError* e = reinterpret_cast<JpegError*>(c->err);
+    (*c->err->format_message)(c, e->message);
+    std::longjmp(e->jump, 1);
+  };
+  err.manager.output_message = [](j_common_ptr) {};  // warnings: ignored
+  if (setjmp(err.jump)) {
+    error = err.message;
+    jpeg_destroy_decompress(&info);
+    return;
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  if (static_cast<int64_t>(info.image_width) * info.image_height > kMaxPixels) {
+    std::snprintf(err.message, sizeof err.message, "%ux%u pixels is too large", info.image_width, info.image_height);
+    std::longjmp(err.jump, 1);
+  }
+  info.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_start_decompress(&info);
+  w = static_cast<int>(info.output_width);
+  h = static_cast<int>(info.output_height);
+  pixels.resize(static_cast<size_t>(w) * h * channels);
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = pixels.data() + static_cast<size_t>(info.output_scanline) * w * channels;
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  jpeg_destroy_decompress(&info);
+}
+
+}  // namespace
+
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop) {
   TORCH_CHECK(channels == 1 || channels == 3, "decode_image_file: channels must be 1 or 3");
+  const std::string bytes = read_file(path);
+  const auto* raw = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int len = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
   int w = 0, h = 0, stored = 0;
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load(path.c_str(), &w, &h, &stored, static_cast<int>(channels)),
-                                                   stbi_image_free);
-  if (!pixels) {
-    const char* reason = stbi_failure_reason();
-    throw ImageReadError(fmt::format("{}: cannot decode image ({})", path, reason ? reason : "unknown reason"));
+  std::vector<uint8_t> jpeg_pixels;
+  std::unique_ptr<stbi_uc, void (*)(void*)> stb_pixels(nullptr, stbi_image_free);
+  const stbi_uc* pixels = nullptr;
+  const bool jpeg = bytes.size() >= 2 && raw[0] == 0xFF && raw[1] == 0xD8;  // SOI, as stb_image tests it
+  const bool png = bytes.size() >= 8 && std::memcmp(raw, "\x89PNG\r\n\x1a\n", 8) == 0;
+  if (!jpeg && !png) throw ImageReadError(fmt::format("{}: neither a PNG nor a JPEG file", path));
+  if (jpeg) {
+    std::string error;
+    decode_jpeg(bytes, channels, jpeg_pixels, w, h, error);
+    if (!error.empty()) throw ImageReadError(fmt::format("{}: cannot decode JPEG ({})", path, error));
+    pixels = jpeg_pixels.data();
+  } else {  // PNG: stb_image (its other decoders are never reached)
+    if (stbi_info_from_memory(raw, len, &w, &h, &stored) && static_cast<int64_t>(w) * h > kMaxPixels) {
+      throw ImageReadError(fmt::format("{}: {}x{} pixels is too large", path, w, h));
+    }
+    stb_pixels.reset(stbi_load_from_memory(raw, len, &w, &h, &stored, static_cast<int>(channels)));
+    if (!stb_pixels) {
+      const char* reason = stbi_failure_reason();
+      throw ImageReadError(fmt::format("{}: cannot decode image ({})", path, reason ? reason : "unknown reason"));
+    }
+    pixels = stb_pixels.get();
   }
   const int64_t c = channels;
   int64_t side = std::min(w, h);
   if (crop > 0) side = std::min(side, crop);
   const int64_t top = (h - side) / 2, left = (w - side) / 2;
-  const stbi_uc* origin = pixels.get() + (top * w + left) * c;
+  const stbi_uc* origin = pixels + (top * w + left) * c;
   torch::Tensor out = torch::empty({size, size, c}, torch::kUInt8);  // HWC, as stb writes it
   if (stbir_resize_uint8(origin, static_cast<int>(side), static_cast<int>(side), static_cast<int>(w * c),
                          out.data_ptr<uint8_t>(), static_cast<int>(size), static_cast<int>(size),

@@ -116,6 +116,18 @@ TEST(ImageFolder, RejectsEmptyAndMissingFoldersAndNamesCorruptFiles) {
   }
 }
 
+TEST(ImageFolder, CorruptJpegFoundByFuzzingIsAnErrorNotAnOutOfBoundsWrite) {
+  // fuzz/ found this file: its Huffman table sizes sum past 256, which makes Debian's stb_image
+  // write past a 257-byte array; JPEG goes through libjpeg-turbo, which rejects it.
+  const std::string path = std::string(VAEGAN_SOURCE_DIR) + "/tests/data/fixtures/corrupt-huffman.jpg";
+  try {
+    decode_image_file(path, 3, 16);
+    FAIL() << "expected ImageReadError";
+  } catch (const ImageReadError& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt-huffman.jpg: cannot decode JPEG"), std::string::npos) << e.what();
+  }
+}
+
 TEST(CelebA, ReadsPartitionsAttributesAndCropsTo64) {
   test::TempDir dir;
   test::write_celeba(dir.path(), 9);

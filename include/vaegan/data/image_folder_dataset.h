@@ -10,11 +10,12 @@
 
 namespace vaegan {
 
-/// Decodes the image file `path` (PNG, JPEG, BMP, GIF: whatever stb_image reads) to `uint8`
-/// `[channels, size, size]`: converted to grey (1) or RGB (3), centre-cropped to a square of side
-/// `crop` (0: the largest centred square; clamped to the image), then resized to `size` (stb's
-/// default filter). Throws `ImageReadError` naming `path` with stb's reason when it cannot be
-/// read or decoded.
+/// Decodes the PNG or JPEG file `path` (told apart by their signatures, not the name) to `uint8`
+/// `[channels, size, size]`: JPEG with libjpeg-turbo, PNG with stb_image; converted to grey (1) or RGB (3),
+/// centre-cropped to a square of side `crop` (0: the largest centred square; clamped to the
+/// image), then resized to `size` (stb_image_resize's default filter). Throws `ImageReadError`
+/// naming `path` with the decoder's reason when it cannot be read or decoded, or when it has
+/// more than 8192×8192 pixels (checked before decoding).
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0);
 
 /// Image files under `root`, recursively, sorted: extensions .png .jpg .jpeg (any case).
