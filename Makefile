@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test demo bench fuzz clean
+.PHONY: deps build test test-asan demo bench fuzz clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,15 @@ demo: build
 
 bench: build
 	./$(BUILD)/bench/vaegan_bench
+
+# The whole test suite built with AddressSanitizer and UndefinedBehaviorSanitizer (LibTorch itself
+# is not instrumented). Not part of `make test`: it takes several times longer.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAEGAN_BUILD_BENCH=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0:new_delete_type_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -E chaos
 
 # libFuzzer targets with ASan + UBSan (clang), each run for FUZZ_SECONDS on a corpus seeded
 # from fuzz/corpus/; findings stop the loop with the crashing input in the working directory.
