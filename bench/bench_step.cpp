@@ -3,7 +3,9 @@
 // (bench/twin.py). Prints one JSON object per line; never part of `make test`.
 //
 // Usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]
+#include <stb_image_write.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,6 +23,8 @@
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/data/idx_dataset.h"
+#include "vaegan/data/image_folder_dataset.h"
+#include "vaegan/data/loader.h"
 #include "vaegan/train/trainer.h"
 
 namespace {
@@ -183,6 +187,34 @@ std::optional<std::pair<double, double>> loader_throughput(int64_t batch) {
   return std::make_pair(decode, static_cast<double>(steps * batch) / per_epoch);
 }
 
+/// Images/s that `BatchLoader` delivers from a folder of `n` 64×64 JPEG files (written to a
+/// temporary directory first), decoding with `threads` threads, batches of `batch`.
+double jpeg_folder_throughput(int64_t n, int64_t batch, int64_t threads) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("vaegan-bench-jpeg-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  torch::manual_seed(0);
+  for (int64_t i = 0; i < n; ++i) {
+    // smooth random content (noise would make JPEG decoding unrealistically slow)
+    const torch::Tensor img = torch::nn::functional::interpolate(
+        torch::rand({1, 3, 8, 8}) * 255, torch::nn::functional::InterpolateFuncOptions()
+                                             .size(std::vector<int64_t>{64, 64})
+                                             .mode(torch::kBilinear)
+                                             .align_corners(false));
+    const torch::Tensor hwc = img[0].permute({1, 2, 0}).to(torch::kUInt8).contiguous();
+    stbi_write_jpg((dir / ("img" + std::to_string(i) + ".jpg")).c_str(), 64, 64, 3, hwc.data_ptr<uint8_t>(), 90);
+  }
+  auto data = std::make_shared<vaegan::ImageFolderDataset>(dir.string(), vaegan::Split::kTrain, 3, 64);
+  const auto t0 = Clock::now();
+  vaegan::BatchLoader loader(data, torch::randperm(n, torch::kLong),
+                             vaegan::LoaderOptions().batch_size(batch).threads(threads));
+  int64_t images = 0;
+  while (auto b = loader.next()) images += b->images.size(0);
+  const double seconds = seconds_since(t0);
+  fs::remove_all(dir);
+  return static_cast<double>(images) / seconds;
+}
+
 /// Runs bench/twin.py with Debian's python3-torch; returns its JSON lines (empty when missing).
 std::vector<nlohmann::json> run_twin(const std::string& preset, int64_t batch, int threads, int reps) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
@@ -240,6 +272,15 @@ int main(int argc, char** argv) {
                                 {"images_per_sec", loader->second}}
                      .dump()
               << std::endl;
+  }
+  for (int64_t t : {int64_t{1}, int64_t{threads}}) {
+    std::cout << nlohmann::json{{"bench", "data_loader"},
+                                {"dataset", "folder of 64x64 JPEGs"},
+                                {"loader_threads", t},
+                                {"images_per_sec", jpeg_folder_throughput(2048, batch, t)}}
+                     .dump()
+              << std::endl;
+    if (threads == 1) break;
   }
   std::stringstream list(presets);
   for (std::string arch; std::getline(list, arch, ',');) {
