@@ -141,6 +141,9 @@ TEST_F(Cli, BadInputExitsTwoWithAMessageNamingTheCulprit) {
       {base + "--pretrain-epochs 2", "--pretrain-epochs"},
       {base + "--image-size 30", "--image-size"},
       {base + "--channels 3", "--channels"},
+      {"train --dataset fashion-mnist --data-dir " + data() + " --out /proc/vaegan-cannot-write", "--out"},
+      {base + "--keep-checkpoints 0", "--keep-checkpoints"},
+      {base + "--resume " + path("run"), "--out"},  // --out and --resume exclude each other
       {base + "--epochs 0", "--epochs"},
       {base + "--batch-size 1000", "--batch-size"},
       {"train --dataset fashion-mnist --data-dir " + path("nothing-here") + " --out " + path("bad2"), "nothing-here"},
