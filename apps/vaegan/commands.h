@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "vaegan/train/checkpoint.h"
+
 namespace vaegan::cli {
 
 using Runner = std::function<int()>;
@@ -25,5 +27,9 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
 
 /// Checks that `--out` ends in .png or .npy; throws `InputError` otherwise.
 void check_image_output(const std::string& path);
+
+/// The prologue of every command that uses a checkpoint: sets the intra-op threads (`--threads`,
+/// 0: all cores) and loads `checkpoint` (`load_model`) onto the default device.
+LoadedModel load_for_command(const std::string& checkpoint, int threads);
 
 }  // namespace vaegan::cli

@@ -48,9 +48,8 @@ void setup_eval(CLI::App& app, Runner& run) {
   cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([&run, o] {
     run = [o] {
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       std::optional<FeatureExtractor> features;
       if (!o->classifier.empty()) features = load_classifier_features(o->classifier, device);
       if (!o->features.empty()) features = load_torchscript_features(o->features, device);

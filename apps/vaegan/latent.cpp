@@ -106,9 +106,8 @@ void setup_interpolate(CLI::App& app, Runner& run) {
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       torch::NoGradGuard no_grad;
       torch::Tensor a, b;  // [R, Z]
       const int64_t size = model_image_size(m.config.model), channels = m.config.model.channels;
@@ -176,9 +175,8 @@ void setup_attribute(CLI::App& app, Runner& run) {
       if (o->out.size() < 4 || o->out.compare(o->out.size() - 4, 4, ".npy") != 0) {
         throw InputError(fmt::format("--out: {} must end in .npy", o->out));
       }
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       torch::NoGradGuard no_grad;
       const auto data = model_dataset(m, o->data_dir, Split::kTrain);
       const int64_t n = std::min(o->max_images, data->size());
@@ -234,9 +232,8 @@ void setup_attribute(CLI::App& app, Runner& run) {
     run = [o] {
       check_image_output(o->out);
       const std::vector<double> strengths = parse_list(o->strengths, "--strengths");
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       const torch::Tensor v = read_npy(o->vector).to(torch::kFloat32).flatten();
       if (v.numel() != m.model->latent_dim()) {
         throw InputError(fmt::format("--vector: {} has {} entries but the model's latent size is {}", o->vector,

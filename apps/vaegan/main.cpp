@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "vaegan/core/error.h"
+#include "vaegan/core/runtime.h"
 #include "vaegan/data/image_dataset.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/npy.h"
@@ -32,6 +33,11 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
   } else {
     save_image_grid(path, images, ncol);
   }
+}
+
+LoadedModel load_for_command(const std::string& checkpoint, int threads) {
+  configure_threads(threads);
+  return load_model(checkpoint, default_device());
 }
 
 }  // namespace vaegan::cli

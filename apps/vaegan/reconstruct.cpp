@@ -31,9 +31,8 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
       if (!m.model->encoder) {
         throw InputError(fmt::format("--checkpoint: {} is a {} model, which has no encoder to reconstruct with",

@@ -25,9 +25,8 @@ void setup_sample(CLI::App& app, Runner& run) {
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);
-      configure_threads(o->threads);
-      const torch::Device device = default_device();
-      LoadedModel m = load_model(o->checkpoint, device);
+      LoadedModel m = load_for_command(o->checkpoint, o->threads);
+      const torch::Device device = m.device;
       torch::NoGradGuard no_grad;
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o->seed);
       const torch::Tensor z = torch::randn({o->n, m.model->latent_dim()}, gen);  // [N, Z]

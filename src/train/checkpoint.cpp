@@ -232,6 +232,7 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
                                  (dir / "model.pt").string(), e.what_without_backtrace()));
   }
   out.model->to(device);
+  out.device = device;
   if (out.config.channels_last) to_channels_last(*out.model);  // the fast convolution paths, as in training
   out.model->eval();
   return out;

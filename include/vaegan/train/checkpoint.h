@@ -55,7 +55,8 @@ struct LoadedModel {
   TrainConfig config;
   TrainingState state;
   VaeGan model{nullptr};
-  std::string directory;  ///< the resolved checkpoint directory
+  std::string directory;               ///< the resolved checkpoint directory
+  torch::Device device = torch::kCPU;  ///< where the model lives
 };
 
 /// Loads the model of `path` (see `resolve_checkpoint`) onto `device`, after `verify_checkpoint`.
