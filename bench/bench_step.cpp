@@ -5,8 +5,8 @@
 // Usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]
 #include <stb_image_write.h>
 #include <sys/resource.h>
-#include <unistd.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,7 +22,6 @@
 
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
-#include "vaegan/data/idx_dataset.h"
 #include "vaegan/data/image_folder_dataset.h"
 #include "vaegan/data/loader.h"
 #include "vaegan/train/trainer.h"
@@ -168,23 +167,21 @@ Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
   return {t[t.size() / 2], t.front(), t.back()};
 }
 
-/// Images/s that the trainer's data path delivers for Fashion-MNIST: the IDX files decoded into
-/// one in-memory tensor (timed once), then per step a shuffled `index_select` of a batch, as
-/// `fit` does. Returns {decode seconds, batches' images/s}; empty when the dataset is absent.
+/// Images/s that the trainer's data path delivers for Fashion-MNIST: the dataset opened as
+/// `fit` opens it (timed once: gzip and IDX decoding), then one epoch of shuffled batches from
+/// `BatchLoader`. Returns {decode seconds, images/s}; empty when the dataset is absent.
 std::optional<std::pair<double, double>> loader_throughput(int64_t batch) {
   const std::string dir = vaegan::default_data_dir("fashion-mnist");
   if (!std::filesystem::exists(dir)) return std::nullopt;
   auto t0 = Clock::now();
-  vaegan::IdxDataset data = vaegan::IdxDataset::from_directory(dir, vaegan::Split::kTrain, 32);
+  const auto data = vaegan::open_dataset("fashion-mnist", dir, vaegan::Split::kTrain, 1, 32);
   const double decode = seconds_since(t0);
-  const int64_t n = data.images().size(0), steps = n / batch;
-  const torch::Tensor order = torch::randperm(n, torch::kLong);
   t0 = Clock::now();
-  for (int64_t i = 0; i < steps; ++i) {
-    const torch::Tensor x = data.images().index_select(0, order.narrow(0, i * batch, batch));  // eager: copies now
-  }
-  const double per_epoch = seconds_since(t0);
-  return std::make_pair(decode, static_cast<double>(steps * batch) / per_epoch);
+  vaegan::BatchLoader loader(data, torch::randperm(data->size(), torch::kLong),
+                             vaegan::LoaderOptions().batch_size(batch));
+  int64_t images = 0;
+  while (auto b = loader.next()) images += b->images.size(0);
+  return std::make_pair(decode, static_cast<double>(images) / seconds_since(t0));
 }
 
 /// Images/s that `BatchLoader` delivers from a folder of `n` 64×64 JPEG files (written to a
@@ -196,11 +193,11 @@ double jpeg_folder_throughput(int64_t n, int64_t batch, int64_t threads) {
   torch::manual_seed(0);
   for (int64_t i = 0; i < n; ++i) {
     // smooth random content (noise would make JPEG decoding unrealistically slow)
-    const torch::Tensor img = torch::nn::functional::interpolate(
-        torch::rand({1, 3, 8, 8}) * 255, torch::nn::functional::InterpolateFuncOptions()
-                                             .size(std::vector<int64_t>{64, 64})
-                                             .mode(torch::kBilinear)
-                                             .align_corners(false));
+    const torch::Tensor img = torch::nn::functional::interpolate(torch::rand({1, 3, 8, 8}) * 255,
+                                                                 torch::nn::functional::InterpolateFuncOptions()
+                                                                     .size(std::vector<int64_t>{64, 64})
+                                                                     .mode(torch::kBilinear)
+                                                                     .align_corners(false));
     const torch::Tensor hwc = img[0].permute({1, 2, 0}).to(torch::kUInt8).contiguous();
     stbi_write_jpg((dir / ("img" + std::to_string(i) + ".jpg")).c_str(), 64, 64, 3, hwc.data_ptr<uint8_t>(), 90);
   }

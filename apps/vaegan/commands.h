@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "vaegan/data/image_dataset.h"
 #include "vaegan/train/checkpoint.h"
 
 namespace vaegan::cli {
@@ -31,5 +32,12 @@ void check_image_output(const std::string& path);
 /// The prologue of every command that uses a checkpoint: sets the intra-op threads (`--threads`,
 /// 0: all cores) and loads `checkpoint` (`load_model`) onto the default device.
 LoadedModel load_for_command(const std::string& checkpoint, int threads);
+
+/// `split` of the dataset `m` was trained on, read from `data_dir` (empty: the training run's
+/// directory), at the model's channels and size. Throws as `open_dataset`.
+std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split);
+
+/// Adds the `--threads` option (intra-op threads, 0: all cores) to `cmd`.
+void add_threads_option(CLI::App* cmd, int& threads);
 
 }  // namespace vaegan::cli

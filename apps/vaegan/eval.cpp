@@ -45,7 +45,7 @@ void setup_eval(CLI::App& app, Runner& run) {
   cmd->add_option("--split", o->split, "Dataset split")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
   cmd->add_option("--seed", o->seed, "Seed of prior and posterior samples")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] {
     run = [o] {
       LoadedModel m = load_for_command(o->checkpoint, o->threads);
@@ -54,8 +54,7 @@ void setup_eval(CLI::App& app, Runner& run) {
       if (!o->classifier.empty()) features = load_classifier_features(o->classifier, device);
       if (!o->features.empty()) features = load_torchscript_features(o->features, device);
       const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
-      const auto data = open_dataset(m.config.dataset, data_dir, o->split == "train" ? Split::kTrain : Split::kTest,
-                                     m.config.model.channels, model_image_size(m.config.model));
+      const auto data = model_dataset(m, data_dir, o->split == "train" ? Split::kTrain : Split::kTest);
       nlohmann::json j = evaluate(m.model, m.config, *data, features ? &*features : nullptr,
                                   EvalOptions()
                                       .num_test(o->num_test)
@@ -103,7 +102,7 @@ void setup_classifier(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--lr", o->train.lr(), "Adam learning rate")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
   cmd->add_option("--seed", o->train.seed(), "Seed")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] {
     run = [o] {
       configure_threads(o->threads);

@@ -21,12 +21,6 @@
 namespace vaegan::cli {
 namespace {
 
-/// The split of the dataset `m` was trained on (or `data_dir`), at the model's size.
-std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
-  return open_dataset(m.config.dataset, data_dir.empty() ? m.config.data_dir : data_dir, split, m.config.model.channels,
-                      model_image_size(m.config.model));
-}
-
 /// Encoder means of `x` `[N, C, S, S]`, in batches: `[N, Z]` on the CPU.
 torch::Tensor encode(LoadedModel& m, const torch::Tensor& x, torch::Device device) {
   std::vector<torch::Tensor> out;
@@ -102,7 +96,7 @@ void setup_interpolate(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_flag("--slerp", o->slerp, "Spherical instead of linear interpolation");
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory for --index (default: the training one)");
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);
@@ -166,7 +160,7 @@ void setup_attribute(CLI::App& app, Runner& run) {
       ->check(CLI::Range(2, 10000000))
       ->capture_default_str();
   compute->add_option("--data-dir", o->data_dir, "Dataset directory (default: the training one)");
-  compute->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(compute, o->threads);
   compute->callback([&run, o] {
     run = [o] {
       if (o->attribute.empty() && o->from_class.empty()) {
@@ -227,7 +221,7 @@ void setup_attribute(CLI::App& app, Runner& run) {
   apply->add_option("--n", o->n, "Test images (rows)")->check(CLI::Range(1, 10000))->capture_default_str();
   apply->add_option("--strengths", o->strengths, "Comma-separated multiples of the vector")->capture_default_str();
   apply->add_option("--data-dir", o->data_dir, "Dataset directory (default: the training one)");
-  apply->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(apply, o->threads);
   apply->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);

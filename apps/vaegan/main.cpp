@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/data/image_dataset.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/npy.h"
@@ -38,6 +39,15 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
 LoadedModel load_for_command(const std::string& checkpoint, int threads) {
   configure_threads(threads);
   return load_model(checkpoint, default_device());
+}
+
+std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
+  return open_dataset(m.config.dataset, data_dir.empty() ? m.config.data_dir : data_dir, split, m.config.model.channels,
+                      model_image_size(m.config.model));
+}
+
+void add_threads_option(CLI::App* cmd, int& threads) {
+  cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
 }
 
 }  // namespace vaegan::cli

@@ -27,20 +27,18 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       ->required();
   cmd->add_option("--split", o->split, "Dataset split")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);
       LoadedModel m = load_for_command(o->checkpoint, o->threads);
       const torch::Device device = m.device;
-      const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
       if (!m.model->encoder) {
         throw InputError(fmt::format("--checkpoint: {} is a {} model, which has no encoder to reconstruct with",
                                      m.directory, m.config.model.type));
       }
       const std::shared_ptr<ImageDataset> data =
-          open_dataset(m.config.dataset, data_dir, o->split == "train" ? Split::kTrain : Split::kTest,
-                       m.config.model.channels, model_image_size(m.config.model));
+          model_dataset(m, o->data_dir, o->split == "train" ? Split::kTrain : Split::kTest);
       const torch::Tensor x = data->first_images(o->n);  // [N, C, S, S]
       const int64_t n = x.size(0);
       torch::NoGradGuard no_grad;
@@ -53,7 +51,7 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       const bool npy = o->out.compare(o->out.size() - 4, 4, ".npy") == 0;
       // .npy: reconstructions only, in dataset order; .png: originals over reconstructions
       write_images(o->out, npy ? recon : interleave_rows(x, recon, 8), 8);
-      spdlog::info("wrote {} reconstructions of {} ({} split) to {}", n, data_dir, o->split, o->out);
+      spdlog::info("wrote {} reconstructions of {} ({} split) to {}", n, data->summary(), o->split, o->out);
       return 0;
     };
   });

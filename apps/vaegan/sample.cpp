@@ -21,7 +21,7 @@ void setup_sample(CLI::App& app, Runner& run) {
   cmd->add_option("--n", o->n, "Number of samples")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--out", o->out, "Output: grid .png or uint8 [N, H, W, C] .npy")->required();
   cmd->add_option("--seed", o->seed, "Seed of the prior draws")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] {
     run = [o] {
       check_image_output(o->out);

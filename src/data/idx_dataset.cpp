@@ -129,12 +129,8 @@ IdxDataset::IdxDataset(const std::string& images_path, const std::string& labels
   if (image_size < h || image_size < w) {
     throw InputError(fmt::format("{}: images are {}x{}, larger than --image-size {}", images_path, h, w, image_size));
   }
-  torch::Tensor x = raw.to(torch::kFloat32).div_(127.5).sub_(1.0).unsqueeze(1);  // [N, 1, h, w]
-  const int64_t top = (image_size - h) / 2, left = (image_size - w) / 2;
-  if (top > 0 || left > 0 || image_size != h || image_size != w) {
-    x = torch::constant_pad_nd(x, {left, image_size - w - left, top, image_size - h - top}, -1.0);
-  }
-  images_ = x.contiguous();
+  // [N, 1, h, w] -> [N, 1, S, S], black (0, i.e. -1 in model range) around the centre
+  pixels_ = fit_image_size(raw.unsqueeze(1), image_size, /*pad=*/true).contiguous();
   labels_ = labels.to(torch::kInt64);
 }
 
@@ -157,9 +153,11 @@ IdxDataset IdxDataset::from_directory(const std::string& data_dir, Split split, 
 }
 
 torch::data::Example<> IdxDataset::get(size_t index) {
-  return {images_[static_cast<int64_t>(index)], labels_[static_cast<int64_t>(index)]};
+  return {to_model_range(pixels_[static_cast<int64_t>(index)]), labels_[static_cast<int64_t>(index)]};
 }
 
-c10::optional<size_t> IdxDataset::size() const { return static_cast<size_t>(images_.size(0)); }
+c10::optional<size_t> IdxDataset::size() const { return static_cast<size_t>(pixels_.size(0)); }
+
+torch::Tensor IdxDataset::images() const { return to_model_range(pixels_); }
 
 }  // namespace vaegan

@@ -9,12 +9,12 @@
 // clang-format on
 
 #include <algorithm>
-#include <climits>
-#include <cstring>
-#include <csetjmp>
-#include <fstream>
 #include <cctype>
+#include <climits>
+#include <csetjmp>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 

@@ -120,7 +120,7 @@ void BatchLoader::produce() {
       ready_.push_back(std::move(b));
       changed_.notify_all();
     }
-    if (produced == first_batch_ && m > start_position_ && start_position_ == 0) {
+    if (produced == first_batch_ && start_position_ == 0 && m > 0) {  // a whole epoch gave no batch
       throw InputError(readable == 0 ? fmt::format("{}: none of the {} images could be read", dataset_->summary(), m)
                                      : fmt::format("{}: only {} of {} images could be read, fewer than a batch of {}",
                                                    dataset_->summary(), readable, m, batch));

@@ -47,13 +47,15 @@ class IdxDataset : public torch::data::datasets::Dataset<IdxDataset> {
   torch::data::Example<> get(size_t index) override;
   c10::optional<size_t> size() const override;
 
-  /// All images, float32 `[N, 1, H, W]` in `[-1, 1]`.
-  const torch::Tensor& images() const { return images_; }
+  /// All images, float32 `[N, 1, H, W]` in `[-1, 1]` (converted on each call).
+  torch::Tensor images() const;
+  /// All images as stored, `uint8` `[N, 1, H, W]`, padding 0.
+  const torch::Tensor& pixels() const { return pixels_; }
   /// All labels, int64 `[N]`.
   const torch::Tensor& labels() const { return labels_; }
 
  private:
-  torch::Tensor images_;
+  torch::Tensor pixels_;
   torch::Tensor labels_;
 };
 
