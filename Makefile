@@ -32,8 +32,10 @@ bench: build
 # The whole test suite built with AddressSanitizer and UndefinedBehaviorSanitizer (LibTorch itself
 # is not instrumented). Not part of `make test`: it takes several times longer.
 test-asan: deps
-	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVAEGAN_BUILD_BENCH=OFF \
-	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Asan -DVAEGAN_BUILD_BENCH=OFF \
+	  -DCMAKE_CXX_FLAGS_ASAN="-O1 -g1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  -DCMAKE_C_FLAGS_ASAN="-O1 -g1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS_ASAN="-fsanitize=address,undefined" -DCMAKE_SHARED_LINKER_FLAGS_ASAN="-fsanitize=address,undefined"
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:new_delete_type_mismatch=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -E chaos

@@ -2,9 +2,11 @@
 // machine's own convolution peak and an independent PyTorch implementation of the same step
 // (bench/twin.py). Prints one JSON object per line; never part of `make test`.
 //
-// Usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]
+// Usage: vaegan_bench [--presets small32,paper64] [--models vaegan,vae,gan] [--precisions fp32,bf16]
+//                     [--reps N] [--threads T] [--no-twin] [--no-loader] [--profile DIR]
 #include <stb_image_write.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -13,12 +15,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
@@ -148,11 +153,30 @@ double step_flops_per_image(const NetworkOptions& o, const vaegan::TrainConfig& 
   return 2.0 * (forward + grad_encoder + grad_discriminator + grad_decoder);
 }
 
+/// FLOPs per image of the `vae` step (encoder on B images, decoder on B latents, one backward
+/// pass to both networks' weights; the first layers' input gradients are not computed) and of
+/// the `gan` step (decoder on B prior latents, discriminator on 2B images; the generator's pass
+/// goes through the discriminator's input gradients of the fake branch, the discriminator's
+/// through its weights and inputs of both branches).
+double step_flops_per_image(const NetworkOptions& o, const std::string& model, const vaegan::TrainConfig& c) {
+  if (model == "vaegan") return step_flops_per_image(o, c);
+  const NetworkMacs m = count_macs(o);
+  const double E = sum(m.encoder), D = sum(m.decoder), C = sum(m.discriminator);
+  if (model == "vae") return 2.0 * ((E + D) + (E + E - m.encoder.front()) + (D + D - m.decoder.front()));
+  const double forward = D + 2 * C;
+  const double grad_generator = C + (D + D - m.decoder.front());
+  const double grad_discriminator = 2 * (C + C - m.discriminator.front());
+  return 2.0 * (forward + grad_generator + grad_discriminator);
+}
+
 struct Timing {
   double median = 0, min = 0, max = 0;  // seconds per step
 };
 
-Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
+/// Times `reps` training steps of `c` after `warmup` on one fixed random batch; with `profile`
+/// non-empty, one more step runs under LibTorch's autograd profiler and its Chrome trace is
+/// written there (summarize it with bench/profile_summary.py).
+Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps, const std::string& profile = "") {
   const int64_t batch = c.batch_size;
   vaegan::Trainer trainer(c, vaegan::default_device());
   const int64_t s = vaegan::preset_image_size(c.model.arch);
@@ -162,6 +186,10 @@ Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps) {
     auto t0 = Clock::now();
     trainer.step(x);
     if (i >= warmup) t.push_back(seconds_since(t0));
+  }
+  if (!profile.empty()) {
+    torch::autograd::profiler::RecordProfile guard(profile);
+    trainer.step(x);
   }
   std::sort(t.begin(), t.end());
   return {t[t.size() / 2], t.front(), t.back()};
@@ -213,11 +241,12 @@ double jpeg_folder_throughput(int64_t n, int64_t batch, int64_t threads) {
 }
 
 /// Runs bench/twin.py with Debian's python3-torch; returns its JSON lines (empty when missing).
-std::vector<nlohmann::json> run_twin(const std::string& preset, int64_t batch, int threads, int reps) {
+std::vector<nlohmann::json> run_twin(const std::string& preset, const std::string& model, int64_t batch, int threads,
+                                     int reps) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
   const std::string cmd = "/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/bench/twin.py --presets " + preset +
-                          " --batch-size " + std::to_string(batch) + " --threads " + std::to_string(threads) +
-                          " --steps " + std::to_string(reps);
+                          " --models " + model + " --batch-size " + std::to_string(batch) + " --threads " +
+                          std::to_string(threads) + " --steps " + std::to_string(reps);
   std::vector<nlohmann::json> out;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return out;
@@ -232,45 +261,65 @@ std::vector<nlohmann::json> run_twin(const std::string& preset, int64_t batch, i
   return out;
 }
 
+/// Splits "a,b,c" into its items.
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string presets = "small32,paper64";
+  std::string presets = "small32,paper64", models = "vaegan,vae,gan", precisions = "fp32,bf16", profile_dir;
   int reps = 5, threads = 0;
-  bool twin = true;
+  bool twin = true, loader = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--presets" && i + 1 < argc)
       presets = argv[++i];
+    else if (a == "--models" && i + 1 < argc)
+      models = argv[++i];
+    else if (a == "--precisions" && i + 1 < argc)
+      precisions = argv[++i];
     else if (a == "--reps" && i + 1 < argc)
       reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--threads" && i + 1 < argc)
       threads = std::atoi(argv[++i]);
+    else if (a == "--profile" && i + 1 < argc)
+      profile_dir = argv[++i];
     else if (a == "--no-twin")
       twin = false;
+    else if (a == "--no-loader")
+      loader = false;
     else {
-      std::cerr << "usage: vaegan_bench [--presets small32,paper64] [--reps N] [--threads T] [--no-twin]\n";
+      std::cerr << "usage: vaegan_bench [--presets small32,paper64] [--models vaegan,vae,gan] "
+                   "[--precisions fp32,bf16] [--reps N] [--threads T] [--no-twin] [--no-loader] [--profile DIR]\n";
       return 2;
     }
   }
   threads = vaegan::configure_threads(threads);
+  if (!profile_dir.empty()) std::filesystem::create_directories(profile_dir);
   const int64_t batch = 64;
   const double peak_fp32 = conv_peak_gflops(false), peak_bf16 = conv_peak_gflops(true);
   std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
                               {"threads", threads},
+                              {"cpu_has_bf16", vaegan::cpu_has_bf16()},
                               {"fp32_channels_last_gflops", peak_fp32},
                               {"bf16_channels_last_gflops", peak_bf16}}
                    .dump()
             << std::endl;
-  if (auto loader = loader_throughput(batch)) {
+  if (auto fm = loader ? loader_throughput(batch) : std::nullopt) {
     std::cout << nlohmann::json{{"bench", "data_loader"},
                                 {"dataset", "fashion-mnist"},
-                                {"decode_seconds", loader->first},
-                                {"images_per_sec", loader->second}}
+                                {"decode_seconds", fm->first},
+                                {"images_per_sec", fm->second}}
                      .dump()
               << std::endl;
   }
   for (int64_t t : {int64_t{1}, int64_t{threads}}) {
+    if (!loader) break;
     std::cout << nlohmann::json{{"bench", "data_loader"},
                                 {"dataset", "folder of 64x64 JPEGs"},
                                 {"loader_threads", t},
@@ -279,51 +328,69 @@ int main(int argc, char** argv) {
               << std::endl;
     if (threads == 1) break;
   }
-  std::stringstream list(presets);
-  for (std::string arch; std::getline(list, arch, ',');) {
-    vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
-    config.model.arch = arch;
-    config.batch_size = batch;
-    const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
-    nlohmann::json line;
-    double fused_ips = 0;
-    for (bool fused : {true, false}) {
-      config.fused_step = fused;
-      const double flops = step_flops_per_image(vaegan::make_network_options(config.model), config);
-      const Timing t = time_steps(config, 2, r);
-      const double ips = static_cast<double>(batch) / t.median;
-      line = {{"bench", "train_step"},
-              {"model", "vaegan"},
-              {"preset", arch},
-              {"precision", "fp32"},
-              {"batch_norm", config.batch_norm},
-              {"dis_on_recon", config.dis_on_recon},
-              {"fused_step", fused},
-              {"batch", batch},
-              {"threads", threads},
-              {"images_per_sec", ips},
-              {"images_per_sec_min", static_cast<double>(batch) / t.max},
-              {"images_per_sec_max", static_cast<double>(batch) / t.min},
-              {"ms_per_step", t.median * 1e3},
-              {"gflop_per_image", flops / 1e9},
-              {"gflops", ips * flops / 1e9},
-              {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
-              {"peak_rss_mib", peak_rss_mib()}};
-      if (fused)
-        fused_ips = ips;
-      else
-        line["fused_speedup"] = fused_ips / ips;
-      std::cout << line.dump() << std::endl;
-    }
-    if (twin) {
-      nlohmann::json ratios = {{"bench", "ratio_to_twin"}, {"preset", arch}, {"vaegan_images_per_sec", fused_ips}};
-      const std::vector<nlohmann::json> tw = run_twin(arch, batch, threads, r);
-      if (tw.empty()) ratios["twin"] = "python3-torch missing: vaegan's figures only";
-      for (const auto& j : tw) {
-        std::cout << j.dump() << std::endl;
-        ratios[j.at("setting").get<std::string>()] = fused_ips / j.at("images_per_sec").get<double>();
+  for (const std::string& arch : split_list(presets)) {
+    for (const std::string& model : split_list(models)) {
+      vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
+      config.model.arch = arch;
+      config.model.type = model;
+      config.batch_size = batch;
+      const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
+      std::map<std::string, double> ips_of;  // "fp32", "bf16", "fp32-unfused"
+      for (const std::string& precision : split_list(precisions)) {
+        config.precision = precision;
+        // the unfused step only exists for the VAE-GAN, and only matters in fp32
+        const std::vector<bool> fused_modes = model == "vaegan" && precision == "fp32" ? std::vector<bool>{true, false}
+                                                                                        : std::vector<bool>{true};
+        for (bool fused : fused_modes) {
+          config.fused_step = fused;
+          const double flops = step_flops_per_image(vaegan::make_network_options(config.model), model, config);
+          const std::string profile =
+              profile_dir.empty() ? ""
+                                  : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model, precision,
+                                                fused ? "" : "-unfused");
+          const Timing t = time_steps(config, 2, r, profile);
+          const double ips = static_cast<double>(batch) / t.median;
+          ips_of[precision + (fused ? "" : "-unfused")] = ips;
+          nlohmann::json line = {{"bench", "train_step"},
+                                 {"model", model},
+                                 {"preset", arch},
+                                 {"precision", precision},
+                                 {"batch", batch},
+                                 {"threads", threads},
+                                 {"images_per_sec", ips},
+                                 {"images_per_sec_min", static_cast<double>(batch) / t.max},
+                                 {"images_per_sec_max", static_cast<double>(batch) / t.min},
+                                 {"ms_per_step", t.median * 1e3},
+                                 {"gflop_per_image", flops / 1e9},
+                                 {"gflops", ips * flops / 1e9},
+                                 {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
+                                 {"fraction_of_bf16_conv_peak", ips * flops / 1e9 / peak_bf16},
+                                 {"peak_rss_mib", peak_rss_mib()}};
+          if (model == "vaegan") {
+            line["batch_norm"] = config.batch_norm;
+            line["dis_on_recon"] = config.dis_on_recon;
+            line["fused_step"] = fused;
+            if (!fused) line["fused_speedup"] = ips_of[precision] / ips;
+          }
+          if (!profile.empty()) line["profile"] = profile;
+          std::cout << line.dump() << std::endl;
+        }
       }
-      std::cout << ratios.dump() << std::endl;
+      if (twin) {
+        nlohmann::json ratios = {{"bench", "ratio_to_twin"}, {"preset", arch}, {"model", model}};
+        for (const auto& [name, ips] : ips_of) ratios["vaegan_" + name + "_images_per_sec"] = ips;
+        const std::vector<nlohmann::json> tw = run_twin(arch, model, batch, threads, r);
+        if (tw.empty()) ratios["twin"] = "python3-torch missing: vaegan's figures only";
+        for (const auto& j : tw) {
+          std::cout << j.dump() << std::endl;
+          const std::string setting = j.at("setting").get<std::string>();
+          for (const auto& [name, ips] : ips_of) {
+            if (name.find("unfused") == std::string::npos)
+              ratios[name + "_over_twin_" + setting] = ips / j.at("images_per_sec").get<double>();
+          }
+        }
+        std::cout << ratios.dump() << std::endl;
+      }
     }
   }
   return 0;

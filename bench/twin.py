@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""The PyTorch twin of vaegan's training step for `make bench`.
+"""The PyTorch twin of vaegan's training steps for `make bench`.
 
-Times tests/reference/vaegan_ref.py's step (an independent Python implementation of the same
-VAE-GAN step with three torch.autograd.grad calls, configured like vaegan's defaults: one
-network call per input, reconstructions not in L_dis) in four settings: fp32, channels_last,
-bf16 autocast, both. Prints one JSON line per (preset, setting).
+Times tests/reference/vaegan_ref.py's steps (an independent Python implementation: the VAE-GAN
+step with three torch.autograd.grad calls, configured like vaegan's defaults: one network call
+per input, reconstructions not in L_dis; the VAE on its ELBO with BCE; the GAN's simultaneous
+step) in four settings: fp32, channels_last, bf16 autocast, both. Prints one JSON line per
+(preset, model, setting).
 """
 import argparse
 import json
@@ -22,6 +23,7 @@ import vaegan_ref  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", default="small32,paper64")
+    ap.add_argument("--models", default="vaegan,vae,gan")
     ap.add_argument("--settings", default="fp32,channels_last,bf16,both")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
@@ -30,33 +32,39 @@ def main():
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    for preset in args.presets.split(","):
-        for setting in args.settings.split(","):
-            torch.manual_seed(0)
-            enc, dec, dis, s, z = vaegan_ref.build(preset)
-            cl = setting in ("channels_last", "both")
-            ac = setting in ("bf16", "both")
-            mf = torch.channels_last if cl else torch.contiguous_format
-            nets = [n.to(memory_format=mf) for n in (enc, dec, dis)]
-            opts = [torch.optim.RMSprop(n.parameters(), lr=3e-4, alpha=0.9) for n in nets]
-            b = args.batch_size
-            x = (torch.rand(b, 1, s, s) * 2 - 1).contiguous(memory_format=mf)
-            times = []
-            for i in range(args.warmup + args.steps):
-                eps, zp = torch.randn(b, z), torch.randn(b, z)
-                t0 = time.perf_counter()
+    for preset, model, setting in ((p, m, s) for p in args.presets.split(",") for m in args.models.split(",")
+                                   for s in args.settings.split(",")):
+        torch.manual_seed(0)
+        enc, dec, dis, s, z = vaegan_ref.build(preset)
+        cl = setting in ("channels_last", "both")
+        ac = setting in ("bf16", "both")
+        mf = torch.channels_last if cl else torch.contiguous_format
+        nets = {"vaegan": (enc, dec, dis), "vae": (enc, dec), "gan": (dec, dis)}[model]
+        nets = [n.to(memory_format=mf) for n in nets]
+        opts = [torch.optim.RMSprop(n.parameters(), lr=3e-4, alpha=0.9) for n in nets]
+        b = args.batch_size
+        x = (torch.rand(b, 1, s, s) * 2 - 1).contiguous(memory_format=mf)
+        times = []
+        for i in range(args.warmup + args.steps):
+            eps, zp = torch.randn(b, z), torch.randn(b, z)
+            t0 = time.perf_counter()
+            if model == "vaegan":
                 vaegan_ref.step(nets, opts, x, eps, zp, 1e-2, ac)
-                if i >= args.warmup:
-                    times.append(time.perf_counter() - t0)
-            times.sort()
-            med = times[len(times) // 2]
-            print(json.dumps({"impl": "pytorch-twin", "preset": preset, "setting": setting, "batch": b,
-                              "threads": torch.get_num_threads(), "ms_per_step": med * 1e3,
-                              "images_per_sec": b / med, "images_per_sec_min": b / times[-1],
-                              "images_per_sec_max": b / times[0],
-                              # process peak so far (the settings run in sequence in one process)
-                              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
-                  flush=True)
+            elif model == "vae":
+                vaegan_ref.vae_step(nets, opts, x, eps, autocast=ac)
+            else:
+                vaegan_ref.gan_step(nets, opts, x, zp, autocast=ac)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+        times.sort()
+        med = times[len(times) // 2]
+        print(json.dumps({"impl": "pytorch-twin", "preset": preset, "model": model, "setting": setting, "batch": b,
+                          "threads": torch.get_num_threads(), "ms_per_step": med * 1e3,
+                          "images_per_sec": b / med, "images_per_sec_min": b / times[-1],
+                          "images_per_sec_max": b / times[0],
+                          # process peak so far (the settings run in sequence in one process)
+                          "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -186,6 +186,12 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--fused-step", c.fused_step,
                   "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network)")
       ->capture_default_str();
+  c.precision = "auto";
+  cmd->add_option("--precision", c.precision,
+                  "fp32, or bf16 autocast (weights, optimizer states and losses stay fp32); auto: bf16 only where "
+                  "this CPU has bf16 instructions and runs them faster than fp32")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
@@ -206,6 +212,12 @@ void setup_train(CLI::App& app, Runner& run) {
         *config = load_config(*resume + "/config.json");
       }
       const int threads = configure_threads(config->threads);
+      if (config->precision == "auto") {
+        config->precision = default_precision(default_device());
+        spdlog::info("--precision auto: {} ({})", config->precision,
+                     cpu_has_bf16() ? "this CPU has bf16 instructions; measured which is faster"
+                                    : "this CPU has no bf16 instructions");
+      }
       const bool terminal = ::isatty(::fileno(stderr)) != 0;
       spdlog::info("training {} ({}) on {} for {} epochs{} with {} threads; run directory {}", config->model.type,
                    config->model.arch, config->dataset, config->epochs,

@@ -1,6 +1,20 @@
 #include "vaegan/core/runtime.h"
 
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
+#include <vector>
+
+// LibTorch 2.4 replaced the per-device autocast functions (set_cpu_enabled, ...) by ones that
+// take the device type; the old ones are deprecated there.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define VAEGAN_AUTOCAST_BY_DEVICE_TYPE 1
+#endif
 
 namespace vaegan {
 
@@ -25,6 +39,91 @@ void to_channels_last(torch::nn::Module& module) {
 
 torch::Device default_device() {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+bool cpu_has_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::istringstream words(line);
+    for (std::string w; words >> w;) {
+      if (w == "avx512_bf16" || w == "amx_bf16") return true;
+    }
+    return false;  // the first processor's flags speak for all
+  }
+  return false;
+}
+
+namespace {
+
+/// Median seconds of a 5×5 convolution [32, 64, 32, 32] -> 64 channels, channels-last, in `dtype`.
+double conv_seconds(at::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  const auto opts = torch::TensorOptions().dtype(dtype);
+  const torch::Tensor x = torch::randn({32, 64, 32, 32}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  const torch::Tensor w = torch::randn({64, 64, 5, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  std::vector<double> t;
+  for (int i = 0; i < 6; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::conv2d(x, w, {}, 1, 2);
+    if (i >= 1) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+bool autocast_enabled(torch::DeviceType type) {
+#ifdef VAEGAN_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::is_autocast_enabled(type);
+#else
+  return type == torch::kCUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+at::ScalarType autocast_dtype(torch::DeviceType type) {
+#ifdef VAEGAN_AUTOCAST_BY_DEVICE_TYPE
+  return at::autocast::get_autocast_dtype(type);
+#else
+  return type == torch::kCUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+void set_autocast(torch::DeviceType type, bool enabled, at::ScalarType dtype) {
+#ifdef VAEGAN_AUTOCAST_BY_DEVICE_TYPE
+  at::autocast::set_autocast_enabled(type, enabled);
+  at::autocast::set_autocast_dtype(type, dtype);
+#else
+  if (type == torch::kCUDA) {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+#endif
+}
+
+}  // namespace
+
+std::string default_precision(torch::Device device) {
+  if (!device.is_cpu() || !cpu_has_bf16()) return "fp32";
+  conv_seconds(at::kFloat);  // warm-up (oneDNN primitive creation)
+  conv_seconds(at::kBFloat16);
+  return conv_seconds(at::kFloat) >= 1.2 * conv_seconds(at::kBFloat16) ? "bf16" : "fp32";
+}
+
+AutocastGuard::AutocastGuard(torch::Device device, bool enabled) : device_type_(device.type()), enabled_(enabled) {
+  if (!enabled_) return;
+  previous_enabled_ = autocast_enabled(device_type_);
+  previous_dtype_ = autocast_dtype(device_type_);
+  set_autocast(device_type_, true, at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  set_autocast(device_type_, previous_enabled_, previous_dtype_);
 }
 
 }  // namespace vaegan

@@ -15,13 +15,23 @@ GanLoss parse_gan_loss(const std::string& name) {
 
 std::string to_string(GanLoss loss) { return loss == GanLoss::kMinimax ? "minimax" : "non-saturating"; }
 
-torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar) {
+namespace {
+/// Losses are computed in fp32 at least: bf16/fp16 network outputs (autocast) are widened,
+/// fp32 and fp64 ones are used as they are.
+torch::Tensor widened(const torch::Tensor& t) {
+  const auto type = t.scalar_type();
+  return type == torch::kBFloat16 || type == torch::kHalf ? t.to(torch::kFloat32) : t;
+}
+}  // namespace
+
+torch::Tensor kl_divergence(const torch::Tensor& mu_in, const torch::Tensor& logvar_in) {
+  const torch::Tensor mu = widened(mu_in), logvar = widened(logvar_in);
   // [B, Z] -> per-sample sum [B] -> batch mean
   return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean();
 }
 
 torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features) {
-  return 0.5 * (recon_features - real_features).pow(2).flatten(1).sum(1).mean();
+  return 0.5 * (widened(recon_features) - widened(real_features)).pow(2).flatten(1).sum(1).mean();
 }
 
 ReconLoss parse_recon_loss(const std::string& name) {
@@ -30,8 +40,9 @@ ReconLoss parse_recon_loss(const std::string& name) {
   throw InputError(fmt::format("--recon-loss: unknown value '{}' (expected bce or mse)", name));
 }
 
-torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, const torch::Tensor& target,
+torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation_in, const torch::Tensor& target,
                                         ReconLoss form) {
+  const torch::Tensor preactivation = widened(preactivation_in);
   const torch::Tensor target01 = (target + 1) * 0.5;  // [B, C, H, W] in [0, 1]
   torch::Tensor per_pixel;
   if (form == ReconLoss::kBce) {
@@ -46,7 +57,8 @@ torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, cons
 namespace {
 /// Mean BCE of logits against a constant label (0 or 1): one logit per image, so the
 /// per-sample sum is the value itself and the batch mean is the loss.
-torch::Tensor bce(const torch::Tensor& logits, double label) {
+torch::Tensor bce(const torch::Tensor& logits_in, double label) {
+  const torch::Tensor logits = widened(logits_in);
   return F::binary_cross_entropy_with_logits(logits, torch::full_like(logits, label));
 }
 }  // namespace

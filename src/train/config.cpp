@@ -55,6 +55,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
        {"equilibrium_margin", c.equilibrium_margin},
        {"channels_last", c.channels_last},
        {"fused_step", c.fused_step},
+       {"precision", c.precision},
        {"checkpoint_every", c.checkpoint_every},
        {"keep_checkpoints", c.keep_checkpoints},
        {"max_bad_steps", c.max_bad_steps},
@@ -93,6 +94,7 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   c.equilibrium_margin = j.value("equilibrium_margin", c.equilibrium_margin);
   c.channels_last = j.value("channels_last", c.channels_last);
   c.fused_step = j.value("fused_step", c.fused_step);
+  c.precision = j.value("precision", c.precision);
   c.checkpoint_every = j.value("checkpoint_every", c.checkpoint_every);
   c.keep_checkpoints = j.value("keep_checkpoints", c.keep_checkpoints);
   c.max_bad_steps = j.value("max_bad_steps", c.max_bad_steps);
@@ -133,6 +135,8 @@ void validate(const TrainConfig& c) {
   require(c.gamma >= 0, fmt::format("--gamma: must be >= 0, got {}", c.gamma));
   require(c.beta >= 0, fmt::format("--beta: must be >= 0, got {}", c.beta));
   parse_gan_loss(c.gan_loss);
+  require(c.precision == "fp32" || c.precision == "bf16",
+          fmt::format("--precision: unknown value '{}' (expected fp32, bf16 or auto)", c.precision));
   require(c.batch_norm == "joint" || c.batch_norm == "separate",
           fmt::format("--batch-norm: unknown value '{}' (expected joint or separate)", c.batch_norm));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));

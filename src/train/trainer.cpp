@@ -163,8 +163,13 @@ StepStats Trainer::step(const torch::Tensor& batch, const torch::Tensor& eps, co
 }
 
 StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
-  VaeGanForward f = model_->forward(x, eps, z_prior, config_.batch_norm == "joint");
-  VaeGanLosses losses = vae_gan_losses(f, loss_options_);
+  VaeGanForward f;
+  VaeGanLosses losses;
+  {
+    AutocastGuard autocast(device_, config_.precision == "bf16");
+    f = model_->forward(x, eps, z_prior, config_.batch_norm == "joint");
+    losses = vae_gan_losses(f, loss_options_);
+  }
 
   StepStats s;
   if (config_.equilibrium) {
@@ -216,8 +221,11 @@ StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
   params.insert(params.end(), dec.begin(), dec.end());
   std::vector<torch::Tensor> grads;
   {
-    VaeLosses l =
-        vae_losses(vae_forward(model_->encoder, model_->decoder, x, eps), x, parse_recon_loss(config_.recon_loss));
+    VaeLosses l;
+    {
+      AutocastGuard autocast(device_, config_.precision == "bf16");
+      l = vae_losses(vae_forward(model_->encoder, model_->decoder, x, eps), x, parse_recon_loss(config_.recon_loss));
+    }
     s.loss_prior = l.prior.item<double>();
     s.loss_pixel = l.pixel.item<double>();
     grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
@@ -238,8 +246,13 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
   const std::vector<torch::Tensor> dec = model_->decoder->parameters(), dis = model_->discriminator->parameters();
   std::vector<torch::Tensor> g_dec, g_dis;
   {
-    GanForward f = gan_forward(model_->decoder, model_->discriminator, x, z_prior, config_.batch_norm == "joint");
-    GanLosses l = gan_losses(f, parse_gan_loss(config_.gan_loss));
+    GanForward f;
+    GanLosses l;
+    {
+      AutocastGuard autocast(device_, config_.precision == "bf16");
+      f = gan_forward(model_->decoder, model_->discriminator, x, z_prior, config_.batch_norm == "joint");
+      l = gan_losses(f, parse_gan_loss(config_.gan_loss));
+    }
     s.loss_dis = l.dis.item<double>();
     s.loss_adv = l.adv.item<double>();
     s.d_real = mean_sigmoid(f.real.logits);

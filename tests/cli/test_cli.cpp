@@ -58,6 +58,8 @@ TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   EXPECT_EQ(config.at("model").at("arch"), "small32");
   EXPECT_EQ(config.at("batch_size"), 16);
   EXPECT_EQ(config.at("data_dir"), data());
+  // --precision auto is resolved before it is saved
+  EXPECT_TRUE(config.at("precision") == "fp32" || config.at("precision") == "bf16") << config.at("precision");
 
   // metrics.jsonl: 96 / 16 = 6 steps per epoch, a line every 2 steps
   std::ifstream mf(runs + "/metrics.jsonl");
@@ -145,6 +147,7 @@ TEST_F(Cli, BadInputExitsTwoWithAMessageNamingTheCulprit) {
       {base + "--keep-checkpoints 0", "--keep-checkpoints"},
       {base + "--resume " + path("run"), "--out"},  // --out and --resume exclude each other
       {base + "--epochs 0", "--epochs"},
+      {base + "--precision fp16", "--precision"},
       {base + "--batch-size 1000", "--batch-size"},
       {"train --dataset fashion-mnist --data-dir " + path("nothing-here") + " --out " + path("bad2"), "nothing-here"},
       {"sample --checkpoint " + path("no-such-run") + " --n 4 --out " + path("x.png"), "no-such-run"},
@@ -199,8 +202,9 @@ TEST_F(Cli, EveryModelTrainsAndItsCheckpointServesTheTools) {
   EXPECT_EQ(read_npy(path("m-vae/r.npy")).sizes(), (std::vector<int64_t>{4, 28, 28, 1}));
 
   // GAN: samples but no reconstructions, and reconstruct refuses it by name
-  r = run(common + "--model gan --epochs 1 --out " + path("m-gan"));
+  r = run(common + "--model gan --epochs 1 --precision bf16 --out " + path("m-gan"));
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(path("m-gan") + "/config.json")).at("precision"), "bf16");
   m = read_metrics(path("m-gan"));
   EXPECT_EQ(m.back().at("phase"), "gan");
   EXPECT_TRUE(m.back().contains("d_prior"));

@@ -219,10 +219,11 @@ def apply(nets, opts, grads):
         opt.step()
 
 
-def vae_step(nets, opts, x, eps, recon="bce"):
+def vae_step(nets, opts, x, eps, recon="bce", autocast=False):
     """One step of the plain VAE on `L_prior + L_pixel`; returns both losses before the update."""
     enc, dec = nets
-    prior, pixel = vae_losses(enc, dec, x, eps, recon)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        prior, pixel = vae_losses(enc, dec, x, eps, recon)
     params = list(enc.parameters()) + list(dec.parameters())
     g = torch.autograd.grad(prior + pixel, params)
     n = len(list(enc.parameters()))
@@ -230,11 +231,12 @@ def vae_step(nets, opts, x, eps, recon="bce"):
     return [float(prior), float(pixel)]
 
 
-def gan_step(nets, opts, x, zp, joint=False):
+def gan_step(nets, opts, x, zp, joint=False, autocast=False):
     """One simultaneous GAN step: generator on its term, discriminator on L_dis, from one
     forward; returns both losses before the update."""
     dec, dis = nets
-    l_dis, l_adv = gan_losses(dec, dis, x, zp, joint)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        l_dis, l_adv = gan_losses(dec, dis, x, zp, joint)
     gg = torch.autograd.grad(l_adv, list(dec.parameters()), retain_graph=True)
     gd = torch.autograd.grad(l_dis, list(dis.parameters()))
     apply(nets, opts, (gg, gd))

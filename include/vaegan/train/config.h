@@ -55,6 +55,9 @@ struct TrainConfig {
   // speed (neither changes what is computed)
   bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
+  /// fp32 | bf16: bf16 autocast for the forward pass (`AutocastGuard`); weights, gradients,
+  /// optimizer states and losses stay fp32. The CLI resolves `auto` with `default_precision`.
+  std::string precision = "fp32";
 
   // fault tolerance
   int64_t checkpoint_every = 0;  ///< steps between checkpoints, besides those at epoch ends (0: none)
