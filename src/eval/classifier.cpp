@@ -10,6 +10,7 @@
 #include "vaegan/core/error.h"
 #include "vaegan/data/loader.h"
 #include "vaegan/io/fs.h"
+#include "vaegan/io/torch_save.h"
 
 namespace vaegan {
 namespace nn = torch::nn;
@@ -104,10 +105,7 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw InputError(fmt::format("--out: cannot create {}: {}", out_dir, ec.message()));
-  const std::string tmp = out_dir + "/.model.pt.tmp";
-  torch::save(model, tmp);
-  fsync_path(tmp);
-  fs::rename(tmp, out_dir + "/model.pt");
+  save_atomically(model, out_dir + "/model.pt");
   write_text_atomically(out_dir + "/classifier.json", info.dump(2) + "\n");
   return info;
 }

@@ -40,10 +40,14 @@ void write_atomically(const std::string& path, const std::function<void(const st
 
 void write_text_atomically(const std::string& path, const std::string& text) {
   write_atomically(path, [&](const std::string& tmp) {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary);
     out << text;
     out.close();
-    if (!out) throw std::runtime_error(fmt::format("{}: write failed", tmp));
+    if (!out) {
+      throw std::runtime_error(
+          fmt::format("{}: write failed{}", tmp, errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
+    }
   });
 }
 

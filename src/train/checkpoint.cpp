@@ -11,6 +11,7 @@
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/io/fs.h"
+#include "vaegan/io/torch_save.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan {
@@ -60,19 +61,19 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
   try {
     fs::remove_all(tmp_dir);
     fs::create_directories(tmp_dir);
-    torch::save(trainer.model(), (tmp_dir / "model.pt").string());
+    save_atomically(trainer.model(), (tmp_dir / "model.pt").string());
     nlohmann::json lr = nlohmann::json::array();
     for (int i = 0; i < 3; ++i) {
       if (!trainer.has_optimizer(i)) {
         lr.push_back(nullptr);
         continue;
       }
-      torch::save(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
+      save_atomically(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
       lr.push_back(trainer.learning_rate(i));
     }
     torch::Tensor rng_now = trainer.generator().get_state();
     std::vector<torch::Tensor> rng = {rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
-    torch::save(rng, (tmp_dir / "rng.pt").string());
+    save_atomically(rng, (tmp_dir / "rng.pt").string());
     const nlohmann::json st = {{"format_version", kFormatVersion},
                                {"step", state.step},
                                {"epoch", state.epoch},
@@ -99,7 +100,9 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
   } catch (const std::exception& e) {
     std::error_code ignored;
     fs::remove_all(tmp_dir, ignored);
-    throw std::runtime_error(fmt::format("{}: cannot write checkpoint: {}", final_dir.string(), e.what()));
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    throw std::runtime_error(fmt::format("{}: cannot write checkpoint: {}", final_dir.string(),
+                                         c10_error ? c10_error->what_without_backtrace() : e.what()));
   }
   write_text_atomically((checkpoints / "last").string(), name + "\n");
   std::vector<fs::path> all = list_checkpoints(checkpoints);

@@ -408,6 +408,7 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
 
   Trainer trainer(config, default_device());
   TrainingState state;
+  FitResult result;
   if (resume) {
     const std::string checkpoint = newest_valid_checkpoint(run_dir);
     if (vae_epochs > 0 && std::filesystem::exists(checkpoint + "/state.json")) {
@@ -416,6 +417,7 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
       if (st.value("phase", "") == "gan") trainer.begin_gan_phase();
     }
     state = load_training_state(checkpoint, trainer);
+    result.last_checkpoint = checkpoint;
     truncate_metrics(run_dir + "/metrics.jsonl", state.step);
     spdlog::info("resuming {} from {} (step {}, epoch {})", run_dir, checkpoint, state.step, state.epoch + 1);
   } else {
@@ -433,7 +435,6 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
                                            .threads(config.loader_threads);
   const int keep = static_cast<int>(config.keep_checkpoints);
 
-  FitResult result;
   const auto run_start = std::chrono::steady_clock::now();
   int64_t step = state.step, bad_in_a_row = 0;
   const int64_t first_step = step;
@@ -493,8 +494,10 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
         metrics.log(record());
         throw std::runtime_error(fmt::format(
             "training diverged: {} steps in a row (up to step {}) had NaN or Inf losses or gradients "
-            "(--max-bad-steps {}); the last checkpoint in {}/checkpoints is intact: lower --lr and train again",
-            bad_in_a_row, step, config.max_bad_steps, run_dir));
+            "(--max-bad-steps {}); {}: lower --lr and train again",
+            bad_in_a_row, step, config.max_bad_steps,
+            result.last_checkpoint.empty() ? fmt::format("no checkpoint of {} was written yet", run_dir)
+                                           : fmt::format("the last checkpoint, {}, is intact", result.last_checkpoint)));
       }
       const bool epoch_ends = i + 1 == epoch_steps;
       if (step % config.log_every == 0 || epoch_ends) metrics.log(record());

@@ -399,6 +399,43 @@ TEST_F(Cli, SigintCheckpointsAndResumeFinishesTheRun) {
   EXPECT_NE(r.output.find("never-trained"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, DivergenceStopsAfterMaxBadStepsWithoutUpdating) {
+  // beta = 1e300 is inf once it multiplies the fp32 KL: every gradient is Inf/NaN.
+  const std::string out = path("diverged");
+  Result r = run("train --model vae --arch mlp28 --dataset mnist --data-dir " + data() +
+                 " --batch-size 8 --epochs 1 --log-every 100 --threads 1 --beta 1e300 --max-bad-steps 3 --out " + out);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--max-bad-steps 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no checkpoint of " + out + " was written yet"), std::string::npos) << r.output;
+  const std::vector<nlohmann::json> m = read_metrics(out);
+  ASSERT_EQ(m.size(), 1u);  // the line of the step that stopped it
+  EXPECT_EQ(m[0].at("step"), 3);
+  EXPECT_EQ(m[0].at("bad_steps"), 3);
+  EXPECT_FALSE(std::filesystem::exists(out + "/checkpoints/last"));
+}
+
+TEST_F(Cli, FailedCheckpointWriteLeavesNoHalfCheckpoint) {
+  // A file-size limit makes every write past 1 MiB fail with EFBIG, as a full disk fails with
+  // ENOSPC: the model file of the first checkpoint (~3 MB) cannot be written.
+  const std::string out = path("disk-full");
+  const std::string train = std::string(VAEGAN_BINARY) + " train --model vae --arch mlp28 --dataset mnist --data-dir " +
+                            data() + " --batch-size 8 --epochs 1 --threads 1 --out " + out;
+  const std::string script = "ulimit -f 1024; trap \"\" XFSZ; " + train + " > " + out + ".log 2>&1";
+  const int status = std::system(("bash -c '" + script + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  std::ifstream log(out + ".log");
+  const std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find(out + "/checkpoints"), std::string::npos) << text;
+  // nothing that looks like a checkpoint was left behind: no step directory, no temporary one, no `last`
+  if (std::filesystem::exists(out + "/checkpoints")) {
+    for (const auto& e : std::filesystem::directory_iterator(out + "/checkpoints")) ADD_FAILURE() << e.path();
+  }
+  Result r = run("train --resume " + out + " --threads 1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(out), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, HelpShowsDefaults) {
   Result r = run("train --help");
   EXPECT_EQ(r.code, 0);
