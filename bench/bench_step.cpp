@@ -306,6 +306,7 @@ int main(int argc, char** argv) {
   std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
                               {"threads", threads},
                               {"cpu_has_bf16", vaegan::cpu_has_bf16()},
+                              {"default_precision", vaegan::default_precision(vaegan::default_device())},
                               {"fp32_channels_last_gflops", peak_fp32},
                               {"bf16_channels_last_gflops", peak_bf16}}
                    .dump()
