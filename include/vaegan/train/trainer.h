@@ -108,6 +108,8 @@ class Trainer {
   /// on the adversarial term, each gradient over its own parameters only (simultaneous updates,
   /// as Algorithm 1 does for the VAE-GAN).
   /// When a loss or any gradient is NaN or Inf, no network is updated and `update_skipped` is set.
+  /// With `config.precision == "bf16"` the forward pass runs under `AutocastGuard` (convolutions
+  /// and linear layers in bf16); losses, gradients, weights and optimizer states stay fp32.
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
   /// The phase the next step runs.
