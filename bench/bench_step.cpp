@@ -4,6 +4,7 @@
 //
 // Usage: vaegan_bench [--presets small32,paper64] [--models vaegan,vae,gan] [--precisions fp32,bf16]
 //                     [--reps N] [--threads T] [--no-twin] [--no-loader] [--profile DIR]
+#include <fmt/format.h>
 #include <stb_image_write.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -22,8 +23,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
@@ -340,15 +339,14 @@ int main(int argc, char** argv) {
       for (const std::string& precision : split_list(precisions)) {
         config.precision = precision;
         // the unfused step only exists for the VAE-GAN, and only matters in fp32
-        const std::vector<bool> fused_modes = model == "vaegan" && precision == "fp32" ? std::vector<bool>{true, false}
-                                                                                        : std::vector<bool>{true};
+        const std::vector<bool> fused_modes =
+            model == "vaegan" && precision == "fp32" ? std::vector<bool>{true, false} : std::vector<bool>{true};
         for (bool fused : fused_modes) {
           config.fused_step = fused;
           const double flops = step_flops_per_image(vaegan::make_network_options(config.model), model, config);
-          const std::string profile =
-              profile_dir.empty() ? ""
-                                  : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model, precision,
-                                                fused ? "" : "-unfused");
+          const std::string profile = profile_dir.empty() ? ""
+                                                          : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model,
+                                                                        precision, fused ? "" : "-unfused");
           const Timing t = time_steps(config, 2, r, profile);
           const double ips = static_cast<double>(batch) / t.median;
           ips_of[precision + (fused ? "" : "-unfused")] = ips;

@@ -492,12 +492,13 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
       }
       if (bad_in_a_row >= config.max_bad_steps) {
         metrics.log(record());
-        throw std::runtime_error(fmt::format(
-            "training diverged: {} steps in a row (up to step {}) had NaN or Inf losses or gradients "
-            "(--max-bad-steps {}); {}: lower --lr and train again",
-            bad_in_a_row, step, config.max_bad_steps,
-            result.last_checkpoint.empty() ? fmt::format("no checkpoint of {} was written yet", run_dir)
-                                           : fmt::format("the last checkpoint, {}, is intact", result.last_checkpoint)));
+        throw std::runtime_error(
+            fmt::format("training diverged: {} steps in a row (up to step {}) had NaN or Inf losses or gradients "
+                        "(--max-bad-steps {}); {}: lower --lr and train again",
+                        bad_in_a_row, step, config.max_bad_steps,
+                        result.last_checkpoint.empty()
+                            ? fmt::format("no checkpoint of {} was written yet", run_dir)
+                            : fmt::format("the last checkpoint, {}, is intact", result.last_checkpoint)));
       }
       const bool epoch_ends = i + 1 == epoch_steps;
       if (step % config.log_every == 0 || epoch_ends) metrics.log(record());

@@ -316,8 +316,9 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   // a user-supplied TorchScript feature extractor (scripted with Debian's python3-torch)
   const std::string script = path("features.pt");
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
-    ASSERT_EQ(std::system(("/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/tests/reference/make_features.py " +
-                           script).c_str()),
+    ASSERT_EQ(std::system(
+                  ("/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/tests/reference/make_features.py " + script)
+                      .c_str()),
               0);
     r = run("eval --checkpoint " + run_dir + " --features " + script + " --n-samples 20 --out " + path("eval2.json"));
     ASSERT_EQ(r.code, 0) << r.output;

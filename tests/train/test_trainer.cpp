@@ -146,8 +146,7 @@ TEST(Precision, Bf16StepsTrackFp32AndKeepFp32MasterWeights) {
     c.precision = "bf16";
     Trainer bf16(c, torch::kCPU);  // same seed: same initial weights
     torch::manual_seed(4);
-    const torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1, eps = torch::randn({8, 8}),
-                        zp = torch::randn({8, 8});
+    const torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1, eps = torch::randn({8, 8}), zp = torch::randn({8, 8});
     for (int step = 0; step < 2; ++step) {
       const StepStats a = fp32.step(x, eps, zp), b = bf16.step(x, eps, zp);
       EXPECT_NE(a.loss_sum(), b.loss_sum()) << type << ": autocast did not run";
