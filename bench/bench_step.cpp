@@ -153,7 +153,8 @@ double step_flops_per_image(const NetworkOptions& o, const vaegan::TrainConfig& 
 }
 
 /// FLOPs per image of the `vae` step (encoder on B images, decoder on B latents, one backward
-/// pass to both networks' weights; the first layers' input gradients are not computed) and of
+/// pass to both networks' weights; every decoder layer's input gradient, down to z, but not the
+/// encoder's first layer's) and of
 /// the `gan` step (decoder on B prior latents, discriminator on 2B images; the generator's pass
 /// goes through the discriminator's input gradients of the fake branch, the discriminator's
 /// through its weights and inputs of both branches).
@@ -161,7 +162,7 @@ double step_flops_per_image(const NetworkOptions& o, const std::string& model, c
   if (model == "vaegan") return step_flops_per_image(o, c);
   const NetworkMacs m = count_macs(o);
   const double E = sum(m.encoder), D = sum(m.decoder), C = sum(m.discriminator);
-  if (model == "vae") return 2.0 * ((E + D) + (E + E - m.encoder.front()) + (D + D - m.decoder.front()));
+  if (model == "vae") return 2.0 * ((E + D) + (E + E - m.encoder.front()) + (D + D));
   const double forward = D + 2 * C;
   const double grad_generator = C + (D + D - m.decoder.front());
   const double grad_discriminator = 2 * (C + C - m.discriminator.front());
