@@ -92,8 +92,7 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
     }
     write_text_atomically((tmp_dir / "checksums.json").string(),
                           nlohmann::json{{"format_version", kFormatVersion}, {"crc32", sums}}.dump(2) + "\n");
-    for (const auto& entry : fs::directory_iterator(tmp_dir)) fsync_path(entry.path().string());
-    fsync_path(tmp_dir.string());
+    fsync_path(tmp_dir.string());  // every file was fsynced by its atomic write; now their names
     fs::remove_all(final_dir);
     fs::rename(tmp_dir, final_dir);
     fsync_path(checkpoints.string());
