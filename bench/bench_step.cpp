@@ -44,25 +44,6 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-/// GFLOP/s of one large 5×5 convolution ([64, 128, 32, 32] -> 128 channels, channels-last),
-/// fp32 or bf16: the practical peak the step is compared with.
-double conv_peak_gflops(bool bf16) {
-  auto opts = torch::TensorOptions().dtype(bf16 ? torch::kBFloat16 : torch::kFloat32);
-  torch::Tensor x = torch::randn({64, 128, 32, 32}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
-  torch::Tensor w = torch::randn({128, 128, 5, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
-  const double flops = 2.0 * 64 * 128 * 32 * 32 * 128 * 25;
-  torch::NoGradGuard no_grad;
-  for (int i = 0; i < 2; ++i) torch::conv2d(x, w, {}, 1, 2);
-  std::vector<double> t;
-  for (int i = 0; i < 5; ++i) {
-    auto t0 = Clock::now();
-    torch::conv2d(x, w, {}, 1, 2);
-    t.push_back(seconds_since(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return flops / t[t.size() / 2] / 1e9;
-}
-
 /// Forward multiply-accumulates per image of each layer, in forward order, from the layer shapes.
 struct NetworkMacs {
   std::vector<double> encoder, decoder, discriminator;
@@ -302,7 +283,9 @@ int main(int argc, char** argv) {
   threads = vaegan::configure_threads(threads);
   if (!profile_dir.empty()) std::filesystem::create_directories(profile_dir);
   const int64_t batch = 64;
-  const double peak_fp32 = conv_peak_gflops(false), peak_bf16 = conv_peak_gflops(true);
+  // the practical peak the steps are compared with: one large 5×5 channels-last convolution
+  const double peak_fp32 = vaegan::conv5x5_gflops(at::kFloat, 64, 128),
+               peak_bf16 = vaegan::conv5x5_gflops(at::kBFloat16, 64, 128);
   std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
                               {"threads", threads},
                               {"cpu_has_bf16", vaegan::cpu_has_bf16()},

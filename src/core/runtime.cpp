@@ -56,22 +56,6 @@ bool cpu_has_bf16() {
 
 namespace {
 
-/// Median seconds of a 5×5 convolution [32, 64, 32, 32] -> 64 channels, channels-last, in `dtype`.
-double conv_seconds(at::ScalarType dtype) {
-  torch::NoGradGuard no_grad;
-  const auto opts = torch::TensorOptions().dtype(dtype);
-  const torch::Tensor x = torch::randn({32, 64, 32, 32}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
-  const torch::Tensor w = torch::randn({64, 64, 5, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
-  std::vector<double> t;
-  for (int i = 0; i < 6; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    torch::conv2d(x, w, {}, 1, 2);
-    if (i >= 1) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
 bool autocast_enabled(torch::DeviceType type) {
 #ifdef VAEGAN_AUTOCAST_BY_DEVICE_TYPE
   return at::autocast::is_autocast_enabled(type);
@@ -105,11 +89,25 @@ void set_autocast(torch::DeviceType type, bool enabled, at::ScalarType dtype) {
 
 }  // namespace
 
+double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels) {
+  torch::NoGradGuard no_grad;
+  const auto opts = torch::TensorOptions().dtype(dtype);
+  const torch::Tensor x = torch::randn({batch, channels, 32, 32}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  const torch::Tensor w = torch::randn({channels, channels, 5, 5}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) {  // the first two create oneDNN's primitives
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::conv2d(x, w, {}, 1, 2);
+    if (i >= 2) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  const double flops = 2.0 * static_cast<double>(batch * channels * channels) * 32 * 32 * 25;
+  return flops / t[t.size() / 2] / 1e9;
+}
+
 std::string default_precision(torch::Device device) {
   if (!device.is_cpu() || !cpu_has_bf16()) return "fp32";
-  conv_seconds(at::kFloat);  // warm-up (oneDNN primitive creation)
-  conv_seconds(at::kBFloat16);
-  return conv_seconds(at::kFloat) >= 1.2 * conv_seconds(at::kBFloat16) ? "bf16" : "fp32";
+  return conv5x5_gflops(at::kBFloat16, 32, 64) >= 1.2 * conv5x5_gflops(at::kFloat, 32, 64) ? "bf16" : "fp32";
 }
 
 AutocastGuard::AutocastGuard(torch::Device device, bool enabled) : device_type_(device.type()), enabled_(enabled) {

@@ -24,6 +24,11 @@ torch::Device default_device();
 /// /proc/cpuinfo's flags). Without them bf16 autocast is emulated and much slower than fp32.
 bool cpu_has_bf16();
 
+/// GFLOP/s of a 5×5 stride-1 convolution `[batch, channels, 32, 32]` -> `channels` channels
+/// (padding 2, channels-last, no autograd) in `dtype`: the median of 5 timed runs after 2
+/// warm-ups. The machine's practical convolution speed, measured rather than assumed.
+double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels);
+
 /// The `--precision` that `auto` resolves to on `device`: `bf16` on a CPU that has bf16
 /// instructions *and* where a 5×5 convolution (channels-last, batch 32) runs at least 1.2× faster
 /// in bf16 than in fp32 when measured now (~0.3 s); `fp32` otherwise, and on CUDA (pass `bf16`
