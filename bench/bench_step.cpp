@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -114,7 +115,7 @@ double step_flops_per_image(const NetworkOptions& o, const vaegan::TrainConfig& 
   const NetworkMacs m = count_macs(o);
   const double E = sum(m.encoder), D = sum(m.decoder), C = sum(m.discriminator);
   const double c_low = sum(m.discriminator, static_cast<size_t>(o.discriminator.feature_layer()));
-  const bool joint = c.batch_norm == "joint";
+  const bool joint = c.batch_norm == vaegan::BatchNormMode::kJoint;
   const double dis_branches = joint ? 3 : (c.dis_on_recon ? 3 : 2);  // branches L_dis reaches
   const double forward = E + 2 * D + 3 * C;
   const double grad_encoder = (joint ? 3 * c_low + 2 * D : c_low + D) + E + (E - m.encoder.front());
@@ -242,44 +243,34 @@ std::vector<nlohmann::json> run_twin(const std::string& preset, const std::strin
   return out;
 }
 
-/// Splits "a,b,c" into its items.
-std::vector<std::string> split_list(const std::string& list) {
-  std::vector<std::string> out;
-  std::stringstream in(list);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string presets = "small32,paper64", models = "vaegan,vae,gan", precisions = "fp32,bf16", profile_dir;
+  std::vector<std::string> presets = {"small32", "paper64"}, models = {"vaegan", "vae", "gan"},
+                           precisions = {"fp32", "bf16"};
+  std::string profile_dir;
   int reps = 5, threads = 0;
-  bool twin = true, loader = true;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--presets" && i + 1 < argc)
-      presets = argv[++i];
-    else if (a == "--models" && i + 1 < argc)
-      models = argv[++i];
-    else if (a == "--precisions" && i + 1 < argc)
-      precisions = argv[++i];
-    else if (a == "--reps" && i + 1 < argc)
-      reps = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--threads" && i + 1 < argc)
-      threads = std::atoi(argv[++i]);
-    else if (a == "--profile" && i + 1 < argc)
-      profile_dir = argv[++i];
-    else if (a == "--no-twin")
-      twin = false;
-    else if (a == "--no-loader")
-      loader = false;
-    else {
-      std::cerr << "usage: vaegan_bench [--presets small32,paper64] [--models vaegan,vae,gan] "
-                   "[--precisions fp32,bf16] [--reps N] [--threads T] [--no-twin] [--no-loader] [--profile DIR]\n";
-      return 2;
-    }
-  }
+  bool no_twin = false, no_loader = false;
+  CLI::App app{"vaegan_bench: training-step and data-loader throughput, side by side with the PyTorch twin"};
+  app.add_option("--presets", presets, "Architecture presets")
+      ->delimiter(',')
+      ->check(CLI::IsMember(vaegan::arch_names()))
+      ->capture_default_str();
+  app.add_option("--models", models, "Model types")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"vaegan", "vae", "gan"}))
+      ->capture_default_str();
+  app.add_option("--precisions", precisions, "Precisions")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--reps", reps, "Timed steps per configuration")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--profile", profile_dir, "Write an autograd-profiler trace of one step per configuration here");
+  app.add_flag("--no-twin", no_twin, "Skip the PyTorch twin");
+  app.add_flag("--no-loader", no_loader, "Skip the data-loader figures");
+  CLI11_PARSE(app, argc, argv);
+  const bool twin = !no_twin, loader = !no_loader;
   threads = vaegan::configure_threads(threads);
   if (!profile_dir.empty()) std::filesystem::create_directories(profile_dir);
   const int64_t batch = 64;
@@ -289,7 +280,8 @@ int main(int argc, char** argv) {
   std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
                               {"threads", threads},
                               {"cpu_has_bf16", vaegan::cpu_has_bf16()},
-                              {"default_precision", vaegan::default_precision(vaegan::default_device())},
+                              {"default_precision",
+                               vaegan::bf16_faster_than_fp32(vaegan::default_device()) ? "bf16" : "fp32"},
                               {"fp32_channels_last_gflops", peak_fp32},
                               {"bf16_channels_last_gflops", peak_bf16}}
                    .dump()
@@ -312,16 +304,16 @@ int main(int argc, char** argv) {
               << std::endl;
     if (threads == 1) break;
   }
-  for (const std::string& arch : split_list(presets)) {
-    for (const std::string& model : split_list(models)) {
+  for (const std::string& arch : presets) {
+    for (const std::string& model : models) {
       vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
       config.model.arch = arch;
-      config.model.type = model;
+      config.model.type = vaegan::parse_enum<vaegan::ModelType>(model);
       config.batch_size = batch;
       const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
       std::map<std::string, double> ips_of;  // "fp32", "bf16", "fp32-unfused"
-      for (const std::string& precision : split_list(precisions)) {
-        config.precision = precision;
+      for (const std::string& precision : precisions) {
+        config.precision = vaegan::parse_enum<vaegan::Precision>(precision);
         // the unfused step only exists for the VAE-GAN, and only matters in fp32
         const std::vector<bool> fused_modes =
             model == "vaegan" && precision == "fp32" ? std::vector<bool>{true, false} : std::vector<bool>{true};

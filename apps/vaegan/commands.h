@@ -1,17 +1,77 @@
 #pragma once
-/// Subcommands of the `vaegan` binary. Each `setup_x` registers its subcommand and options on
-/// `app` and, when the subcommand is chosen, stores in `run` the function that executes it.
-/// Errors are thrown (see vaegan/core/error.h) and turned into exit codes by `main`.
+/// Subcommands of the `vaegan` binary. Each command has its arguments as a plain struct
+/// (`XxxArgs`), a `run_xxx(const XxxArgs&)` that does the work through the library and returns
+/// the exit code, and a `setup_xxx` that registers the subcommand's flags on `app` (their
+/// defaults are the struct's) and, when the subcommand is chosen, stores in `run` the call of
+/// `run_xxx`. Errors are thrown (vaegan/core/error.h) and turned into exit codes by `main`.
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
+#include "vaegan/core/enum_names.h"
 #include "vaegan/data/image_dataset.h"
 #include "vaegan/train/checkpoint.h"
+#include "vaegan/train/config.h"
 
 namespace vaegan::cli {
 
 using Runner = std::function<int()>;
+
+// ---------------------------------------------------------------- arguments
+
+/// `vaegan train`: a `TrainConfig` plus where to write it.
+struct TrainArgs {
+  TrainConfig config;
+  std::string out;     ///< run directory to create
+  std::string resume;  ///< run directory to continue (excludes `out`)
+  bool overwrite = false;
+  int64_t channels = 0;  ///< 0: the dataset's (`resolve_channels`)
+};
+
+/// `vaegan sample`.
+struct SampleArgs {
+  std::string checkpoint, out;
+  int64_t n = 64;
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+/// `vaegan reconstruct`.
+struct ReconstructArgs {
+  std::string checkpoint, out, data_dir;
+  Split split = Split::kTest;
+  int64_t n = 32;
+  int threads = 0;
+};
+
+/// `vaegan interpolate`.
+struct InterpolateArgs {
+  std::string checkpoint, out, from, to, data_dir;
+  std::vector<int64_t> index;
+  int64_t steps = 8, rows = 8;
+  uint64_t seed = 0;
+  bool slerp = false;
+  int threads = 0;
+};
+
+/// `vaegan attribute compute` and `apply`.
+struct AttributeArgs {
+  std::string checkpoint, out, attribute, from_class, to_class, vector, data_dir, strengths = "-1,0,1,2";
+  int64_t max_images = 10000, n = 16;
+  int threads = 0;
+};
+
+// ---------------------------------------------------------------- commands
+
+int run_train(TrainArgs args);
+int run_sample(const SampleArgs& args);
+int run_reconstruct(const ReconstructArgs& args);
+int run_interpolate(const InterpolateArgs& args);
+int run_attribute_compute(const AttributeArgs& args);
+int run_attribute_apply(const AttributeArgs& args);
 
 void setup_train(CLI::App& app, Runner& run);
 void setup_sample(CLI::App& app, Runner& run);
@@ -21,6 +81,8 @@ void setup_attribute(CLI::App& app, Runner& run);
 void setup_eval(CLI::App& app, Runner& run);
 void setup_classifier(CLI::App& app, Runner& run);
 void setup_plot(CLI::App& app, Runner& run);
+
+// ---------------------------------------------------------------- shared pieces
 
 /// Writes images `[N, C, H, W]` in `[-1, 1]` to `path`: a PNG grid with `ncol` columns, or a
 /// `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.
@@ -39,5 +101,17 @@ std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::str
 
 /// Adds the `--threads` option (intra-op threads, 0: all cores) to `cmd`.
 void add_threads_option(CLI::App* cmd, int& threads);
+
+/// Adds option `flag` for the enum `value`, accepting the names of its `EnumTable` and showing
+/// the current value as the default.
+template <typename E>
+CLI::Option* add_enum_option(CLI::App* cmd, const std::string& flag, E& value, const std::string& help) {
+  std::map<std::string, E> names;
+  for (const auto& [v, name] : EnumTable<E>::values) names.emplace(name, v);
+  return cmd->add_option(flag, value, help)->transform(CLI::CheckedTransformer(names))->default_str(enum_name(value));
+}
+
+/// Adds `--split train|test`.
+void add_split_option(CLI::App* cmd, Split& split);
 
 }  // namespace vaegan::cli

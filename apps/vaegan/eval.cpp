@@ -11,14 +11,15 @@
 #include "vaegan/data/datasets.h"
 #include "vaegan/eval/evaluate.h"
 #include "vaegan/io/fs.h"
-#include "vaegan/io/plot.h"
 #include "vaegan/train/checkpoint.h"
+#include "vaegan/train/metrics_logger.h"
 
 namespace vaegan::cli {
 
 void setup_eval(CLI::App& app, Runner& run) {
   struct Options {
-    std::string checkpoint, out, features, classifier, data_dir, split = "test";
+    std::string checkpoint, out, features, classifier, data_dir;
+    Split split = Split::kTest;
     int64_t num_test = 10000, num_samples = 10000, iw_samples = 0, k = 3;
     uint64_t seed = 0;
     int threads = 0;
@@ -42,7 +43,7 @@ void setup_eval(CLI::App& app, Runner& run) {
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   cmd->add_option("--k", o->k, "k of the k-NN precision/recall")->check(CLI::Range(1, 100))->capture_default_str();
-  cmd->add_option("--split", o->split, "Dataset split")->check(CLI::IsMember({"train", "test"}))->capture_default_str();
+  add_split_option(cmd, o->split);
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
   cmd->add_option("--seed", o->seed, "Seed of prior and posterior samples")->capture_default_str();
   add_threads_option(cmd, o->threads);
@@ -54,8 +55,8 @@ void setup_eval(CLI::App& app, Runner& run) {
       if (!o->classifier.empty()) features = load_classifier_features(o->classifier, device);
       if (!o->features.empty()) features = load_torchscript_features(o->features, device);
       const std::string data_dir = o->data_dir.empty() ? m.config.data_dir : o->data_dir;
-      const auto data = model_dataset(m, data_dir, o->split == "train" ? Split::kTrain : Split::kTest);
-      nlohmann::json j = evaluate(m.model, m.config, *data, features ? &*features : nullptr,
+      const auto data = model_dataset(m, data_dir, o->split);
+      nlohmann::json j = evaluate(m.model, *data, features ? &*features : nullptr,
                                   EvalOptions()
                                       .num_test(o->num_test)
                                       .num_samples(o->num_samples)
@@ -63,9 +64,10 @@ void setup_eval(CLI::App& app, Runner& run) {
                                       .k(o->k)
                                       .seed(o->seed),
                                   device);
+      j["dataset"] = m.config.dataset;
       j["checkpoint"] = m.directory;
       j["step"] = m.state.step;
-      j["split"] = o->split;
+      j["split"] = o->split == Split::kTrain ? "train" : "test";
       j["data_dir"] = data_dir;
       if (!features) j["samples"] = "no feature extractor given (--classifier or --features)";
       write_text_atomically(o->out, j.dump(2) + "\n");
@@ -107,8 +109,7 @@ void setup_classifier(CLI::App& app, Runner& run) {
     run = [o] {
       configure_threads(o->threads);
       const std::string dir = o->data_dir.empty() ? default_data_dir(o->dataset) : o->data_dir;
-      const int64_t own = dataset_channels(o->dataset);
-      const int64_t channels = o->channels > 0 ? o->channels : own > 0 ? own : 3;
+      const int64_t channels = resolve_channels(o->dataset, o->channels);
       auto train = open_dataset(o->dataset, dir, Split::kTrain, channels, o->image_size);
       auto test = open_dataset(o->dataset, dir, Split::kTest, channels, o->image_size);
       spdlog::info("classifier: training on {}", train->summary());
@@ -129,9 +130,7 @@ void setup_plot(CLI::App& app, Runner& run) {
   cmd->add_option("--out", *out, "PNG to write")->capture_default_str();
   cmd->callback([&run, runs, out] {
     run = [runs, out] {
-      if (out->size() < 4 || out->compare(out->size() - 4, 4, ".png") != 0) {
-        throw InputError(fmt::format("--out: {} must end in .png", *out));
-      }
+      require_extension(*out, {".png"}, "--out");
       plot_losses(*runs, *out);
       spdlog::info("wrote the loss curves of {} run(s) to {}", runs->size(), *out);
       return 0;

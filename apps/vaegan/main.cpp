@@ -1,5 +1,5 @@
 // vaegan: train and use VAE-GANs (Larsen et al. 2016). One error funnel: usage errors exit 2,
-// runtime failures exit 1 (DESIGN.md §6).
+// runtime failures exit 1 (docs/design.md, "Errors").
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -12,24 +12,17 @@
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/data/image_dataset.h"
+#include "vaegan/io/fs.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/npy.h"
 
 namespace vaegan::cli {
 
-void check_image_output(const std::string& path) {
-  const auto ends_with = [&](const char* ext) {
-    const std::string e(ext);
-    return path.size() > e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
-  };
-  if (!ends_with(".png") && !ends_with(".npy")) {
-    throw InputError(fmt::format("--out: {} must end in .png or .npy", path));
-  }
-}
+void check_image_output(const std::string& path) { require_extension(path, {".png", ".npy"}, "--out"); }
 
 void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol) {
   check_image_output(path);
-  if (path.compare(path.size() - 4, 4, ".npy") == 0) {
+  if (has_extension(path, ".npy")) {
     write_npy(path, to_uint8_nhwc(images));
   } else {
     save_image_grid(path, images, ncol);
@@ -48,6 +41,13 @@ std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::str
 
 void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+void add_split_option(CLI::App* cmd, Split& split) {
+  cmd->add_option("--split", split, "Dataset split")
+      ->transform(
+          CLI::CheckedTransformer(std::map<std::string, Split>{{"train", Split::kTrain}, {"test", Split::kTest}}))
+      ->default_str(split == Split::kTrain ? "train" : "test");
 }
 
 }  // namespace vaegan::cli

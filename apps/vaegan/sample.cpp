@@ -3,39 +3,30 @@
 #include <spdlog/spdlog.h>
 
 #include "commands.h"
-#include "vaegan/core/runtime.h"
-#include "vaegan/train/checkpoint.h"
+#include "vaegan/model/inference.h"
 
 namespace vaegan::cli {
 
+int run_sample(const SampleArgs& a) {
+  check_image_output(a.out);
+  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(a.seed);
+  const torch::Tensor z = torch::randn({a.n, m.model->latent_dim()}, gen);  // [N, Z]
+  write_images(a.out, decode_latents(m.model, z, m.device), 8);             // [N, C, S, S]
+  spdlog::info("wrote {} samples from {} to {}", a.n, m.directory, a.out);
+  return 0;
+}
+
 void setup_sample(CLI::App& app, Runner& run) {
-  struct Options {
-    std::string checkpoint, out;
-    int64_t n = 64;
-    uint64_t seed = 0;
-    int threads = 0;
-  };
-  auto o = std::make_shared<Options>();
+  auto a = std::make_shared<SampleArgs>();
   CLI::App* cmd = app.add_subcommand("sample", "Decode samples from the prior");
-  cmd->add_option("--checkpoint", o->checkpoint, "Checkpoint or run directory")->required();
-  cmd->add_option("--n", o->n, "Number of samples")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--out", o->out, "Output: grid .png or uint8 [N, H, W, C] .npy")->required();
-  cmd->add_option("--seed", o->seed, "Seed of the prior draws")->capture_default_str();
-  add_threads_option(cmd, o->threads);
-  cmd->callback([&run, o] {
-    run = [o] {
-      check_image_output(o->out);
-      LoadedModel m = load_for_command(o->checkpoint, o->threads);
-      const torch::Device device = m.device;
-      torch::NoGradGuard no_grad;
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o->seed);
-      const torch::Tensor z = torch::randn({o->n, m.model->latent_dim()}, gen);  // [N, Z]
-      const torch::Tensor images = m.model->decoder->forward(z.to(device));      // [N, C, S, S]
-      write_images(o->out, images, 8);
-      spdlog::info("wrote {} samples from {} to {}", o->n, m.directory, o->out);
-      return 0;
-    };
-  });
+  cmd->add_option("--checkpoint", a->checkpoint, "Checkpoint or run directory")->required();
+  cmd->add_option("--n", a->n, "Number of samples")->check(CLI::Range(1, 100000))->capture_default_str();
+  cmd->add_option("--out", a->out, "Output: grid .png or uint8 [N, H, W, C] .npy")->required();
+  cmd->add_option("--seed", a->seed, "Seed of the prior draws")->capture_default_str();
+  add_threads_option(cmd, a->threads);
+  cmd->callback([&run, a] { run = [a] { return run_sample(*a); }; });
 }
 
 }  // namespace vaegan::cli

@@ -105,9 +105,9 @@ double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels) {
   return flops / t[t.size() / 2] / 1e9;
 }
 
-std::string default_precision(torch::Device device) {
-  if (!device.is_cpu() || !cpu_has_bf16()) return "fp32";
-  return conv5x5_gflops(at::kBFloat16, 32, 64) >= 1.2 * conv5x5_gflops(at::kFloat, 32, 64) ? "bf16" : "fp32";
+bool bf16_faster_than_fp32(torch::Device device) {
+  if (!device.is_cpu() || !cpu_has_bf16()) return false;
+  return conv5x5_gflops(at::kBFloat16, 32, 64) >= 1.2 * conv5x5_gflops(at::kFloat, 32, 64);
 }
 
 AutocastGuard::AutocastGuard(torch::Device device, bool enabled) : device_type_(device.type()), enabled_(enabled) {

@@ -49,4 +49,11 @@ std::string default_data_dir(const std::string& dataset) {
   return "data/" + dataset;
 }
 
+int64_t resolve_channels(const std::string& name, int64_t requested) {
+  if (requested < 0) throw InputError(fmt::format("--channels: must be 0 (the dataset's), 1 or 3, got {}", requested));
+  if (requested > 0) return requested;
+  const int64_t own = dataset_channels(name);
+  return own > 0 ? own : 3;
+}
+
 }  // namespace vaegan

@@ -7,6 +7,7 @@
 
 #include "vaegan/eval/fid.h"
 #include "vaegan/eval/metrics.h"
+#include "vaegan/model/inference.h"
 
 namespace vaegan {
 namespace F = torch::nn::functional;
@@ -31,7 +32,7 @@ torch::Tensor log_normal(const torch::Tensor& z, const torch::Tensor& mu, const 
 }
 }  // namespace
 
-std::pair<torch::Tensor, torch::Tensor> vae_bounds(VaeGan& model, const torch::Tensor& x, ReconLoss form,
+std::pair<torch::Tensor, torch::Tensor> vae_bounds(Model& model, const torch::Tensor& x, ReconLoss form,
                                                    int64_t iw_samples, at::Generator& gen) {
   auto [mu, logvar] = model->encoder->forward(x);  // [B, Z]
   const int64_t b = mu.size(0), z_dim = mu.size(1);
@@ -60,21 +61,14 @@ nlohmann::json summary(const torch::Tensor& values) {
   return {{"mean", m.mean}, {"stderr", m.standard_error}};
 }
 
-/// Applies `f` to `x` in batches and concatenates the results along dim 0.
-template <typename Fn>
-torch::Tensor batched(const torch::Tensor& x, int64_t batch, Fn&& f) {
-  std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < x.size(0); i += batch) out.push_back(f(x.narrow(0, i, std::min(batch, x.size(0) - i))));
-  return torch::cat(out);
-}
-
 }  // namespace
 
-nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDataset& test,
-                        const FeatureExtractor* features, const EvalOptions& o, torch::Device device) {
+nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features, const EvalOptions& o,
+                        torch::Device device) {
   torch::NoGradGuard no_grad;
   model->eval();
-  nlohmann::json out = {{"model", config.model.type}, {"arch", config.model.arch}, {"dataset", config.dataset}};
+  const ModelConfig& config = model->config;
+  nlohmann::json out = {{"model", config.type}, {"arch", config.arch}};
   const int64_t n_test = o.num_test() > 0 ? std::min(o.num_test(), test.size()) : test.size();
   const int64_t n_needed = std::max(n_test, features ? std::min(o.num_samples(), test.size()) : 0);
   const torch::Tensor real = test.first_images(n_needed);  // [N, C, S, S] in [-1, 1]
@@ -84,8 +78,7 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
 
   if (model->encoder) {
     spdlog::info("eval: reconstructing {} test images", x.size(0));
-    const torch::Tensor recon =
-        batched(x, b, [&](const torch::Tensor& xb) { return model->reconstruct(xb.to(device)).cpu(); });
+    const torch::Tensor recon = reconstruct_images(model, x, device, b);
     out["reconstruction"] = {{"images", x.size(0)},
                              {"posterior", "mean of q(z|x)"},
                              {"pixel_scale", "[0, 1]"},
@@ -93,15 +86,15 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
                              {"psnr_db", summary(psnr_per_image(recon, x))},
                              {"ssim", summary(ssim_per_image(recon, x))}};
   }
-  if (config.model.type == "vae") {
-    const ReconLoss form = parse_recon_loss(config.recon_loss);
+  if (config.type == ModelType::kVae) {
+    const ReconLoss form = config.recon_loss;
     spdlog::info("eval: ELBO{} on {} test images", o.iw_samples() > 0 ? " and IW bound" : "", x.size(0));
-    std::vector<torch::Tensor> elbo, iw;
-    for (int64_t i = 0; i < x.size(0); i += b) {
-      auto [e, w] = vae_bounds(model, x.narrow(0, i, std::min(b, x.size(0) - i)).to(device), form, o.iw_samples(), gen);
-      elbo.push_back(e.cpu());
+    std::vector<torch::Tensor> iw;
+    const torch::Tensor elbo = map_batches(x, b, device, [&](const torch::Tensor& xb) {
+      auto [e, w] = vae_bounds(model, xb, form, o.iw_samples(), gen);
       if (w.defined()) iw.push_back(w.cpu());
-    }
+      return e;
+    });
     const double dims = static_cast<double>(x[0].numel());
     auto bound = [&](const torch::Tensor& v) {
       const MeanStderr m = mean_and_standard_error(v);
@@ -112,7 +105,7 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
                          {"dimensions", x[0].numel()},
                          {"decoder", form == ReconLoss::kBce ? "Bernoulli on [0, 1] intensities"
                                                              : "Gaussian, variance 1/2, on [0, 1] pixels"},
-                         {"elbo", bound(torch::cat(elbo))}};
+                         {"elbo", bound(elbo)}};
     if (!iw.empty()) {
       out["likelihood"]["iw_bound"] = bound(torch::cat(iw));
       out["likelihood"]["iw_samples"] = o.iw_samples();
@@ -122,11 +115,12 @@ nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDat
     const int64_t n = std::min(o.num_samples(), real.size(0));
     spdlog::info("eval: features of {} prior samples and {} test images", n, n);
     const torch::Tensor z = torch::randn({n, model->latent_dim()}, gen);
-    const torch::Tensor fake_features = batched(z, b, [&](const torch::Tensor& zb) {
-      return features->extract(model->decoder->forward(zb.to(device))).to(torch::kFloat64);
+    const torch::Tensor fake_features = map_batches(z, b, device, [&](const torch::Tensor& zb) {
+      return features->extract(model->decoder->forward(zb)).to(torch::kFloat64);
     });
-    const torch::Tensor real_features = batched(
-        real.narrow(0, 0, n), b, [&](const torch::Tensor& xb) { return features->extract(xb).to(torch::kFloat64); });
+    const torch::Tensor real_features = map_batches(real.narrow(0, 0, n), b, torch::kCPU, [&](const torch::Tensor& xb) {
+      return features->extract(xb).to(torch::kFloat64);
+    });
     const PrecisionRecall pr = precision_recall(real_features, fake_features, o.k());
     out["samples"] = {
         {"extractor", features->description},

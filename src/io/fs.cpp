@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "vaegan/core/error.h"
+
 namespace vaegan {
 
 void fsync_path(const std::string& path) {
@@ -49,6 +51,20 @@ void write_text_atomically(const std::string& path, const std::string& text) {
           fmt::format("{}: write failed{}", tmp, errno != 0 ? std::string(": ") + std::strerror(errno) : ""));
     }
   });
+}
+
+bool has_extension(const std::string& path, const std::string& extension) {
+  return path.size() > extension.size() &&
+         path.compare(path.size() - extension.size(), extension.size(), extension) == 0;
+}
+
+void require_extension(const std::string& path, const std::vector<std::string>& extensions, const std::string& flag) {
+  std::string expected;
+  for (size_t i = 0; i < extensions.size(); ++i) {
+    if (has_extension(path, extensions[i])) return;
+    expected += (i == 0 ? "" : i + 1 == extensions.size() ? " or " : ", ") + extensions[i];
+  }
+  throw InputError(fmt::format("{}: {} must end in {}", flag, path, expected));
 }
 
 }  // namespace vaegan

@@ -17,19 +17,14 @@ namespace fs = std::filesystem;
 
 bool gnuplot_available() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 
-void plot_losses(const std::vector<std::string>& run_dirs, const std::string& out) {
-  // key -> panel title, in display order
-  const std::vector<std::pair<std::string, std::string>> panels = {{"loss_prior", "L_prior (KL, nats)"},
-                                                                   {"loss_llike", "L_llike (feature reconstruction)"},
-                                                                   {"loss_pixel", "L_pixel (pixel reconstruction)"},
-                                                                   {"loss_dis", "L_dis (discriminator)"},
-                                                                   {"loss_adv", "L_adv (decoder / generator)"}};
-  // run -> key -> "step value" lines
-  std::vector<std::map<std::string, std::string>> data(run_dirs.size());
-  for (size_t r = 0; r < run_dirs.size(); ++r) {
-    const std::string path = run_dirs[r] + "/metrics.jsonl";
+void plot_series(const std::vector<std::string>& logs, const std::vector<std::string>& labels,
+                 const std::vector<PlotSeries>& panels, const std::string& out) {
+  // log -> key -> "step value" lines
+  std::vector<std::map<std::string, std::string>> data(logs.size());
+  for (size_t r = 0; r < logs.size(); ++r) {
+    const std::string& path = logs[r];
     std::ifstream in(path);
-    if (!in) throw InputError(fmt::format("{}: cannot open (is {} a run directory?)", path, run_dirs[r]));
+    if (!in) throw InputError(fmt::format("{}: cannot open (is {} a run directory?)", path, labels.at(r)));
     std::string line;
     for (int64_t number = 1; std::getline(in, line); ++number) {
       if (line.empty()) continue;
@@ -45,12 +40,12 @@ void plot_losses(const std::vector<std::string>& run_dirs, const std::string& ou
         }
       }
     }
-    if (data[r].empty()) throw InputError(fmt::format("{}: no loss values to plot", path));
+    if (data[r].empty()) throw InputError(fmt::format("{}: no values to plot", path));
   }
-  std::vector<std::pair<std::string, std::string>> shown;
+  std::vector<PlotSeries> shown;
   for (const auto& p : panels) {
     for (const auto& d : data) {
-      if (d.count(p.first)) {
+      if (d.count(p.key)) {
         shown.push_back(p);
         break;
       }
@@ -74,8 +69,8 @@ void plot_losses(const std::vector<std::string>& run_dirs, const std::string& ou
     bool first = true;
     for (size_t r = 0; r < data.size(); ++r) {
       if (!data[r].count(key)) continue;
-      std::string label = fs::path(run_dirs[r]).lexically_normal().filename().string();
-      if (label.empty()) label = fs::path(run_dirs[r]).lexically_normal().parent_path().filename().string();
+      std::string label = fs::path(labels.at(r)).lexically_normal().filename().string();
+      if (label.empty()) label = fs::path(labels.at(r)).lexically_normal().parent_path().filename().string();
       for (char& ch : label) ch = ch == '\'' || ch == '_' ? '-' : ch;
       script += fmt::format("{}$r{}_{} using 1:2 with lines lw 1.5 lc {} title '{}'", first ? "" : ", ", r, key, r + 1,
                             label);  // one colour per run in every panel

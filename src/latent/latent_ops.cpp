@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vaegan/core/error.h"
+#include "vaegan/data/celeba.h"
 
 namespace vaegan {
 
@@ -30,6 +33,52 @@ torch::Tensor attribute_vector(const torch::Tensor& latents, const torch::Tensor
                                  mask.numel()));
   }
   return latents.index({mask}).mean(0) - latents.index({mask.logical_not()}).mean(0);
+}
+
+int64_t class_index(const std::vector<std::string>& names, const std::string& name, const std::string& flag) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) return static_cast<int64_t>(i);
+  }
+  if (!name.empty() && name.size() < 10 && std::all_of(name.begin(), name.end(), ::isdigit) &&
+      std::stoll(name) < static_cast<int64_t>(names.size())) {
+    return std::stoll(name);
+  }
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  throw InputError(fmt::format("{}: no class '{}' (classes: {})", flag, name, list.empty() ? "none" : list));
+}
+
+AttributeSelection select_by_class(const ImageDataset& data, int64_t n, const std::string& to_class,
+                                   const std::string& from_class) {
+  const auto names = data.class_names();
+  torch::Tensor labels = torch::empty({n}, torch::kLong);
+  auto acc = labels.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n; ++i) acc[i] = data.label(i);
+  AttributeSelection s;
+  if (from_class.empty()) {
+    s.has = labels.eq(class_index(names, to_class, "--attribute"));
+    s.keep = torch::ones({n}, torch::kBool);
+    return s;
+  }
+  const int64_t from = class_index(names, from_class, "--from-class");
+  s.has = labels.eq(class_index(names, to_class, "--to-class"));
+  s.keep = labels.eq(from).logical_or(s.has);
+  return s;
+}
+
+AttributeSelection select_by_named_attribute(const ImageDataset& data, int64_t n, const std::string& attribute) {
+  const auto* celeba = dynamic_cast<const CelebADataset*>(&data);
+  if (!celeba || !celeba->attributes().defined()) {
+    throw InputError(
+        fmt::format("--attribute: this dataset has no named attributes (CelebA with list_attr_celeba.txt has); "
+                    "use --attribute class=NAME or --from-class/--to-class"));
+  }
+  CelebAAttributes lookup;
+  lookup.names = celeba->attribute_names();
+  AttributeSelection s;
+  s.has = celeba->attributes().narrow(0, 0, n).select(1, lookup.index(attribute)).gt(0);
+  s.keep = torch::ones({n}, torch::kBool);
+  return s;
 }
 
 }  // namespace vaegan

@@ -2,19 +2,12 @@
 
 namespace vaegan {
 
-GanForward gan_forward(Decoder& generator, Discriminator& discriminator, const torch::Tensor& x,
-                       const torch::Tensor& z_prior, bool joint_batches) {
+GanForward gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor& z_prior, BatchNormMode mode) {
   GanForward f;
-  f.x_fake = generator->forward(z_prior);  // [B, C, S, S]
-  if (!joint_batches) {
-    f.real = discriminator->forward(x);
-    f.fake = discriminator->forward(f.x_fake);
-    return f;
-  }
-  const int64_t b = x.size(0);
-  DiscriminatorOutput d = discriminator->forward(torch::cat({x, f.x_fake}));  // [2B, ...]
-  f.real = DiscriminatorOutput{d.logits.narrow(0, 0, b), d.features.narrow(0, 0, b)};
-  f.fake = DiscriminatorOutput{d.logits.narrow(0, b, b), d.features.narrow(0, b, b)};
+  f.x_fake = model->decoder->forward(z_prior);  // [B, C, S, S]
+  const std::vector<DiscriminatorOutput> d = discriminate_each(model->discriminator, {x, f.x_fake}, mode);
+  f.real = d[0];
+  f.fake = d[1];
   return f;
 }
 

@@ -7,14 +7,6 @@
 namespace vaegan {
 namespace F = torch::nn::functional;
 
-GanLoss parse_gan_loss(const std::string& name) {
-  if (name == "non-saturating") return GanLoss::kNonSaturating;
-  if (name == "minimax") return GanLoss::kMinimax;
-  throw InputError(fmt::format("--gan-loss: unknown value '{}' (expected minimax or non-saturating)", name));
-}
-
-std::string to_string(GanLoss loss) { return loss == GanLoss::kMinimax ? "minimax" : "non-saturating"; }
-
 namespace {
 /// Losses are computed in fp32 at least: bf16/fp16 network outputs (autocast) are widened,
 /// fp32 and fp64 ones are used as they are.
@@ -32,12 +24,6 @@ torch::Tensor kl_divergence(const torch::Tensor& mu_in, const torch::Tensor& log
 
 torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features) {
   return 0.5 * (widened(recon_features) - widened(real_features)).pow(2).flatten(1).sum(1).mean();
-}
-
-ReconLoss parse_recon_loss(const std::string& name) {
-  if (name == "bce") return ReconLoss::kBce;
-  if (name == "mse") return ReconLoss::kMse;
-  throw InputError(fmt::format("--recon-loss: unknown value '{}' (expected bce or mse)", name));
 }
 
 torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation_in, const torch::Tensor& target,

@@ -2,11 +2,11 @@
 
 namespace vaegan {
 
-VaeForward vae_forward(Encoder& encoder, Decoder& decoder, const torch::Tensor& x, const torch::Tensor& eps) {
+VaeForward vae_forward(Model& model, const torch::Tensor& x, const torch::Tensor& eps) {
   VaeForward f;
-  std::tie(f.mu, f.logvar) = encoder->forward(x);  // [B, Z] each
-  f.z = reparameterize(f.mu, f.logvar, eps);       // [B, Z]
-  f.preactivation = decoder->preactivation(f.z);   // [B, C, S, S]
+  std::tie(f.mu, f.logvar) = model->encoder->forward(x);  // [B, Z] each
+  f.z = reparameterize(f.mu, f.logvar, eps);              // [B, Z]
+  f.preactivation = model->decoder->preactivation(f.z);   // [B, C, S, S]
   return f;
 }
 

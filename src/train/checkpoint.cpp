@@ -12,19 +12,28 @@
 #include "vaegan/core/runtime.h"
 #include "vaegan/io/fs.h"
 #include "vaegan/io/torch_save.h"
-#include "vaegan/train/trainer.h"
 
 namespace vaegan {
 namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kOptimizerFiles[] = {"optimizer-encoder.pt", "optimizer-decoder.pt", "optimizer-discriminator.pt"};
-
 std::string read_text(const fs::path& p) {
   std::ifstream in(p);
   if (!in) throw InputError(fmt::format("{}: cannot open", p.string()));
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// The file of network `n`'s optimizer state.
+std::string optimizer_file(Network n) { return "optimizer-" + enum_name(n) + ".pt"; }
+
+/// `state.json` of checkpoint `dir`, parsed. Throws `InputError` naming the file.
+nlohmann::json read_state_json(const fs::path& dir) {
+  try {
+    return nlohmann::json::parse(read_text(dir / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
+  }
 }
 
 /// Checkpoint directories under `checkpoints`, oldest first (names sort by step).
@@ -63,13 +72,13 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
     fs::create_directories(tmp_dir);
     save_atomically(trainer.model(), (tmp_dir / "model.pt").string());
     nlohmann::json lr = nlohmann::json::array();
-    for (int i = 0; i < 3; ++i) {
-      if (!trainer.has_optimizer(i)) {
+    for (Network n : kNetworks) {
+      if (!trainer.has_optimizer(n)) {
         lr.push_back(nullptr);
         continue;
       }
-      save_atomically(trainer.optimizer(i), (tmp_dir / kOptimizerFiles[i]).string());
-      lr.push_back(trainer.learning_rate(i));
+      save_atomically(trainer.optimizer(n), (tmp_dir / optimizer_file(n)).string());
+      lr.push_back(trainer.learning_rate(n));
     }
     torch::Tensor rng_now = trainer.generator().get_state();
     std::vector<torch::Tensor> rng = {rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
@@ -82,7 +91,7 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
                                {"dis_skipped", state.dis_skipped},
                                {"dec_adv_skipped", state.dec_adv_skipped},
                                {"bad_steps", state.bad_steps},
-                               {"phase", to_string(trainer.phase())},
+                               {"phase", trainer.phase()},
                                {"lr", lr}};
     write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
     write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
@@ -158,13 +167,12 @@ std::string newest_valid_checkpoint(const std::string& run_dir) {
   throw InputError(fmt::format("--resume: {} holds no complete checkpoint", run_dir));
 }
 
-TrainingState load_training_state(const std::string& dir_in, Trainer& trainer) {
+TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
   const fs::path dir(dir_in);
-  verify_checkpoint(dir_in);
+  const nlohmann::json st = read_state_json(dir);
   TrainingState s;
   nlohmann::json lrs;
   try {
-    const nlohmann::json st = nlohmann::json::parse(read_text(dir / "state.json"));
     s.step = st.at("step").get<int64_t>();
     s.epoch = st.at("epoch").get<int64_t>();
     s.step_in_epoch = st.at("step_in_epoch").get<int64_t>();
@@ -173,17 +181,25 @@ TrainingState load_training_state(const std::string& dir_in, Trainer& trainer) {
     s.dec_adv_skipped = st.at("dec_adv_skipped").get<int64_t>();
     s.bad_steps = st.at("bad_steps").get<int64_t>();
     lrs = st.at("lr");
-  } catch (const nlohmann::json::exception& e) {
+    // The GAN phase of a vae-then-gan run has a fresh decoder optimizer: switch before loading it.
+    const Phase phase = st.at("phase").get<Phase>();
+    if (phase == Phase::kGan && trainer.phase() == Phase::kVae) trainer.begin_gan_phase();
+    if (phase != trainer.phase()) {
+      throw InputError(fmt::format("phase {} does not belong to a {} model", enum_name(phase),
+                                   enum_name(trainer.config().model.type)));
+    }
+  } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
   try {
     torch::load(trainer.model(), (dir / "model.pt").string());
     if (trainer.config().channels_last) to_channels_last(*trainer.model());
-    for (int i = 0; i < 3; ++i) {
-      if (!trainer.has_optimizer(i)) continue;
-      torch::load(trainer.optimizer(i), (dir / kOptimizerFiles[i]).string());
+    for (Network n : kNetworks) {
+      if (!trainer.has_optimizer(n)) continue;
+      torch::load(trainer.optimizer(n), (dir / optimizer_file(n)).string());
       // LibTorch's optimizer archive keeps the state but not the options: restore the schedule
-      if (lrs.at(i).is_number()) trainer.set_learning_rate(i, lrs.at(i).get<double>());
+      const nlohmann::json& lr = lrs.at(static_cast<size_t>(n));
+      if (lr.is_number()) trainer.set_learning_rate(n, lr.get<double>());
     }
     std::vector<torch::Tensor> rng;
     torch::load(rng, (dir / "rng.pt").string());
@@ -193,6 +209,13 @@ TrainingState load_training_state(const std::string& dir_in, Trainer& trainer) {
     throw InputError(fmt::format("{}: cannot restore training state: {}", dir_in, e.what_without_backtrace()));
   }
   return s;
+}
+
+ResumePoint resume_from_newest(const std::string& run_dir, Trainer& trainer) {
+  ResumePoint p;
+  p.checkpoint = newest_valid_checkpoint(run_dir);
+  p.state = restore_checkpoint(p.checkpoint, trainer);
+  return p;
 }
 
 std::string resolve_checkpoint(const std::string& path) {
@@ -219,14 +242,14 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
   verify_checkpoint(out.directory);
   const fs::path dir(out.directory);
   out.config = load_config((dir / "config.json").string());
+  const nlohmann::json st = read_state_json(dir);
   try {
-    const nlohmann::json st = nlohmann::json::parse(read_text(dir / "state.json"));
     out.state.step = st.at("step").get<int64_t>();
     out.state.epoch = st.at("epoch").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
-  out.model = VaeGan(out.config.model);
+  out.model = Model(out.config.model);
   try {
     torch::load(out.model, (dir / "model.pt").string());
   } catch (const c10::Error& e) {

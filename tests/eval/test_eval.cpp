@@ -12,6 +12,7 @@
 #include "vaegan/eval/metrics.h"
 #include "vaegan/io/npy.h"
 #include "vaegan/latent/latent_ops.h"
+#include "vaegan/model/losses.h"
 
 namespace vaegan {
 namespace {
@@ -94,11 +95,11 @@ TEST(ReconstructionMetrics, PsnrAndSsimHandComputed) {
 
 TEST(VaeBounds, ImportanceWeightingTightensTheElboAndMatchesTheLossAtOneSample) {
   ModelConfig mc;
-  mc.type = "vae";
+  mc.type = ModelType::kVae;
   mc.arch = "mlp28";
   mc.latent_dim = 4;
   torch::manual_seed(3);
-  VaeGan model(mc);
+  Model model(mc);
   model->to(torch::kFloat64);
   model->eval();
   torch::NoGradGuard no_grad;

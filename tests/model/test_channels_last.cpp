@@ -39,7 +39,7 @@ TEST(ChannelsLast, VaeGanOutputsAndGradientsMatchNchw) {
   torch::manual_seed(4);
   ModelConfig c;
   c.latent_dim = 16;
-  VaeGan nchw(c), nhwc(c);
+  Model nchw(c), nhwc(c);
   {
     torch::NoGradGuard no_grad;
     auto src = nchw->named_parameters(), dst = nhwc->named_parameters();
@@ -49,8 +49,11 @@ TEST(ChannelsLast, VaeGanOutputsAndGradientsMatchNchw) {
   ASSERT_TRUE(
       nhwc->encoder->features[0]->as<torch::nn::Conv2d>()->weight.is_contiguous(torch::MemoryFormat::ChannelsLast));
   torch::Tensor x = torch::rand({6, 1, 32, 32}) * 2 - 1, eps = torch::randn({6, 16}), zp = torch::randn({6, 16});
-  VaeGanLosses a = vae_gan_losses(nchw->forward(x, eps, zp), {});
-  VaeGanLosses b = vae_gan_losses(nhwc->forward(x.contiguous(torch::MemoryFormat::ChannelsLast), eps, zp), {});
+  const auto joint = BatchNormMode::kJoint;
+  const auto options = VaeGanLossOptions().dis_on_recon(true);
+  VaeGanLosses a = vae_gan_losses(vae_gan_forward(nchw, x, eps, zp, joint), options);
+  VaeGanLosses b =
+      vae_gan_losses(vae_gan_forward(nhwc, x.contiguous(torch::MemoryFormat::ChannelsLast), eps, zp, joint), options);
   for (auto [u, v] : {std::make_pair(a.prior, b.prior), std::make_pair(a.llike, b.llike), std::make_pair(a.dis, b.dis),
                       std::make_pair(a.adv, b.adv)}) {
     EXPECT_NEAR(u.item<double>(), v.item<double>(), 1e-4 * std::abs(u.item<double>()) + 1e-6);

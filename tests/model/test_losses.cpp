@@ -67,7 +67,7 @@ TEST(Losses, PixelReconstructionLossHandComputed) {
   // Large preactivations stay finite (computed from logits, not from a clamped probability).
   const torch::Tensor big = torch::full({1, 1, 1, 1}, 60.0, kF64), dark = torch::full({1, 1, 1, 1}, -1.0, kF64);
   EXPECT_NEAR(pixel_reconstruction_loss(big, dark, ReconLoss::kBce).item<double>(), 120.0, 1e-9);
-  EXPECT_THROW(parse_recon_loss("l1"), InputError);
+  EXPECT_THROW(parse_enum<ReconLoss>("l1"), InputError);
 }
 
 double bce1(double l) { return std::log1p(std::exp(-l)); }  // -log sigmoid(l)
@@ -116,9 +116,9 @@ TEST(Losses, GradientsMatchFiniteDifferences) {
 }
 
 TEST(Losses, ParsesGanLossNames) {
-  EXPECT_EQ(parse_gan_loss("minimax"), GanLoss::kMinimax);
-  EXPECT_EQ(parse_gan_loss("non-saturating"), GanLoss::kNonSaturating);
-  EXPECT_THROW(parse_gan_loss("wasserstein"), InputError);
+  EXPECT_EQ(parse_enum<GanLoss>("minimax"), GanLoss::kMinimax);
+  EXPECT_EQ(parse_enum<GanLoss>("non-saturating"), GanLoss::kNonSaturating);
+  EXPECT_THROW(parse_enum<GanLoss>("wasserstein"), InputError);
 }
 
 }  // namespace

@@ -8,9 +8,9 @@ namespace {
 
 TEST(Networks, Small32Shapes) {
   torch::manual_seed(0);
-  VaeGan m(ModelConfig{});
+  Model m(ModelConfig{});
   torch::Tensor x = torch::rand({3, 1, 32, 32}) * 2 - 1;
-  VaeGanForward f = m->forward(x, torch::randn({3, 64}), torch::randn({3, 64}));
+  VaeGanForward f = vae_gan_forward(m, x, torch::randn({3, 64}), torch::randn({3, 64}), BatchNormMode::kJoint);
   EXPECT_EQ(f.mu.sizes(), (std::vector<int64_t>{3, 64}));
   EXPECT_EQ(f.logvar.sizes(), (std::vector<int64_t>{3, 64}));
   EXPECT_EQ(f.x_recon.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
@@ -21,7 +21,7 @@ TEST(Networks, Small32Shapes) {
   // The discriminator's features for x_recon are those of Dis run on x_recon alone
   // (eval mode removes the batch coupling of batch norm).
   m->eval();
-  VaeGanForward e = m->forward(x, torch::zeros({3, 64}), torch::randn({3, 64}));
+  VaeGanForward e = vae_gan_forward(m, x, torch::zeros({3, 64}), torch::randn({3, 64}), BatchNormMode::kJoint);
   EXPECT_TRUE(torch::allclose(e.recon.features, m->discriminator->forward(e.x_recon).features, 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(e.x_recon, m->decoder->forward(e.mu), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(m->reconstruct(x), e.x_recon, 1e-5, 1e-5));  // eps = 0: z = mu
@@ -54,7 +54,7 @@ TEST(Networks, Paper64MatchesThePaperShapes) {
 TEST(Networks, FeatureLayerOptionPicksThatConvolution) {
   ModelConfig c;
   c.feature_layer = 2;
-  VaeGan m(c);
+  Model m(c);
   EXPECT_EQ(m->discriminator->forward(torch::zeros({2, 1, 32, 32})).features.size(1), 64 * 16 * 16);
 }
 

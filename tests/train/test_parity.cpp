@@ -14,9 +14,9 @@ namespace {
 bool python_torch_available() { return std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") == 0; }
 
 /// The losses of `s` that the reference reports for `model` (see parity.py).
-std::vector<double> reported_losses(const std::string& model, const StepStats& s) {
-  if (model == "vae") return {s.loss_prior, s.loss_pixel};
-  if (model == "gan") return {s.loss_dis, s.loss_adv};
+std::vector<double> reported_losses(ModelType model, const StepStats& s) {
+  if (model == ModelType::kVae) return {s.loss_prior, s.loss_pixel};
+  if (model == ModelType::kGan) return {s.loss_dis, s.loss_adv};
   return {s.loss_prior, s.loss_llike, s.loss_dis, s.loss_adv};
 }
 
@@ -33,6 +33,7 @@ void check_parity(TrainConfig c) {
   c.batch_size = batch;
   c.gamma = 0.05;
   c.seed = 21;
+  c.precision = Precision::kFp32;
   Trainer trainer(c, torch::kCPU);  // channels-last, sub-pixel decoder when c says so
   torch::save(trainer.model(), dir / "model.pt");
   // float64 on both sides: the implementations must agree to round-off, so a tolerance of
@@ -55,7 +56,7 @@ void check_parity(TrainConfig c) {
   // The step assigns each parameter's gradient to .grad before its optimizer steps, so after the
   // first step .grad holds the step-0 gradients (batch-norm running statistics do not enter).
   std::vector<double> losses;
-  VaeGan& model = trainer.model();
+  Model& model = trainer.model();
   std::vector<std::pair<std::string, std::vector<torch::Tensor>>> grads;
   for (int64_t t = 0; t < steps; ++t) {
     const std::vector<double> l = reported_losses(c.model.type, trainer.step(x[t], eps[t], zp[t]));
@@ -69,10 +70,11 @@ void check_parity(TrainConfig c) {
   }
 
   const std::string cmd = std::string("/usr/bin/python3 ") + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " +
-                          dir.path() + " --model " + c.model.type + " --preset " + c.model.arch + " --recon-loss " +
-                          c.recon_loss + " --latent 16 --gamma " + std::to_string(c.gamma) + " --lr " +
-                          std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) + " --batch-norm " +
-                          c.batch_norm + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
+                          dir.path() + " --model " + enum_name(c.model.type) + " --preset " + c.model.arch +
+                          " --recon-loss " + enum_name(c.model.recon_loss) + " --latent 16 --gamma " +
+                          std::to_string(c.gamma) + " --lr " + std::to_string(c.lr) + " --alpha " +
+                          std::to_string(c.rmsprop_alpha) + " --batch-norm " + enum_name(c.batch_norm) +
+                          " --dis-on-recon " + (c.dis_on_recon ? "true" : "false");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   // Gradients: each tensor to 1e-8 of its largest entry.
@@ -110,36 +112,36 @@ TEST(Parity, DefaultStepMatchesPyTorchReference) { check_parity(TrainConfig{}); 
 
 TEST(Parity, AlgorithmOneLiteralStepMatchesPyTorchReference) {
   TrainConfig c;  // the paper's Algorithm 1: one batch of [x; x_recon; x_prior], reconstructions in L_dis
-  c.batch_norm = "joint";
+  c.batch_norm = BatchNormMode::kJoint;
   c.dis_on_recon = true;
   check_parity(c);
 }
 
 TEST(Parity, ConvolutionalVaeWithSquaredErrorMatchesPyTorchReference) {
   TrainConfig c;
-  c.model.type = "vae";
-  c.recon_loss = "mse";
+  c.model.type = ModelType::kVae;
+  c.model.recon_loss = ReconLoss::kMse;
   check_parity(c);
 }
 
 TEST(Parity, MlpVaeWithBceMatchesPyTorchReference) {
-  TrainConfig c;  // seed 002's model
-  c.model.type = "vae";
+  TrainConfig c;  // the MLP VAE of Kingma & Welling 2014
+  c.model.type = ModelType::kVae;
   c.model.arch = "mlp28";
-  c.recon_loss = "bce";
+  c.model.recon_loss = ReconLoss::kBce;
   check_parity(c);
 }
 
 TEST(Parity, GanStepMatchesPyTorchReference) {
   TrainConfig c;
-  c.model.type = "gan";
+  c.model.type = ModelType::kGan;
   check_parity(c);
 }
 
 TEST(Parity, GanStepWithJointBatchNormMatchesPyTorchReference) {
   TrainConfig c;
-  c.model.type = "gan";
-  c.batch_norm = "joint";
+  c.model.type = ModelType::kGan;
+  c.batch_norm = BatchNormMode::kJoint;
   check_parity(c);
 }
 

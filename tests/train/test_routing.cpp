@@ -11,23 +11,26 @@ namespace {
 constexpr double kGamma = 0.3;  // not 1, so a missing or doubled gamma shows
 
 struct Fixture {
-  VaeGan model{nullptr};
+  Model model{nullptr};
   torch::Tensor x, eps, z_prior;
-  VaeGanLossOptions options;
+  VaeGanLossOptions options = VaeGanLossOptions().dis_on_recon(true);  // Algorithm 1
   bool joint = true;
 
   Fixture() {
     torch::manual_seed(11);
     ModelConfig c;
     c.latent_dim = 8;
-    model = VaeGan(c);
+    model = Model(c);
     model->to(torch::kFloat64);
     model->train();
     x = torch::rand({4, 1, 32, 32}, torch::kFloat64) * 2 - 1;
     eps = torch::randn({4, 8}, torch::kFloat64);
     z_prior = torch::randn({4, 8}, torch::kFloat64);
   }
-  VaeGanLosses losses() { return vae_gan_losses(model->forward(x, eps, z_prior, joint), options); }
+  VaeGanLosses losses() {
+    return vae_gan_losses(
+        vae_gan_forward(model, x, eps, z_prior, joint ? BatchNormMode::kJoint : BatchNormMode::kSeparate), options);
+  }
 };
 
 std::vector<torch::Tensor> grad(const torch::Tensor& loss, const std::vector<torch::Tensor>& params) {

@@ -29,12 +29,12 @@ bool cpu_has_bf16();
 /// warm-ups. The machine's practical convolution speed, measured rather than assumed.
 double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels);
 
-/// The `--precision` that `auto` resolves to on `device`: `bf16` on a CPU that has bf16
-/// instructions *and* where a 5×5 convolution (channels-last, batch 32) runs at least 1.2× faster
-/// in bf16 than in fp32 when measured now (~0.3 s); `fp32` otherwise, and on CUDA (pass `bf16`
-/// explicitly there). Some CPUs expose `avx512_bf16` yet run LibTorch 1.13's bf16 convolutions
-/// slower than fp32 (docs/performance.md), hence the measurement.
-std::string default_precision(torch::Device device);
+/// What `--precision auto` decides on `device`: true on a CPU that has bf16 instructions *and*
+/// where a 5×5 convolution (channels-last, batch 32) runs at least 1.2× faster in bf16 than in
+/// fp32 when measured now (~0.3 s); false otherwise, and on CUDA (pass `bf16` explicitly there).
+/// Some CPUs expose `avx512_bf16` yet run LibTorch 1.13's bf16 convolutions slower than fp32
+/// (docs/performance.md), hence the measurement.
+bool bf16_faster_than_fp32(torch::Device device);
 
 /// RAII: while alive, autocast to bf16 is on for `device`'s type (CPU or CUDA) when `enabled`,
 /// as `torch.autocast(device_type, dtype=torch.bfloat16)` does in Python: convolutions and

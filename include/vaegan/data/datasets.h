@@ -1,5 +1,5 @@
 #pragma once
-/// Opening a dataset by name (`--dataset`, DESIGN.md §8).
+/// Opening a dataset by name (`--dataset`).
 
 #include <memory>
 #include <string>
@@ -15,6 +15,11 @@ const std::vector<std::string>& dataset_names();
 /// Image channels of a named dataset (1 for the MNIST family, 3 for cifar10 and celeba);
 /// `folder` has none of its own: returns 0 (the user's `--channels`).
 int64_t dataset_channels(const std::string& name);
+
+/// The channel count to use for dataset `name`: `requested` when positive, else the dataset's own
+/// (`dataset_channels`), else 3 (a folder of colour images). Throws `InputError` naming
+/// `--channels` when `requested` is negative.
+int64_t resolve_channels(const std::string& name, int64_t requested);
 
 /// Opens `split` of the dataset `name` in `data_dir` at `image_size` with `channels`:
 /// fashion-mnist / mnist (IDX, `IdxDataset::from_directory`, padded to the size), cifar10

@@ -8,8 +8,7 @@
 
 #include "vaegan/data/image_dataset.h"
 #include "vaegan/eval/classifier.h"
-#include "vaegan/model/vae_gan.h"
-#include "vaegan/train/config.h"
+#include "vaegan/model/model.h"
 
 namespace vaegan {
 
@@ -38,15 +37,15 @@ torch::Tensor decoder_log_likelihood(const torch::Tensor& preactivation, const t
 /// `iw_samples` K > 0, the importance-weighted bound
 /// `log 1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)`, both in nats, for images `x` `[B, C, S, S]`.
 /// Returns `{elbo [B], iw [B] or undefined}`.
-std::pair<torch::Tensor, torch::Tensor> vae_bounds(VaeGan& model, const torch::Tensor& x, ReconLoss form,
+std::pair<torch::Tensor, torch::Tensor> vae_bounds(Model& model, const torch::Tensor& x, ReconLoss form,
                                                    int64_t iw_samples, at::Generator& gen);
 
-/// Evaluates `model` (eval mode) trained with `config` on `test`: reconstruction MSE, PSNR and
-/// SSIM (models with an encoder), ELBO and the IW bound in nats per image and bits per dimension
-/// (`vae` models), and, with `features`, the Fréchet distance and precision/recall between
-/// `num_samples` prior samples and as many test images. Returns the JSON that `vaegan eval`
-/// writes; every number comes with how it was computed (counts, extractor, k).
-nlohmann::json evaluate(VaeGan& model, const TrainConfig& config, const ImageDataset& test,
-                        const FeatureExtractor* features, const EvalOptions& options, torch::Device device);
+/// Evaluates `model` (put in eval mode) on `test`: reconstruction MSE, PSNR and SSIM (models
+/// with an encoder), ELBO and the IW bound in nats per image and bits per dimension under the
+/// model's own likelihood (`vae` models), and, with `features`, the Fréchet distance and
+/// precision/recall between `num_samples` prior samples and as many test images. Returns the JSON
+/// that `vaegan eval` writes; every number comes with how it was computed (counts, extractor, k).
+nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features,
+                        const EvalOptions& options, torch::Device device);
 
 }  // namespace vaegan

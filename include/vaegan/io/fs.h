@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vaegan {
 
@@ -14,6 +15,13 @@ void write_atomically(const std::string& path, const std::function<void(const st
 
 /// Atomically replaces `path` with `text`.
 void write_text_atomically(const std::string& path, const std::string& text);
+
+/// Checks that `path` ends in one of `extensions` (e.g. `{".png", ".npy"}`). Throws `InputError`
+/// "`flag`: PATH must end in .png or .npy" otherwise.
+void require_extension(const std::string& path, const std::vector<std::string>& extensions, const std::string& flag);
+
+/// Whether `path` ends in `extension` (e.g. `".npy"`).
+bool has_extension(const std::string& path, const std::string& extension);
 
 /// Flushes a file or directory to disk (fsync). Throws `std::runtime_error` naming `path`.
 void fsync_path(const std::string& path);

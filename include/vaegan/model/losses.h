@@ -1,22 +1,29 @@
 #pragma once
-/// VAE-GAN losses as free functions (DESIGN.md §2). Each is a per-sample sum averaged over the
+/// VAE-GAN losses as free functions (docs/design.md, "The algorithm"). Each is a per-sample sum averaged over the
 /// batch and returns a float32 scalar tensor that keeps its autograd graph.
 
 #include <torch/torch.h>
 
-#include <string>
+#include <array>
+#include <utility>
+
+#include "vaegan/core/enum_names.h"
+#include "vaegan/model/model_config.h"
 
 namespace vaegan {
 
-/// Form of the decoder's adversarial term.
+/// Form of the decoder's adversarial term (`--gan-loss`).
 enum class GanLoss {
   kNonSaturating,  ///< `BCE(Dis(x_fake), 1)` (Goodfellow et al. 2014, §3)
   kMinimax,        ///< `-BCE(Dis(x_fake), 0)`, the paper's literal `-L_GAN`
 };
-
-/// Parses `minimax` / `non-saturating`; throws `InputError` naming `--gan-loss` otherwise.
-GanLoss parse_gan_loss(const std::string& name);
-std::string to_string(GanLoss loss);
+template <>
+struct EnumTable<GanLoss> {
+  static constexpr const char* key = "--gan-loss";
+  static constexpr std::array<std::pair<GanLoss, const char*>, 2> values = {
+      {{GanLoss::kNonSaturating, "non-saturating"}, {GanLoss::kMinimax, "minimax"}}};
+};
+VAEGAN_ENUM_JSON(GanLoss)
 
 /// `L_prior = KL(N(mu, exp(logvar)) || N(0, I))`
 ///          `= -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`, averaged over the batch.
@@ -28,16 +35,8 @@ torch::Tensor kl_divergence(const torch::Tensor& mu, const torch::Tensor& logvar
 /// features `Dis_l` (paper eq. 7). recon_features, real_features: `[B, F]`.
 torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, const torch::Tensor& real_features);
 
-/// Pixel likelihood of the plain VAE (`--recon-loss`).
-enum class ReconLoss {
-  kBce,  ///< Bernoulli on `[0, 1]` pixels (seed 002)
-  kMse,  ///< squared error on `[0, 1]` pixels (a Gaussian of variance 1/2, up to a constant)
-};
-
-/// Parses `bce` / `mse`; throws `InputError` naming `--recon-loss` otherwise.
-ReconLoss parse_recon_loss(const std::string& name);
-
-/// `L_pixel` of the plain VAE (seed 002; sum over pixels, not mean — seed 002 shows why),
+/// `L_pixel` of the plain VAE (`--recon-loss`; a sum over pixels, not a mean, so that it weighs
+/// against the per-image KL as the ELBO says: Kingma & Welling 2014, eq. 10),
 /// averaged over the batch, in nats per image for `bce`. `preactivation` is the decoder's output
 /// before tanh, `a` `[B, C, H, W]` (`Decoder::preactivation`), `target` the images `[B, C, H, W]`
 /// in `[-1, 1]`. Both forms work on the `[0, 1]` scale that PyTorch VAE code uses:

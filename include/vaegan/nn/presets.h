@@ -1,7 +1,8 @@
 #pragma once
-/// Architecture presets (DESIGN.md §3): `paper64` (the paper's 64×64 networks), `small32`
-/// (the same shapes with half the channels, for 32×32 Fashion-MNIST / MNIST / CIFAR-10) and
-/// `mlp28` (seed 002's MLP VAE on 28×28 images, for the `vae` model only).
+/// Architecture presets (docs/design.md, "Architectures"): `paper64` (the paper's 64×64 networks,
+/// paper §4 and its appendix table), `small32` (the same shapes with half the channels, for 32×32
+/// Fashion-MNIST / MNIST / CIFAR-10) and `mlp28` (the MLP VAE on 28×28 images of Kingma & Welling
+/// 2014, §C.2, for the `vae` model only).
 
 #include <string>
 #include <vector>
@@ -12,42 +13,30 @@
 
 namespace vaegan {
 
-/// The part of the configuration that defines the networks; saved in every checkpoint so that
-/// commands loading it rebuild the same model.
-struct ModelConfig {
-  /// Which model: `vaegan` (encoder, decoder, discriminator; paper), `vae` (encoder, decoder;
-  /// seed 002), `gan` (decoder as generator, discriminator; DCGAN-style) or `vae-then-gan`
-  /// (all three: a VAE phase, then a GAN phase from the VAE's decoder; seed 003).
-  std::string type = "vaegan";
-  std::string arch = "small32";  ///< preset name: `small32`, `paper64` or `mlp28`
-  int64_t channels = 1;          ///< C: image channels (1 for Fashion-MNIST)
-  int64_t image_size = 0;        ///< S; 0 means the preset's (32, 64, 28); conv presets need a multiple of 8
-  int64_t latent_dim = 0;        ///< Z; 0 means the preset's (64 small32, 128 paper64, 20 mlp28)
-  int64_t feature_layer = 4;     ///< 1-based discriminator convolution used for `L_llike`
-
-  bool has_encoder() const { return type != "gan"; }
-  bool has_discriminator() const { return type != "vae"; }
-};
-
-/// Names of the presets and of the model types, for flag validation.
+/// Names of the presets, for flag validation: small32, paper64, mlp28.
 const std::vector<std::string>& arch_names();
-const std::vector<std::string>& model_type_names();
 
-/// Native image size S of a preset (32, 64 or 28). Throws `InputError` for an unknown name.
+/// Native image size S of a preset (32, 64 or 28). Throws `InputError` naming `--arch` for an
+/// unknown name.
 int64_t preset_image_size(const std::string& arch);
 
-/// The image size `config` trains on: `config.image_size`, or the preset's when 0.
-int64_t model_image_size(const ModelConfig& config);
+/// Native latent size Z of a preset (64 small32, 128 paper64, 20 mlp28). Throws as
+/// `preset_image_size`.
+int64_t preset_latent_dim(const std::string& arch);
 
-/// The three networks' options for `config`, with `latent_dim` and the image size resolved.
-/// Throws `InputError` naming the flag for an unknown model type or preset, a negative latent
-/// size, channels other than 1 or 3, an image size the preset cannot halve often enough, a
-/// feature layer outside 1..4, or `mlp28` with a model other than `vae`.
+/// The options of the three networks of one preset.
 struct NetworkOptions {
   EncoderOptions encoder;
   DecoderOptions decoder;
   DiscriminatorOptions discriminator;
 };
-NetworkOptions make_network_options(const ModelConfig& config);
+
+/// The networks of preset `arch` for images `[B, channels, image_size, image_size]` (0: the
+/// preset's size), latent size `latent_dim` (0: the preset's) and discriminator feature layer
+/// `feature_layer` (1-based convolution, for `L_llike`). Throws `InputError` naming the flag for
+/// an unknown preset, a negative size, channels other than 1 or 3, an image size a convolutional
+/// preset cannot halve three times, or a feature layer outside 1..4.
+NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
+                                      int64_t feature_layer);
 
 }  // namespace vaegan

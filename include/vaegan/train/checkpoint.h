@@ -1,7 +1,9 @@
 #pragma once
-/// Checkpoints (DESIGN.md §5): `RUN/checkpoints/step-NNNNNNN/` holding `model.pt` (all weights
-/// and batch-norm statistics), `optimizer-{encoder,decoder,discriminator}.pt` (those the model has), `state.json`
-/// (step, epoch, learning rates, format version) and a copy of `config.json`.
+/// Checkpoints (docs/design.md, "Checkpoints"): `RUN/checkpoints/step-NNNNNNN/` holding
+/// `model.pt` (all weights and batch-norm statistics), `optimizer-{encoder,decoder,discriminator}.pt`
+/// (those the model has), `rng.pt` (the generator's state now and at the epoch's start),
+/// `state.json` (step, epoch, position in the epoch, phase, counters, learning rates, format
+/// version), a copy of `config.json` and `checksums.json` (CRC-32 of every file).
 /// `RUN/checkpoints/last` names the newest. Written under a temporary name, flushed, then
 /// renamed, so a crash never leaves a half-written checkpoint behind that name.
 
@@ -9,15 +11,15 @@
 
 #include <string>
 
-#include "vaegan/model/vae_gan.h"
+#include "vaegan/model/model.h"
 #include "vaegan/train/config.h"
+#include "vaegan/train/trainer.h"
 
 namespace vaegan {
 
-class Trainer;
-
 /// Position of training when a checkpoint was taken: everything `fit` needs, besides weights,
-/// optimizer states and the generator, to continue exactly where it stopped.
+/// optimizer states, the generator and the phase (which the trainer holds), to continue exactly
+/// where it stopped.
 struct TrainingState {
   int64_t step = 0;                              ///< steps done
   int64_t epoch = 0;                             ///< completed epochs
@@ -42,9 +44,22 @@ void verify_checkpoint(const std::string& dir);
 /// naming each one refused. Throws `InputError` when there is none.
 std::string newest_valid_checkpoint(const std::string& run_dir);
 
-/// Restores weights, optimizer states and the generator of `trainer` from checkpoint `dir` and
-/// returns its training state. Throws `InputError` naming the file when anything is damaged.
-TrainingState load_training_state(const std::string& dir, Trainer& trainer);
+/// Restores everything checkpoint `dir` saved into `trainer` (built from the same config): its
+/// phase (a `vae-then-gan` checkpoint of the GAN phase switches the trainer to it first), weights,
+/// optimizer states with their learning rates, and the generator; returns the training state.
+/// `dir` must have passed `verify_checkpoint`. Throws `InputError` naming the file when anything
+/// is damaged.
+TrainingState restore_checkpoint(const std::string& dir, Trainer& trainer);
+
+/// Where `resume_from_newest` continues from.
+struct ResumePoint {
+  std::string checkpoint;  ///< the checkpoint directory restored
+  TrainingState state;
+};
+
+/// Restores `trainer` from the newest checkpoint of `run_dir` that verifies
+/// (`newest_valid_checkpoint`, then `restore_checkpoint`). Throws `InputError` when there is none.
+ResumePoint resume_from_newest(const std::string& run_dir, Trainer& trainer);
 
 /// Resolves `path` (a checkpoint directory or a run directory, meaning its newest checkpoint)
 /// to a checkpoint directory. Throws `InputError` naming `path` when neither is found.
@@ -54,7 +69,7 @@ std::string resolve_checkpoint(const std::string& path);
 struct LoadedModel {
   TrainConfig config;
   TrainingState state;
-  VaeGan model{nullptr};
+  Model model{nullptr};
   std::string directory;               ///< the resolved checkpoint directory
   torch::Device device = torch::kCPU;  ///< where the model lives
 };

@@ -1,12 +1,19 @@
 #pragma once
-/// The resolved training configuration: one flat, commented struct, saved as `config.json` in
-/// the run directory and in every checkpoint (DESIGN.md §5).
+/// The training configuration: one flat, commented struct, saved as `config.json` in the run
+/// directory and in every checkpoint (docs/design.md, "Run directory"). Every field has its one
+/// default here, its one range check in `validate`, and its JSON key from one list
+/// (`src/train/config.cpp`); `vaegan train`'s flags take their defaults from this struct.
 
+#include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 
-#include "vaegan/nn/presets.h"
+#include "vaegan/core/enum_names.h"
+#include "vaegan/model/losses.h"
+#include "vaegan/model/model.h"
+#include "vaegan/model/model_config.h"
 
 namespace vaegan {
 
@@ -14,6 +21,20 @@ namespace vaegan {
 /// `checksums.json`, `rng.pt` and the data-order position (format 1 still loads for sampling and
 /// evaluation, unverified, but cannot be resumed exactly).
 constexpr int kFormatVersion = 2;
+
+/// Numerics of the forward pass (`--precision`).
+enum class Precision {
+  kAuto,  ///< resolved by `resolve_precision` when training starts; never saved
+  kFp32,
+  kBf16,  ///< bf16 autocast for the forward pass; weights, gradients, optimizer states and losses stay fp32
+};
+template <>
+struct EnumTable<Precision> {
+  static constexpr const char* key = "--precision";
+  static constexpr std::array<std::pair<Precision, const char*>, 3> values = {
+      {{Precision::kAuto, "auto"}, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}}};
+};
+VAEGAN_ENUM_JSON(Precision)
 
 struct TrainConfig {
   ModelConfig model;
@@ -33,31 +54,29 @@ struct TrainConfig {
   double max_minutes = 0;  ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
 
   // optimization (one RMSprop per network, paper §4)
-  double lr = 3e-4;                ///< learning rate of all three optimizers (paper §4: 3e-4)
-  double lr_decay = 1.0;           ///< learning rates are multiplied by this after every epoch (seed 000: 0.75)
-  double rmsprop_alpha = 0.9;      ///< RMSprop smoothing constant (original code: 0.9)
-  double gamma = 1e-2;             ///< weight of L_llike against L_adv in the decoder (paper §2.2)
-  double beta = 1.0;               ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
-  std::string recon_loss = "bce";  ///< `vae`: pixel likelihood, bce | mse (`pixel_reconstruction_loss`)
-  /// Discriminator also classifies reconstructions (Algorithm 1: yes; the original CelebA code
+  double lr = 3e-4;            ///< learning rate of all three optimizers (paper §4: 3e-4)
+  double lr_decay = 1.0;       ///< learning rates are multiplied by this after every epoch (1: none)
+  double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (the authors' code: 0.9)
+  double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
+  double beta = 1.0;           ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
+  /// Discriminator also classifies reconstructions (Algorithm 1: yes; the authors' CelebA code
   /// and the default here, by measurement: no, see docs/training-defaults.md).
   bool dis_on_recon = false;
-  /// joint: each network runs once on the concatenation of its inputs; separate (default, by
-  /// measurement): once per input, so batch norm never mixes real and generated images.
-  std::string batch_norm = "separate";
-  std::string gan_loss = "non-saturating";  ///< decoder adversarial term: non-saturating | minimax
+  /// Separate (default, by measurement): each network runs once per input, so batch norm never
+  /// mixes real and generated images; joint: once on the concatenation of its inputs.
+  BatchNormMode batch_norm = BatchNormMode::kSeparate;
+  GanLoss gan_loss = GanLoss::kNonSaturating;  ///< decoder's adversarial term
 
-  // equilibrium (seed 000 and the original code): skip the update of the player that is ahead
+  // equilibrium (the authors' code): skip the update of the player that is ahead
   bool equilibrium = false;
-  double equilibrium_value = 0.68;
-  double equilibrium_margin = 0.35;
+  double equilibrium_value = 0.68;   ///< target BCE of the discriminator
+  double equilibrium_margin = 0.35;  ///< band around it
 
   // speed (neither changes what is computed)
   bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
-  /// fp32 | bf16: bf16 autocast for the forward pass (`AutocastGuard`); weights, gradients,
-  /// optimizer states and losses stay fp32. The CLI resolves `auto` with `default_precision`.
-  std::string precision = "fp32";
+  /// `auto` is resolved (`resolve_precision`) before training and saved resolved.
+  Precision precision = Precision::kAuto;
 
   // fault tolerance
   int64_t checkpoint_every = 0;  ///< steps between checkpoints, besides those at epoch ends (0: none)
@@ -73,23 +92,28 @@ struct TrainConfig {
   int64_t grid_size = 64;  ///< images in each per-epoch grid
 };
 
-void to_json(nlohmann::json& j, const ModelConfig& c);
-void from_json(const nlohmann::json& j, ModelConfig& c);
+/// `config.json`: every field of `TrainConfig` under its own name, `model` as an object,
+/// `recon_loss` top-level, plus `format_version`.
 void to_json(nlohmann::json& j, const TrainConfig& c);
-/// Reads a config written by `to_json`; missing keys keep their defaults.
-/// Throws `InputError` when `format_version` is newer than this build's.
+/// Reads a config written by `to_json`; missing keys keep their defaults. Throws `InputError`
+/// naming the key whose value has the wrong type or an unknown name, or when `format_version` is
+/// newer than this build's.
 void from_json(const nlohmann::json& j, TrainConfig& c);
 
-/// Checks ranges and combinations. Throws `InputError` naming the flag, e.g.
-/// "--batch-size: must be at least 2, got 1".
+/// Checks every field's range and the combinations, once. Throws `InputError` naming the flag,
+/// e.g. "--batch-size: must be at least 2, got 1".
 void validate(const TrainConfig& c);
 
 /// Epochs of the VAE phase of a `vae-then-gan` run: `pretrain_epochs`, or half of `epochs`
 /// (at least 1) when 0.
 int64_t vae_phase_epochs(const TrainConfig& c);
 
-/// Reads `path` (a config.json). Throws `InputError` naming the file when it is missing or not
-/// valid JSON of the expected shape.
+/// The precision `p` means on `device`: itself, or for `kAuto` `bf16_faster_than_fp32(device)`
+/// (core/runtime.h). Never returns `kAuto`.
+Precision resolve_precision(Precision p, torch::Device device);
+
+/// Reads `path` (a config.json). Throws `InputError` naming the file (and the key) when it is
+/// missing or not valid JSON of the expected shape.
 TrainConfig load_config(const std::string& path);
 
 }  // namespace vaegan

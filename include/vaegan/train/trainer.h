@@ -1,16 +1,18 @@
 #pragma once
-/// Training of every model type: for the VAE-GAN which loss updates which network (DESIGN.md §2,
-/// the routing table), the VAE's ELBO step, the GAN's two-player step, the VAE-then-GAN phases;
-/// one RMSprop optimizer per network, the equilibrium rule and learning-rate decay, and the epoch
-/// loop that writes the run directory (DESIGN.md §5).
+/// One training step of every model type: for the VAE-GAN which loss updates which network
+/// (docs/design.md, "The algorithm", the routing table), the VAE's ELBO step, the GAN's
+/// two-player step, the VAE-then-GAN phases; one RMSprop optimizer per network, the equilibrium
+/// rule and learning-rate decay. The epoch loop that writes a run directory is `fit`
+/// (train/fit.h).
 
 #include <torch/torch.h>
 
-#include <functional>
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "vaegan/core/enum_names.h"
 #include "vaegan/model/vae_gan.h"
 #include "vaegan/train/config.h"
 
@@ -39,7 +41,7 @@ struct GradientOptions {
   TORCH_ARG(bool, fused) = true;
 };
 
-/// Computes each network's gradient exactly as the routing table of DESIGN.md §2 says:
+/// Computes each network's gradient exactly as the routing table of docs/design.md says:
 /// encoder `beta * L_prior + L_llike`, decoder `gamma * L_llike + L_adv`, discriminator
 /// `L_dis`, over the shared graph of `losses` (kept; it is freed when the caller drops
 /// `losses` and the forward's tensors). Each `autograd::grad` call names only the parameters
@@ -56,16 +58,33 @@ struct GradientOptions {
 /// instead of twice (11 % fewer FLOPs). With batch norm over concatenated batches every pass
 /// covers every row, so fusing saves nothing and adds the decoder's weight gradients to the
 /// first pass: use `fused(false)` there (`--batch-norm joint --fused-step false`).
-VaeGanGradients vae_gan_gradients(VaeGan& model, const VaeGanLosses& losses, const GradientOptions& options);
+VaeGanGradients vae_gan_gradients(Model& model, const VaeGanLosses& losses, const GradientOptions& options);
 
-/// What a training step optimizes.
+/// What a training step optimizes; its name is the `phase` value of metrics.jsonl and state.json.
 enum class Phase {
   kVaeGan,  ///< Algorithm 1: encoder, decoder and discriminator
   kVae,     ///< `beta * L_prior + L_pixel`: encoder and decoder (the `vae` model, phase 1 of `vae-then-gan`)
   kGan,     ///< decoder (generator) against discriminator (the `gan` model, phase 2 of `vae-then-gan`)
 };
-/// `vaegan`, `vae` or `gan`: the `phase` value of metrics.jsonl.
-std::string to_string(Phase phase);
+template <>
+struct EnumTable<Phase> {
+  static constexpr const char* key = "phase";
+  static constexpr std::array<std::pair<Phase, const char*>, 3> values = {
+      {{Phase::kVaeGan, "vaegan"}, {Phase::kVae, "vae"}, {Phase::kGan, "gan"}}};
+};
+VAEGAN_ENUM_JSON(Phase)
+
+/// The networks that have an optimizer; their names are the `lr_NAME` keys of metrics.jsonl and
+/// the `optimizer-NAME.pt` files of a checkpoint.
+enum class Network { kEncoder = 0, kDecoder = 1, kDiscriminator = 2 };
+template <>
+struct EnumTable<Network> {
+  static constexpr const char* key = "network";
+  static constexpr std::array<std::pair<Network, const char*>, 3> values = {
+      {{Network::kEncoder, "encoder"}, {Network::kDecoder, "decoder"}, {Network::kDiscriminator, "discriminator"}}};
+};
+/// The three networks, in order.
+constexpr std::array<Network, 3> kNetworks = {Network::kEncoder, Network::kDecoder, Network::kDiscriminator};
 
 /// Scalars of one training step; the losses a phase does not have stay 0.
 struct StepStats {
@@ -83,7 +102,7 @@ struct StepStats {
   double loss_sum() const { return loss_prior + loss_llike + loss_pixel + loss_dis + loss_adv; }
 };
 
-/// The equilibrium rule of seed 000 and the original code (DESIGN.md §2): from the
+/// The equilibrium rule of the authors' code (docs/design.md, "Stabilisers"): from the
 /// discriminator's mean BCE on real images and on prior samples, decide whether to update the
 /// discriminator and whether to give the decoder its adversarial term. If both would be
 /// skipped, both are done. Returns {update_discriminator, decoder_adversarial}.
@@ -94,7 +113,8 @@ std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double
 class Trainer {
  public:
   /// Builds the model from `config.model` (weights initialized from `config.seed`) on `device`.
-  /// `vae-then-gan` starts in its VAE phase. Throws `InputError` for an invalid config.
+  /// `vae-then-gan` starts in its VAE phase; `Precision::kAuto` is resolved (`resolve_precision`,
+  /// see `config()`). Throws `InputError` for an invalid config.
   Trainer(const TrainConfig& config, torch::Device device);
 
   /// One training step on images `x` `[B, C, S, S]` in `[-1, 1]` (on any device; moved to the
@@ -108,8 +128,8 @@ class Trainer {
   /// on the adversarial term, each gradient over its own parameters only (simultaneous updates,
   /// as Algorithm 1 does for the VAE-GAN).
   /// When a loss or any gradient is NaN or Inf, no network is updated and `update_skipped` is set.
-  /// With `config.precision == "bf16"` the forward pass runs under `AutocastGuard` (convolutions
-  /// and linear layers in bf16); losses, gradients, weights and optimizer states stay fp32.
+  /// With bf16 precision the forward pass runs under `AutocastGuard` (convolutions and linear
+  /// layers in bf16); losses, gradients, weights and optimizer states stay fp32.
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
   /// The phase the next step runs.
@@ -120,17 +140,17 @@ class Trainer {
 
   /// Multiplies every optimizer's learning rate by `config.lr_decay` (call after each epoch).
   void decay_learning_rates();
-  /// Whether network `which` (0 encoder, 1 decoder, 2 discriminator) exists, i.e. has an optimizer.
-  bool has_optimizer(int which) const { return optimizers_.at(which) != nullptr; }
+  /// Whether network `which` exists, i.e. has an optimizer.
+  bool has_optimizer(Network which) const { return optimizers_.at(static_cast<size_t>(which)) != nullptr; }
   /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
-  double learning_rate(int which) const;
+  double learning_rate(Network which) const;
   /// Sets the learning rate of optimizer `which` (resume); throws `std::out_of_range` likewise.
-  void set_learning_rate(int which, double lr);
+  void set_learning_rate(Network which, double lr);
 
-  VaeGan& model() { return model_; }
-  const VaeGan& model() const { return model_; }
+  Model& model() { return model_; }
+  const Model& model() const { return model_; }
   /// Optimizer of network `which`; throws `std::out_of_range` for a missing network.
-  torch::optim::RMSprop& optimizer(int which);
+  torch::optim::RMSprop& optimizer(Network which);
   const TrainConfig& config() const { return config_; }
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
@@ -141,62 +161,26 @@ class Trainer {
   StepStats vae_step(const torch::Tensor& x, const torch::Tensor& eps);
   StepStats gan_step(const torch::Tensor& x, const torch::Tensor& z_prior);
   std::unique_ptr<torch::optim::RMSprop> make_optimizer(const std::vector<torch::Tensor>& params) const;
+  /// The parameters of network `which` (empty for a missing network).
+  std::vector<torch::Tensor> parameters(Network which) const;
+  /// One network's share of a step: its gradients, one per parameter.
+  struct Update {
+    Network network;
+    std::vector<torch::Tensor> gradients;
+  };
+  /// The end of every step: when `losses_finite` and every gradient is finite, assigns each
+  /// update's gradients to its network's parameters and steps its optimizer; otherwise updates
+  /// nothing. Call after the step's graph is released. Returns whether it updated.
+  bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
+  bool bf16() const { return config_.precision == Precision::kBf16; }
 
   TrainConfig config_;
   torch::Device device_;
-  VaeGan model_{nullptr};
-  std::vector<std::unique_ptr<torch::optim::RMSprop>> optimizers_;  ///< encoder, decoder, discriminator (null: absent)
+  Model model_{nullptr};
+  std::array<std::unique_ptr<torch::optim::RMSprop>, 3> optimizers_;  ///< by `Network` (null: absent)
   VaeGanLossOptions loss_options_;
   Phase phase_ = Phase::kVaeGan;
   at::Generator generator_;
 };
-
-/// Progress of the epoch loop, for reporting.
-struct ProgressEvent {
-  int64_t epoch = 0;          ///< 0-based epoch
-  int64_t epochs = 0;         ///< planned epochs
-  int64_t step_in_epoch = 0;  ///< 1-based step within the epoch
-  int64_t steps_per_epoch = 0;
-  int64_t global_step = 0;    ///< steps done in the run
-  double images_per_sec = 0;  ///< throughput over the epoch so far
-  double eta_sec = 0;         ///< seconds left in this epoch
-  StepStats stats;
-};
-
-/// Observer of `fit`: step and epoch-end callbacks (either may be empty).
-struct FitObserver {
-  std::function<void(const ProgressEvent&)> on_step;
-  std::function<void(const ProgressEvent&, const std::string& images_dir)> on_epoch_end;
-  /// Asked after every step; true stops training after a checkpoint (e.g. on SIGINT).
-  std::function<bool()> should_stop;
-};
-
-/// Summary of a finished run.
-struct FitResult {
-  int64_t steps = 0;
-  int64_t epochs = 0;
-  double seconds = 0;
-  double images_per_sec = 0;
-  std::string last_checkpoint;
-  bool stopped_by_time = false;  ///< ended by `max_minutes`
-  bool interrupted = false;      ///< ended by `FitObserver::should_stop`
-  int64_t bad_steps = 0;         ///< updates skipped for NaN/Inf
-  int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
-};
-
-/// Trains per `config` and writes `run_dir` (DESIGN.md §5): `config.json`, `metrics.jsonl`,
-/// `images/epoch-NNN-{reconstructions,samples}.png` after every epoch (no reconstructions for a
-/// `gan`), `plots/losses.png` redrawn after every epoch (when gnuplot is installed), and a checkpoint after every epoch
-/// and at the end (also when `max_minutes` ends an epoch early). Batches come from a background `BatchLoader`.
-/// `vae-then-gan` switches to its GAN phase after `vae_phase_epochs(config)` epochs. `run_dir` must not contain a
-/// previous run unless `overwrite`. With `resume`, `run_dir` must hold a run: `config` is ignored for its saved
-/// `config.json`, training continues from the newest checkpoint that verifies (weights, optimizer states, learning
-/// rates, generator, position in the epoch's data order, counters), and metrics.jsonl lines after that checkpoint are
-/// dropped, so the finished run equals an uninterrupted one. Steps with NaN/Inf are skipped and counted;
-/// `max_bad_steps` of them in a row stop the run. Throws `InputError` for a bad config, unreadable data, an occupied
-/// `run_dir` or a run without a valid checkpoint to resume; `std::runtime_error` when writing fails or training
-/// diverges.
-FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
-              bool resume = false);
 
 }  // namespace vaegan

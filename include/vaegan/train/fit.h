@@ -1,0 +1,63 @@
+#pragma once
+/// The run loop: trains a `Trainer` epoch by epoch and writes a run directory (docs/design.md,
+/// "Run directory"): config, metrics, image grids, loss plots and checkpoints; resumes one.
+
+#include <functional>
+#include <string>
+
+#include "vaegan/train/config.h"
+#include "vaegan/train/trainer.h"
+
+namespace vaegan {
+
+/// Progress of the epoch loop, for reporting.
+struct ProgressEvent {
+  int64_t epoch = 0;          ///< 0-based epoch
+  int64_t epochs = 0;         ///< planned epochs
+  int64_t step_in_epoch = 0;  ///< 1-based step within the epoch
+  int64_t steps_per_epoch = 0;
+  int64_t global_step = 0;    ///< steps done in the run
+  double images_per_sec = 0;  ///< throughput over the epoch so far
+  double eta_sec = 0;         ///< seconds left in this epoch
+  StepStats stats;
+};
+
+/// Observer of `fit`: step and epoch-end callbacks (either may be empty).
+struct FitObserver {
+  std::function<void(const ProgressEvent&)> on_step;
+  std::function<void(const ProgressEvent&, const std::string& images_dir)> on_epoch_end;
+  /// Asked after every step; true stops training after a checkpoint (e.g. on SIGINT).
+  std::function<bool()> should_stop;
+};
+
+/// Summary of a finished run.
+struct FitResult {
+  TrainConfig config;  ///< the configuration trained (resolved; on resume, the run's own)
+  int64_t steps = 0;
+  int64_t epochs = 0;
+  double seconds = 0;
+  double images_per_sec = 0;
+  std::string last_checkpoint;
+  bool stopped_by_time = false;  ///< ended by `max_minutes`
+  bool interrupted = false;      ///< ended by `FitObserver::should_stop`
+  int64_t bad_steps = 0;         ///< updates skipped for NaN/Inf
+  int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
+};
+
+/// Trains per `config` and writes `run_dir`: `config.json` (resolved: data directory and
+/// precision), `metrics.jsonl`, `images/epoch-NNN-{reconstructions,samples}.png` after every
+/// epoch (no reconstructions for a `gan`), `plots/losses.png` redrawn after every epoch (when
+/// gnuplot is installed), and a checkpoint after every epoch and at the end (also when
+/// `max_minutes` ends an epoch early). Batches come from a background `BatchLoader`.
+/// `vae-then-gan` switches to its GAN phase after `vae_phase_epochs(config)` epochs. `run_dir`
+/// must not contain a previous run unless `overwrite`. With `resume`, `run_dir` must hold a run:
+/// `config` is ignored for its saved `config.json`, training continues from the newest checkpoint
+/// that verifies (`resume_from_newest`), and metrics.jsonl lines after that checkpoint are
+/// dropped, so the finished run equals an uninterrupted one. Steps with NaN/Inf are skipped and
+/// counted; `max_bad_steps` of them in a row stop the run. Throws `InputError` for a bad config,
+/// unreadable data, an occupied `run_dir` or a run without a valid checkpoint to resume;
+/// `std::runtime_error` when writing fails or training diverges.
+FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
+              bool resume = false);
+
+}  // namespace vaegan

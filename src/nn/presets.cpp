@@ -1,0 +1,57 @@
+// The architecture presets (docs/design.md, "Architectures").
+#include "vaegan/nn/presets.h"
+
+#include <fmt/format.h>
+
+#include "vaegan/core/error.h"
+
+namespace vaegan {
+
+const std::vector<std::string>& arch_names() {
+  static const std::vector<std::string> names = {"small32", "paper64", "mlp28"};
+  return names;
+}
+
+int64_t preset_image_size(const std::string& arch) {
+  if (arch == "small32") return 32;
+  if (arch == "paper64") return 64;
+  if (arch == "mlp28") return 28;
+  throw InputError(fmt::format("--arch: unknown architecture '{}' (expected small32, paper64 or mlp28)", arch));
+}
+
+int64_t preset_latent_dim(const std::string& arch) {
+  const int64_t size = preset_image_size(arch);
+  return size == 28 ? 20 : size == 32 ? 64 : 128;
+}
+
+NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
+                                      int64_t feature_layer) {
+  const bool mlp = arch == "mlp28";
+  if (image_size < 0 || image_size > 1024) {
+    throw InputError(fmt::format("--image-size: must be in 0..1024 (0: the preset's), got {}", image_size));
+  }
+  const int64_t size = image_size > 0 ? image_size : preset_image_size(arch);
+  if (!mlp && size % 8 != 0) {
+    throw InputError(fmt::format("--image-size: {} needs a multiple of 8, got {}", arch, size));
+  }
+  if (latent_dim < 0) throw InputError(fmt::format("--latent-dim: must be positive, got {}", latent_dim));
+  if (channels != 1 && channels != 3) throw InputError(fmt::format("--channels: must be 1 or 3, got {}", channels));
+  if (feature_layer < 1 || feature_layer > 4) {
+    throw InputError(fmt::format("--feature-layer: must be in 1..4, got {}", feature_layer));
+  }
+  const int64_t z = latent_dim > 0 ? latent_dim : preset_latent_dim(arch);
+  NetworkOptions o{EncoderOptions(channels, size, z), DecoderOptions(z, channels, size),
+                   DiscriminatorOptions(channels, size)};
+  o.discriminator.feature_layer(feature_layer);
+  if (arch == "small32") {
+    o.encoder.channels({32, 64, 128}).fc_dim(1024);
+    o.decoder.channels({128, 64, 16});
+    o.discriminator.channels({16, 64, 128, 128}).fc_dim(256);
+  } else if (mlp) {
+    o.encoder.channels({}).fc_dim(512).fc_layers(2).batch_norm(false);
+    o.decoder.channels({}).fc_dim(512).fc_layers(2);
+  }
+  return o;
+}
+
+}  // namespace vaegan

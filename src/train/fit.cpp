@@ -1,0 +1,314 @@
+#include "vaegan/train/fit.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
+#include "vaegan/core/error.h"
+#include "vaegan/core/runtime.h"
+#include "vaegan/data/datasets.h"
+#include "vaegan/data/loader.h"
+#include "vaegan/io/fs.h"
+#include "vaegan/io/image_io.h"
+#include "vaegan/train/checkpoint.h"
+#include "vaegan/train/metrics_logger.h"
+
+namespace vaegan {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Creates the run directory's folders; with `overwrite`, removes a previous run's files first.
+/// Throws `InputError` naming `--out` when `run_dir` holds a run and `overwrite` is false, or when
+/// it cannot be created.
+void prepare_run_dir(const std::string& run_dir, bool overwrite) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(run_dir) / "config.json") || fs::exists(fs::path(run_dir) / "checkpoints")) {
+    if (!overwrite) {
+      throw InputError(fmt::format("--out: {} already holds a run (pass --overwrite to replace it)", run_dir));
+    }
+    for (const char* name : {"checkpoints", "images", "plots", "metrics.jsonl", "config.json"})
+      fs::remove_all(fs::path(run_dir) / name);
+  }
+  std::error_code ec;
+  for (const char* sub : {"images", "plots", "checkpoints"}) fs::create_directories(fs::path(run_dir) / sub, ec);
+  if (ec) throw InputError(fmt::format("--out: cannot create {}: {}", run_dir, ec.message()));
+}
+
+/// How many steps and epochs a run has.
+struct RunLength {
+  int64_t steps_per_epoch = 0;  ///< full batches per epoch (the last partial batch is dropped)
+  int64_t epochs = 0;           ///< epochs to run (fewer than `config.epochs` when `max_steps` ends earlier)
+  int64_t total_steps = 0;
+};
+
+RunLength run_length(const TrainConfig& config, int64_t n_train) {
+  RunLength r;
+  r.steps_per_epoch = n_train / config.batch_size;
+  if (r.steps_per_epoch < 1) {
+    throw InputError(fmt::format("--batch-size: {} is larger than the {} training images in {}", config.batch_size,
+                                 n_train, config.data_dir));
+  }
+  r.epochs = config.epochs;
+  if (config.max_steps > 0) {
+    const int64_t needed = (config.max_steps + r.steps_per_epoch - 1) / r.steps_per_epoch;
+    r.epochs = config.epochs > 0 ? std::min(r.epochs, needed) : needed;
+  }
+  r.total_steps = r.epochs * r.steps_per_epoch;
+  if (config.max_steps > 0) r.total_steps = std::min(config.max_steps, r.total_steps);
+  return r;
+}
+
+/// Fixed inputs of the per-epoch image grids: the first test images and one prior draw.
+struct GridInputs {
+  torch::Tensor test_images;  ///< [G, C, S, S]
+  torch::Tensor z_prior;      ///< [G, Z]
+};
+
+void write_epoch_images(Trainer& trainer, const GridInputs& grid, const std::string& images_dir, int64_t epoch) {
+  Model& model = trainer.model();
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const int64_t ncol = 8;
+  if (model->encoder) {
+    const torch::Tensor recon = model->reconstruct(grid.test_images.to(trainer.device())).cpu();
+    save_image_grid(fmt::format("{}/epoch-{:03d}-reconstructions.png", images_dir, epoch),
+                    interleave_rows(grid.test_images, recon, ncol), ncol);
+  }
+  const torch::Tensor samples = model->decoder->forward(grid.z_prior.to(trainer.device())).cpu();
+  model->train();
+  save_image_grid(fmt::format("{}/epoch-{:03d}-samples.png", images_dir, epoch), samples, ncol);
+}
+
+/// The data order of `epoch`: a permutation of `n` drawn from the trainer's generator as it was
+/// at the epoch's start. A resumed epoch (`continuing`) redraws it from the saved state, then
+/// puts the generator back where the checkpoint left it. Records the start state in `state`.
+torch::Tensor epoch_order(Trainer& trainer, TrainingState& state, int64_t n, bool continuing) {
+  torch::Tensor current_rng;
+  if (continuing) {
+    current_rng = trainer.generator().get_state();
+    trainer.generator().set_state(state.rng_epoch_start);
+  }
+  state.rng_epoch_start = trainer.generator().get_state();
+  torch::Tensor order = torch::randperm(n, trainer.generator(), torch::kLong);
+  if (continuing) trainer.generator().set_state(current_rng);
+  return order;
+}
+
+/// The run loop of `fit`, one epoch at a time.
+class RunLoop {
+ public:
+  RunLoop(const TrainConfig& config, std::string run_dir, const FitObserver& observer, bool resume)
+      : config_(config),
+        run_dir_(std::move(run_dir)),
+        observer_(observer),
+        train_set_(open_dataset(config.dataset, config.data_dir, Split::kTrain, config.model.channels,
+                                model_image_size(config.model))),
+        test_set_(open_dataset(config.dataset, config.data_dir, Split::kTest, config.model.channels,
+                               model_image_size(config.model))),
+        length_(run_length(config, train_set_->size())),
+        threads_(configure_threads(config.threads)),
+        trainer_(config, default_device()) {
+    if (resume) {
+      const ResumePoint p = resume_from_newest(run_dir_, trainer_);
+      state_ = p.state;
+      result_.last_checkpoint = p.checkpoint;
+      resuming_ = true;
+      MetricsLogger::truncate_after(run_dir_ + "/metrics.jsonl", state_.step);
+      spdlog::info("resuming {} from {} (step {}, epoch {})", run_dir_, p.checkpoint, state_.step, state_.epoch + 1);
+    }
+    result_.config = trainer_.config();  // precision resolved
+    if (config.precision == Precision::kAuto) {
+      spdlog::info("--precision auto: {} ({})", enum_name(result_.config.precision),
+                   cpu_has_bf16() ? "this CPU has bf16 instructions; measured which is faster"
+                                  : "this CPU has no bf16 instructions");
+    }
+    spdlog::info("training {} ({}) on {} for {} epochs{} with {} threads; run directory {}",
+                 enum_name(config.model.type), config.model.arch, config.dataset, config.epochs,
+                 config.max_steps > 0 ? fmt::format(" (at most {} steps)", config.max_steps) : "", threads_, run_dir_);
+    spdlog::info("train: {}", train_set_->summary());
+  }
+
+  /// Writes config.json for a new run (after `prepare_run_dir`).
+  void write_config() {
+    write_text_atomically(run_dir_ + "/config.json", nlohmann::json(trainer_.config()).dump(2) + "\n");
+  }
+
+  FitResult run() {
+    at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed + 1);
+    grid_ = GridInputs{test_set_->first_images(config_.grid_size),
+                       torch::randn({config_.grid_size, trainer_.model()->latent_dim()}, grid_gen)};
+    metrics_.emplace(run_dir_ + "/metrics.jsonl");
+    plots_ = gnuplot_available();
+    if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
+    start_ = Clock::now();
+    const int64_t first_step = state_.step;
+    const int64_t vae_epochs = config_.model.type == ModelType::kVaeThenGan ? vae_phase_epochs(config_) : 0;
+    for (int64_t epoch = state_.epoch; epoch < length_.epochs && state_.step < length_.total_steps; ++epoch) {
+      if (vae_epochs > 0 && epoch == vae_epochs && trainer_.phase() == Phase::kVae) {
+        trainer_.begin_gan_phase();
+        spdlog::info("vae-then-gan: VAE phase done after {} epochs; GAN phase from the VAE's decoder", vae_epochs);
+      }
+      if (!run_epoch(epoch)) break;
+    }
+    result_.steps = state_.step;
+    result_.bad_steps = state_.bad_steps;
+    result_.images_skipped = train_set_->unreadable_count();
+    result_.seconds = seconds_since(start_);
+    result_.images_per_sec =
+        static_cast<double>((state_.step - first_step) * config_.batch_size) / std::max(result_.seconds, 1e-9);
+    return result_;
+  }
+
+ private:
+  /// Runs the steps of `epoch` (from the resumed position, if any); returns false when the run
+  /// stops inside it (time, signal).
+  bool run_epoch(int64_t epoch) {
+    const bool continuing = resuming_ && epoch == state_.epoch && state_.step_in_epoch > 0;
+    resuming_ = false;
+    const torch::Tensor order = epoch_order(trainer_, state_, train_set_->size(), continuing);
+    const int64_t first = continuing ? state_.step_in_epoch : 0;
+    BatchLoader loader(train_set_, order,
+                       LoaderOptions()
+                           .batch_size(config_.batch_size)
+                           .horizontal_flip(config_.horizontal_flip)
+                           .seed(config_.seed)
+                           .threads(config_.loader_threads),
+                       epoch, continuing ? state_.order_position : 0, first);
+    const auto epoch_start = Clock::now();
+    ProgressEvent e;
+    e.epoch = epoch;
+    e.epochs = length_.epochs;
+    e.steps_per_epoch = std::min(length_.steps_per_epoch, first + length_.total_steps - state_.step);
+    state_.epoch = epoch;
+    for (int64_t i = first; i < e.steps_per_epoch; ++i) {
+      std::optional<Batch> batch = loader.next();
+      if (!batch) break;  // unreadable images shortened the epoch
+      e.stats = trainer_.step(batch->images);
+      state_.step += 1;
+      state_.step_in_epoch = i + 1;
+      state_.order_position = batch->end_position;
+      const double elapsed = seconds_since(epoch_start);
+      e.step_in_epoch = i + 1;
+      e.global_step = state_.step;
+      e.images_per_sec = static_cast<double>((i + 1 - first) * config_.batch_size) / std::max(elapsed, 1e-9);
+      e.eta_sec = elapsed / static_cast<double>(i + 1 - first) * static_cast<double>(e.steps_per_epoch - i - 1);
+      count(e);
+      const bool epoch_ends = i + 1 == e.steps_per_epoch;
+      const bool logged = state_.step % config_.log_every == 0 || epoch_ends;
+      if (logged) log(e);
+      if (observer_.on_step) observer_.on_step(e);
+      result_.stopped_by_time = config_.max_minutes > 0 && seconds_since(start_) / 60 >= config_.max_minutes;
+      result_.interrupted = observer_.should_stop && observer_.should_stop();
+      if ((result_.stopped_by_time || result_.interrupted) && !epoch_ends) {
+        if (!logged) log(e);
+        if (result_.interrupted) {  // mid-epoch: a checkpoint to resume from, then out
+          checkpoint();
+          return false;
+        }
+        state_.step_in_epoch = e.steps_per_epoch;  // out of time: this partial epoch ends here
+        break;
+      }
+      if (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0 && !epoch_ends) checkpoint();
+    }
+    end_epoch(e);
+    return !result_.stopped_by_time && !result_.interrupted;
+  }
+
+  /// Counts the skipped updates of step `e`; throws when `max_bad_steps` steps in a row diverged.
+  void count(const ProgressEvent& e) {
+    const StepStats& s = e.stats;
+    state_.dis_skipped += !s.dis_updated && s.phase == Phase::kVaeGan;
+    state_.dec_adv_skipped += !s.dec_adv_updated && s.phase == Phase::kVaeGan;
+    state_.bad_steps += s.update_skipped;
+    bad_in_a_row_ = s.update_skipped ? bad_in_a_row_ + 1 : 0;
+    if (!s.update_skipped) return;
+    spdlog::warn("step {}: a loss or gradient is NaN or Inf; update skipped ({} in a row)", state_.step, bad_in_a_row_);
+    if (bad_in_a_row_ < config_.max_bad_steps) return;
+    log(e);
+    throw std::runtime_error(fmt::format(
+        "training diverged: {} steps in a row (up to step {}) had NaN or Inf losses or gradients "
+        "(--max-bad-steps {}); {}: lower --lr and train again",
+        bad_in_a_row_, state_.step, config_.max_bad_steps,
+        result_.last_checkpoint.empty() ? fmt::format("no checkpoint of {} was written yet", run_dir_)
+                                        : fmt::format("the last checkpoint, {}, is intact", result_.last_checkpoint)));
+  }
+
+  void log(const ProgressEvent& e) {
+    MetricsRecord r;
+    r.step = e.global_step;
+    r.epoch = e.epoch;
+    r.stats = e.stats;
+    r.learning_rates = learning_rates(trainer_);
+    r.images_per_sec = e.images_per_sec;
+    r.dis_skipped = state_.dis_skipped;
+    r.dec_adv_skipped = state_.dec_adv_skipped;
+    r.images_skipped = train_set_->unreadable_count();
+    r.bad_steps = state_.bad_steps;
+    metrics_->log(r);
+  }
+
+  void checkpoint() {
+    result_.last_checkpoint = save_checkpoint(run_dir_, trainer_, state_, static_cast<int>(config_.keep_checkpoints));
+  }
+
+  /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
+  void end_epoch(const ProgressEvent& e) {
+    write_epoch_images(trainer_, grid_, run_dir_ + "/images", e.epoch + 1);
+    if (plots_) {
+      try {
+        plot_losses({run_dir_}, run_dir_ + "/plots/losses.png");
+      } catch (const std::exception& err) {  // a plot is never worth a failed run
+        spdlog::warn("no loss plot: {}", err.what());
+        plots_ = false;
+      }
+    }
+    trainer_.decay_learning_rates();
+    state_.epoch = e.epoch + 1;
+    state_.step_in_epoch = 0;
+    state_.order_position = 0;
+    state_.rng_epoch_start = torch::Tensor();
+    checkpoint();
+    result_.epochs = e.epoch + 1;
+    if (observer_.on_epoch_end) observer_.on_epoch_end(e, run_dir_ + "/images");
+  }
+
+  const TrainConfig& config_;
+  const std::string run_dir_;
+  const FitObserver& observer_;
+  std::shared_ptr<ImageDataset> train_set_, test_set_;
+  RunLength length_;
+  int threads_;
+  Trainer trainer_;
+  TrainingState state_;
+  FitResult result_;
+  GridInputs grid_;
+  std::optional<MetricsLogger> metrics_;
+  Clock::time_point start_;
+  bool resuming_ = false;
+  bool plots_ = false;
+  int64_t bad_in_a_row_ = 0;
+};
+
+}  // namespace
+
+FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer,
+              bool resume) {
+  TrainConfig config = resume ? load_config(run_dir + "/config.json") : config_in;
+  if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
+  validate(config);
+  RunLoop loop(config, run_dir, observer, resume);
+  if (!resume) {
+    prepare_run_dir(run_dir, overwrite);
+    loop.write_config();
+  }
+  return loop.run();
+}
+
+}  // namespace vaegan
