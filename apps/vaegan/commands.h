@@ -7,12 +7,12 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "vaegan/core/enum_names.h"
 #include "vaegan/data/image_dataset.h"
+#include "vaegan/eval/evaluate.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/config.h"
 
@@ -64,6 +64,28 @@ struct AttributeArgs {
   int threads = 0;
 };
 
+/// `vaegan eval`.
+struct EvalArgs {
+  std::string checkpoint, out, features, classifier, data_dir;
+  Split split = Split::kTest;
+  EvalOptions options;
+  int threads = 0;
+};
+
+/// `vaegan classifier train`.
+struct ClassifierArgs {
+  std::string dataset = "fashion-mnist", data_dir, out;
+  int64_t image_size = 32, channels = 0;
+  int threads = 0;
+  ClassifierTrainOptions train;
+};
+
+/// `vaegan plot`.
+struct PlotArgs {
+  std::vector<std::string> runs;
+  std::string out = "losses.png";
+};
+
 // ---------------------------------------------------------------- commands
 
 int run_train(TrainArgs args);
@@ -72,6 +94,9 @@ int run_reconstruct(const ReconstructArgs& args);
 int run_interpolate(const InterpolateArgs& args);
 int run_attribute_compute(const AttributeArgs& args);
 int run_attribute_apply(const AttributeArgs& args);
+int run_eval(const EvalArgs& args);
+int run_classifier_train(const ClassifierArgs& args);
+int run_plot(const PlotArgs& args);
 
 void setup_train(CLI::App& app, Runner& run);
 void setup_sample(CLI::App& app, Runner& run);
@@ -106,12 +131,12 @@ void add_threads_option(CLI::App* cmd, int& threads);
 /// the current value as the default.
 template <typename E>
 CLI::Option* add_enum_option(CLI::App* cmd, const std::string& flag, E& value, const std::string& help) {
-  std::map<std::string, E> names;
-  for (const auto& [v, name] : EnumTable<E>::values) names.emplace(name, v);
-  return cmd->add_option(flag, value, help)->transform(CLI::CheckedTransformer(names))->default_str(enum_name(value));
+  return cmd
+      ->add_option_function<std::string>(
+          flag, [&value, flag](const std::string& name) { value = parse_enum<E>(name, flag); }, help)
+      ->check(CLI::IsMember(enum_names<E>()))
+      ->type_name("TEXT")
+      ->default_str(enum_name(value));
 }
-
-/// Adds `--split train|test`.
-void add_split_option(CLI::App* cmd, Split& split);
 
 }  // namespace vaegan::cli

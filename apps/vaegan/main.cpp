@@ -43,13 +43,6 @@ void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
 }
 
-void add_split_option(CLI::App* cmd, Split& split) {
-  cmd->add_option("--split", split, "Dataset split")
-      ->transform(
-          CLI::CheckedTransformer(std::map<std::string, Split>{{"train", Split::kTrain}, {"test", Split::kTest}}))
-      ->default_str(split == Split::kTrain ? "train" : "test");
-}
-
 }  // namespace vaegan::cli
 
 int main(int argc, char** argv) {

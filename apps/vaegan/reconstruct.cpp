@@ -23,8 +23,8 @@ int run_reconstruct(const ReconstructArgs& a) {
   const torch::Tensor recon = reconstruct_images(m.model, x, m.device);
   // .npy: reconstructions only, in dataset order; .png: originals over reconstructions
   write_images(a.out, has_extension(a.out, ".npy") ? recon : interleave_rows(x, recon, 8), 8);
-  spdlog::info("wrote {} reconstructions of {} ({} split) to {}", x.size(0), data->summary(),
-               a.split == Split::kTrain ? "train" : "test", a.out);
+  spdlog::info("wrote {} reconstructions of {} ({} split) to {}", x.size(0), data->summary(), enum_name(a.split),
+               a.out);
   return 0;
 }
 
@@ -37,7 +37,7 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output: .png (originals over reconstructions) or .npy (reconstructions)")
       ->required();
-  add_split_option(cmd, a->split);
+  add_enum_option(cmd, "--split", a->split, "Dataset split");
   cmd->add_option("--data-dir", a->data_dir, "Dataset directory (default: the one the model was trained on)");
   add_threads_option(cmd, a->threads);
   cmd->callback([&run, a] { run = [a] { return run_reconstruct(*a); }; });

@@ -376,6 +376,31 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_NE(r.output.find("--strengths"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, AttributeComputeReadsTheAttributesOfTheDataDirItIsGiven) {
+  // A CelebA run whose data folder moved after training: --data-dir names the new place, and the
+  // attribute names must come from there too (they were read from the training run's folder).
+  namespace fs = std::filesystem;
+  const std::string before = path("celeba-before-move"), after = path("celeba-after-move"), out = path("attr-run");
+  fs::create_directories(before);
+  test::write_celeba(before, 12);
+  Result r = run("train --model vae --dataset celeba --data-dir " + before +
+                 " --image-size 32 --latent-dim 6 --batch-size 4 --epochs 1 --threads 2 --grid-size 4 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  fs::rename(before, after);
+  r = run("attribute compute --checkpoint " + out + " --attribute Smiling --data-dir " + after + " --out " +
+          path("smiling.npy"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const torch::Tensor v = read_npy(path("smiling.npy"));
+  EXPECT_EQ(v.numel(), 6);
+  EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
+  // training split = partition 0 = images 0, 3, 6, 9; Smiling = the even ones
+  EXPECT_NE(r.output.find("2 with, 2 without"), std::string::npos) << r.output;
+  r = run("attribute compute --checkpoint " + out + " --attribute Frowning --data-dir " + after + " --out " +
+          path("frowning.npy"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("Frowning"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, SigintCheckpointsAndResumeFinishesTheRun) {
   const std::string out = path("interrupted");
   // The conv VAE (~40 ms a step), not the MLP: the MLP's 120 steps could all finish between the

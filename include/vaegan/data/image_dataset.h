@@ -7,17 +7,27 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "vaegan/core/enum_names.h"
 
 namespace vaegan {
 
 /// Which half of a dataset to read.
 enum class Split { kTrain, kTest };
+template <>
+struct EnumTable<Split> {
+  static constexpr const char* key = "--split";
+  static constexpr std::array<std::pair<Split, const char*>, 2> values = {
+      {{Split::kTrain, "train"}, {Split::kTest, "test"}}};
+};
 
 /// An image that cannot be read or decoded (file-backed datasets). The loader skips such images
 /// with one warning each; other code reports it like `InputError`.
