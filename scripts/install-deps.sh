@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages vaegan needs (DESIGN.md §7), only those that are missing.
+# Installs the Debian packages vaegan needs (docs/design.md, "Dependencies"), only those that are missing.
 # Idempotent; runs as root without prompts (uses sudo when not root and sudo is available).
 set -euo pipefail
 

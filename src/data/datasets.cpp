@@ -30,7 +30,7 @@ std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::s
     throw InputError(fmt::format("--channels: {} images have {} channel(s), not {}", name, own, channels));
   }
   if (name == "fashion-mnist" || name == "mnist") {
-    // IDX images are 28×28: padded with black to larger sizes (DESIGN.md §3), resized to smaller.
+    // IDX images are 28×28: padded with black to larger sizes (docs/design.md, "Architectures"), resized to smaller.
     IdxDataset idx = IdxDataset::from_directory(data_dir, split, std::max<int64_t>(image_size, 28));
     torch::Tensor images = idx.pixels();
     if (images.size(2) != image_size) images = fit_image_size(images, image_size, /*pad=*/false);

@@ -15,7 +15,7 @@ DecoderImpl::DecoderImpl(DecoderOptions options_) : options(std::move(options_))
 void DecoderImpl::reset() {
   const auto& o = options;
   layers = nn::Sequential();
-  if (o.channels().empty()) {  // MLP decoder (seed 002)
+  if (o.channels().empty()) {  // MLP decoder (mlp28)
     TORCH_CHECK(o.fc_layers() >= 1, "Decoder: fc_layers must be at least 1");
     fc = nn::Sequential();
     int64_t in = o.latent_dim();

@@ -188,7 +188,7 @@ TEST_F(Cli, EveryModelTrainsAndItsCheckpointServesTheTools) {
   namespace fs = std::filesystem;
   const std::string common =
       "train --dataset mnist --data-dir " + data() + " --batch-size 16 --log-every 1 --threads 2 ";
-  // plain VAE, seed 002's MLP: 28x28, losses of the VAE only
+  // plain VAE, the MLP VAE of Kingma & Welling 2014: 28x28, losses of the VAE only
   Result r = run(common + "--model vae --arch mlp28 --epochs 1 --out " + path("m-vae"));
   ASSERT_EQ(r.code, 0) << r.output;
   std::vector<nlohmann::json> m = read_metrics(path("m-vae"));

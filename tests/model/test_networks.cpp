@@ -47,7 +47,7 @@ TEST(Networks, Paper64MatchesThePaperShapes) {
   EXPECT_EQ(dec->forward(torch::randn({2, 128})).sizes(), (std::vector<int64_t>{2, 3, 64, 64}));
   Encoder enc(o.encoder);
   EXPECT_EQ(std::get<0>(enc->forward(torch::zeros({2, 3, 64, 64}))).sizes(), (std::vector<int64_t>{2, 128}));
-  // The paper's first FC of the encoder: 256 * 8 * 8 -> 2048 (seed 001: 33.5 M weights).
+  // The paper's first FC of the encoder: 256 * 8 * 8 -> 2048 (paper appendix: 33.5 M weights).
   EXPECT_EQ(enc->fc[0]->as<torch::nn::Linear>()->weight.sizes(), (std::vector<int64_t>{2048, 256 * 8 * 8}));
 }
 

@@ -5,7 +5,7 @@ Everything runs in float64 on both sides, so the two implementations agree to ~1
 real difference stands out. Reads from --dir: model.pt (the C++ model before training, `torch::save(VaeGan)`), and x.npy
 [T, B, C, S, S], eps.npy [T, B, Z], zp.npy [T, B, Z] (the batches and noise of T steps).
 Writes to --dir: py_grads/<network>.<parameter>.npy (each network's gradient at step 0, before
-any update, routed as DESIGN.md §2 says) and py_losses.npy [T, K] (the losses of every step of T
+any update, routed as docs/design.md, "The algorithm" says) and py_losses.npy [T, K] (the losses of every step of T
 RMSprop steps: vaegan L_prior, L_llike, L_dis, L_adv; vae L_prior, L_pixel; gan L_dis, L_adv).
 """
 import argparse

@@ -1,9 +1,9 @@
-"""An independent PyTorch implementation of vaegan's models (DESIGN.md §2 and §3).
+"""An independent PyTorch implementation of vaegan's models (docs/design.md, "The algorithm" and "Architectures").
 
 Written from the design, not from the C++ code: the networks of the `small32`, `paper64` and
 `mlp28` presets (module names match the C++ checkpoint keys, so a C++ `model.pt` loads into
 them), the VAE-GAN's four losses and one training step of Algorithm 1 with three
-`torch.autograd.grad` calls over the parameter groups, the plain VAE's ELBO step (seed 002: BCE
+`torch.autograd.grad` calls over the parameter groups, the plain VAE's ELBO step (BCE
 or squared error summed over pixels, on [0, 1] pixels) and the GAN's two-player step; one
 RMSprop per network. Used by the parity test (`tests/reference/parity.py`) and by the
 benchmark's PyTorch twin (`bench/twin.py`).
@@ -122,7 +122,7 @@ def build(preset, channels=1, latent=None):
 
 
 def vae_losses(enc, dec, x, eps, recon="bce"):
-    """L_prior and L_pixel of the plain VAE, written as seed 002 does: probabilities in [0, 1]
+    """L_prior and L_pixel of the plain VAE, written as common PyTorch VAE code does: probabilities in [0, 1]
     and `reduction="sum"`, divided by the batch size."""
     b = x.shape[0]
     mu, logvar = enc(x)
@@ -151,7 +151,7 @@ def gan_losses(dec, dis, x, zp, joint=False):
 
 
 def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False):
-    """L_prior, L_llike, L_dis, L_adv (non-saturating) of DESIGN.md §2.
+    """L_prior, L_llike, L_dis, L_adv (non-saturating) of docs/design.md, "The algorithm".
 
     joint: decoder on [z; zp] and discriminator on [x; xr; xp] in one batch each (batch norm
     over the concatenation); otherwise one call per input. dis_on_recon: the discriminator's

@@ -1,4 +1,4 @@
-// The routing table of DESIGN.md §2: each network receives the gradient of its own objective
+// The routing table of docs/design.md, "The algorithm": each network receives the gradient of its own objective
 // and nothing else. Checked in float64 against separately computed autograd gradients and
 // against central finite differences of the objectives.
 #include <gtest/gtest.h>

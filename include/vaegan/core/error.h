@@ -2,7 +2,7 @@
 /// Error types shared by the library and the CLI.
 ///
 /// The CLI maps `InputError` to exit code 2 (usage error: bad flag value, missing or malformed
-/// input file) and every other `std::exception` to exit code 1 (runtime failure). See DESIGN.md §6.
+/// input file) and every other `std::exception` to exit code 1 (runtime failure). See docs/design.md, "Errors".
 
 #include <stdexcept>
 #include <string>

@@ -32,7 +32,7 @@ class IdxDataset : public torch::data::datasets::Dataset<IdxDataset> {
   /// Reads `images_path` (IDX, 3 dims `[N, 28, 28]` or any `[N, h, w]`) and `labels_path`
   /// (IDX, 1 dim `[N]`). Images are scaled from 0..255 to `[-1, 1]` and, when `image_size`
   /// is larger than the stored size, padded symmetrically with -1 (black) to
-  /// `[N, 1, image_size, image_size]` (28 -> 32 for the `small32` preset, DESIGN.md §3).
+  /// `[N, 1, image_size, image_size]` (28 -> 32 for the `small32` preset, docs/design.md, "Architectures").
   /// Throws `InputError` for any bad file (see `read_idx`), when image and label counts
   /// differ, or when `image_size` is smaller than the stored images.
   IdxDataset(const std::string& images_path, const std::string& labels_path, int64_t image_size);

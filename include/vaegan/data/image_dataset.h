@@ -110,7 +110,7 @@ class TensorImageDataset : public ImageDataset {
 };
 
 /// Brings `uint8` images `[N, C, h, w]` to `[N, C, size, size]`: MNIST-style images smaller than
-/// `size` are padded with black (0) around the centre when `pad` (28 -> 32, DESIGN.md §3);
+/// `size` are padded with black (0) around the centre when `pad` (28 -> 32, docs/design.md, "Architectures");
 /// otherwise they are resized (bilinear, antialiased when shrinking) after a centre crop to a
 /// square.
 torch::Tensor fit_image_size(const torch::Tensor& images, int64_t size, bool pad);

@@ -1,5 +1,5 @@
 #pragma once
-/// Any folder of PNG/JPEG images (seed 003: non-square comic faces), decoded on demand by the
+/// Any folder of PNG/JPEG images (non-square ones included), decoded on demand by the
 /// loader's background threads (stb_image), centre-cropped to a square and resized.
 
 #include <memory>

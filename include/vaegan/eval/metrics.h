@@ -1,5 +1,5 @@
 #pragma once
-/// Reconstruction metrics per image (DESIGN.md §1, `vaegan eval`): squared error, PSNR and SSIM,
+/// Reconstruction metrics per image (docs/design.md, "What vaegan does", `vaegan eval`): squared error, PSNR and SSIM,
 /// all on the `[0, 1]` pixel scale (images given in `[-1, 1]` are mapped by `(x + 1) / 2`).
 
 #include <torch/torch.h>

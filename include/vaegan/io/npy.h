@@ -1,5 +1,5 @@
 #pragma once
-/// NumPy `.npy` files (format version 1.0) for arrays handed to other tools (DESIGN.md §5).
+/// NumPy `.npy` files (format version 1.0) for arrays handed to other tools (docs/design.md, "Run directory").
 
 #include <torch/torch.h>
 

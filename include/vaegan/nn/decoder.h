@@ -1,11 +1,11 @@
 #pragma once
-/// Convolutional decoder p(x|z), also the GAN's generator (paper §2.2 and §4, seed 001;
-/// DESIGN.md §3).
+/// Convolutional decoder p(x|z), also the GAN's generator (paper §2.2 and §4;
+/// docs/design.md, "Architectures").
 ///
 /// Layers: FC to `channels[0] × s × s` (s = S / 2^len(channels)) -> BN -> ReLU, then per entry
 /// of `channels` a stride-2 transposed convolution (k×k, doubles H and W) -> BN -> ReLU, then a
 /// k×k convolution to C channels and tanh, so outputs lie in `[-1, 1]`.
-/// With `channels` empty it is the MLP decoder of seed 002 (`mlp28`): `fc_layers` times
+/// With `channels` empty it is the MLP decoder of Kingma & Welling 2014 (`mlp28`): `fc_layers` times
 /// [FC `fc_dim` -> ReLU], FC to C·S·S, tanh. (Seed 002 ends in a sigmoid on `[0, 1]`; tanh on
 /// `[-1, 1]` is the same model: `2·sigmoid(2a) - 1 = tanh(a)`.)
 
@@ -30,7 +30,7 @@ struct DecoderOptions {
   TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{256, 128, 32};
   /// Square kernel size (paper: 5).
   TORCH_ARG(int64_t, kernel_size) = 5;
-  /// MLP mode only (`channels` empty): width and number of the hidden FC layers (seed 002: 512, 2).
+  /// MLP mode only (`channels` empty): width and number of the hidden FC layers (mlp28: 512, 2).
   TORCH_ARG(int64_t, fc_dim) = 512;
   TORCH_ARG(int64_t, fc_layers) = 2;
 };

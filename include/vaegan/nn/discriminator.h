@@ -1,5 +1,5 @@
 #pragma once
-/// Convolutional discriminator of the VAE-GAN (paper §2.1 and §4, seed 001; DESIGN.md §3).
+/// Convolutional discriminator of the VAE-GAN (paper §2.1 and §4; docs/design.md, "Architectures").
 ///
 /// Layers: conv k×k stride 1 to `channels[0]` -> ReLU; per further entry of `channels` a
 /// stride-2 conv -> BN -> ReLU; FC `fc_dim` -> BN -> ReLU; FC 1 (a logit, no sigmoid).

@@ -1,10 +1,10 @@
 #pragma once
-/// Encoder q(z|x) of the VAE-GAN and the VAE (paper §4, seed 001; seed 002; DESIGN.md §3).
+/// Encoder q(z|x) of the VAE-GAN and the VAE (paper §4; Kingma & Welling 2014; docs/design.md, "Architectures").
 ///
 /// Legend: B batch, C image channels, S image size (H = W = S), Z latent size.
 /// Layers: [conv k×k stride 2 -> BN -> ReLU] per entry of `channels`, `fc_layers` times
 /// [FC `fc_dim` -> BN -> ReLU], then two FC heads giving the mean and log-variance of a diagonal
-/// Gaussian. With `channels` empty and `batch_norm(false)` it is the MLP encoder of seed 002
+/// Gaussian. With `channels` empty and `batch_norm(false)` it is the MLP encoder of Kingma & Welling 2014
 /// (`mlp28`: 784 -> 512 -> 512 -> Z).
 
 #include <torch/torch.h>
@@ -28,9 +28,9 @@ struct EncoderOptions {
   TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{64, 128, 256};
   /// Width of the fully connected layer before the heads (paper: 2048).
   TORCH_ARG(int64_t, fc_dim) = 2048;
-  /// Number of hidden fully connected layers of width `fc_dim` (paper: 1; seed 002: 2).
+  /// Number of hidden fully connected layers of width `fc_dim` (paper: 1; mlp28: 2).
   TORCH_ARG(int64_t, fc_layers) = 1;
-  /// Batch norm after every convolution and hidden FC layer (paper: yes; seed 002: no).
+  /// Batch norm after every convolution and hidden FC layer (paper: yes; mlp28: no).
   TORCH_ARG(bool, batch_norm) = true;
   /// Square kernel size of every convolution (paper: 5).
   TORCH_ARG(int64_t, kernel_size) = 5;
