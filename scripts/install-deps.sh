@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   dataset-fashion-mnist
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev libjpeg-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev
   python3-torch python3-numpy python3-scipy gnuplot-nox
 )
 # `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`), not needed otherwise.

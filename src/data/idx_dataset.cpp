@@ -152,12 +152,6 @@ IdxDataset IdxDataset::from_directory(const std::string& data_dir, Split split, 
   return IdxDataset(images, labels, image_size);
 }
 
-torch::data::Example<> IdxDataset::get(size_t index) {
-  return {to_model_range(pixels_[static_cast<int64_t>(index)]), labels_[static_cast<int64_t>(index)]};
-}
-
-c10::optional<size_t> IdxDataset::size() const { return static_cast<size_t>(pixels_.size(0)); }
-
 torch::Tensor IdxDataset::images() const { return to_model_range(pixels_); }
 
 }  // namespace vaegan

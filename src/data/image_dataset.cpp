@@ -74,8 +74,6 @@ int64_t TensorImageDataset::label(int64_t i) const {
   return labels_[i].item<int64_t>();
 }
 
-std::string TensorImageDataset::describe(int64_t i) const { return fmt::format("{} image {}", source_, i); }
-
 std::string TensorImageDataset::summary() const {
   return fmt::format("{} images {}x{}x{} from {}", size(), channels(), image_size(), image_size(), source_);
 }

@@ -43,11 +43,6 @@ std::optional<Batch> BatchLoader::next() {
   return std::nullopt;
 }
 
-int64_t BatchLoader::skipped() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return skipped_;
-}
-
 Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
                             int64_t batch_index) const {
   Batch b;
@@ -107,7 +102,6 @@ void BatchLoader::produce() {
           }
           if (dataset_->mark_unreadable(candidates[k])) spdlog::warn("skipping unreadable image: {}", errors[k]);
           std::lock_guard<std::mutex> lock(mutex_);
-          ++skipped_;
         }
       }
       readable += static_cast<int64_t>(indices.size());

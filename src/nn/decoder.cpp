@@ -7,8 +7,6 @@
 
 namespace vaegan {
 namespace nn = torch::nn;
-using detail::conv;
-using detail::downsampled;
 
 DecoderImpl::DecoderImpl(DecoderOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -27,7 +25,7 @@ void DecoderImpl::reset() {
     fc->push_back(nn::Linear(in, o.out_channels() * o.image_size() * o.image_size()));
   } else {
     const int64_t c0 = o.channels().front();
-    const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Decoder");
+    const int64_t s = detail::downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Decoder");
     fc = nn::Sequential(nn::Linear(nn::LinearOptions(o.latent_dim(), c0 * s * s).bias(false)),
                         nn::BatchNorm1d(c0 * s * s), nn::ReLU());
     const int64_t k = o.kernel_size();
@@ -40,7 +38,7 @@ void DecoderImpl::reset() {
       layers->push_back(nn::ReLU());
       in = c;
     }
-    layers->push_back(conv(in, o.out_channels(), k, 1, /*bias=*/true));
+    layers->push_back(detail::conv(in, o.out_channels(), k, 1, /*bias=*/true));
   }
   fc = register_module("fc", fc);
   layers = register_module("layers", layers);

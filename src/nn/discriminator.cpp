@@ -5,8 +5,6 @@
 
 namespace vaegan {
 namespace nn = torch::nn;
-using detail::conv;
-using detail::downsampled;
 
 DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -21,11 +19,11 @@ void DiscriminatorImpl::reset() {
   int64_t in = o.in_channels();
   for (int64_t i = 0; i < n; ++i) {
     const int64_t c = o.channels()[i];
-    convs->push_back(conv(in, c, o.kernel_size(), i == 0 ? 1 : 2, /*bias=*/i == 0));
+    convs->push_back(detail::conv(in, c, o.kernel_size(), i == 0 ? 1 : 2, /*bias=*/i == 0));
     if (i > 0) norms->push_back(nn::BatchNorm2d(c));
     in = c;
   }
-  const int64_t s = downsampled(o.image_size(), n - 1, "Discriminator");
+  const int64_t s = detail::downsampled(o.image_size(), n - 1, "Discriminator");
   head = nn::Sequential(nn::Linear(nn::LinearOptions(in * s * s, o.fc_dim()).bias(false)), nn::BatchNorm1d(o.fc_dim()),
                         nn::ReLU(), nn::Linear(o.fc_dim(), 1));
   convs = register_module("convs", convs);

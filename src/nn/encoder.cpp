@@ -5,8 +5,6 @@
 
 namespace vaegan {
 namespace nn = torch::nn;
-using detail::conv;
-using detail::downsampled;
 
 EncoderImpl::EncoderImpl(EncoderOptions options_) : options(std::move(options_)) { reset(); }
 
@@ -16,12 +14,12 @@ void EncoderImpl::reset() {
   features = nn::Sequential();
   int64_t in = o.in_channels();
   for (int64_t c : o.channels()) {
-    features->push_back(conv(in, c, o.kernel_size(), 2, /*bias=*/!o.batch_norm()));
+    features->push_back(detail::conv(in, c, o.kernel_size(), 2, /*bias=*/!o.batch_norm()));
     if (o.batch_norm()) features->push_back(nn::BatchNorm2d(c));
     features->push_back(nn::ReLU());
     in = c;
   }
-  const int64_t s = downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Encoder");
+  const int64_t s = detail::downsampled(o.image_size(), static_cast<int64_t>(o.channels().size()), "Encoder");
   fc = nn::Sequential();
   in *= s * s;
   for (int64_t l = 0; l < o.fc_layers(); ++l) {

@@ -56,6 +56,16 @@ E parse_enum(const std::string& name, const std::string& what = EnumTable<E>::ke
 
 }  // namespace vaegan
 
+/// Declares the name table of enum `E` (its config key `KEY` and `N` `{value, "name"}` pairs) and
+/// its strict JSON conversion. Use inside `namespace vaegan`.
+#define VAEGAN_ENUM_NAMES(E, KEY, N, ...)                                               \
+  template <>                                                                           \
+  struct EnumTable<E> {                                                                 \
+    static constexpr const char* key = KEY;                                             \
+    static constexpr std::array<std::pair<E, const char*>, N> values = {{__VA_ARGS__}}; \
+  };                                                                                    \
+  VAEGAN_ENUM_JSON(E)
+
 /// Declares strict JSON conversion for enum `E` (it must have an `EnumTable`), in `E`'s namespace.
 #define VAEGAN_ENUM_JSON(E)                                                           \
   inline void to_json(nlohmann::json& j, E value) { j = ::vaegan::enum_name(value); } \

@@ -27,7 +27,7 @@ void write_idx(const std::string& path, const torch::Tensor& data);
 /// An image dataset with labels, held in memory.
 ///
 /// images: float32 `[N, C, H, W]`, values in `[-1, 1]`; labels: int64 `[N]`.
-class IdxDataset : public torch::data::datasets::Dataset<IdxDataset> {
+class IdxDataset {
  public:
   /// Reads `images_path` (IDX, 3 dims `[N, 28, 28]` or any `[N, h, w]`) and `labels_path`
   /// (IDX, 1 dim `[N]`). Images are scaled from 0..255 to `[-1, 1]` and, when `image_size`
@@ -42,10 +42,6 @@ class IdxDataset : public torch::data::datasets::Dataset<IdxDataset> {
   /// `.gz`, also accepting the `train-images.idx3-ubyte` spelling.
   /// Throws `InputError` naming the directory and the names looked for when none is found.
   static IdxDataset from_directory(const std::string& data_dir, Split split, int64_t image_size);
-
-  /// One example: data `[1, H, W]` float32 in `[-1, 1]`, target int64 scalar.
-  torch::data::Example<> get(size_t index) override;
-  c10::optional<size_t> size() const override;
 
   /// All images, float32 `[N, 1, H, W]` in `[-1, 1]` (converted on each call).
   torch::Tensor images() const;

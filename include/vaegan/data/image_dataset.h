@@ -22,12 +22,7 @@ namespace vaegan {
 
 /// Which half of a dataset to read.
 enum class Split { kTrain, kTest };
-template <>
-struct EnumTable<Split> {
-  static constexpr const char* key = "--split";
-  static constexpr std::array<std::pair<Split, const char*>, 2> values = {
-      {{Split::kTrain, "train"}, {Split::kTest, "test"}}};
-};
+VAEGAN_ENUM_NAMES(Split, "--split", 2, {Split::kTrain, "train"}, {Split::kTest, "test"})
 
 /// An image that cannot be read or decoded (file-backed datasets). The loader skips such images
 /// with one warning each; other code reports it like `InputError`.
@@ -56,8 +51,6 @@ class ImageDataset {
   virtual torch::Tensor image(int64_t i) const = 0;
   /// Class label of image `i`, or -1 when the dataset has no labels.
   virtual int64_t label(int64_t i) const = 0;
-  /// Where image `i` comes from, for messages (a file path, or "FILE record i").
-  virtual std::string describe(int64_t i) const = 0;
   /// Class names indexed by label; empty when the dataset has no labels.
   virtual std::vector<std::string> class_names() const { return {}; }
   /// All images as `uint8` `[N, C, S, S]` when held in memory (the loader then gathers batches
@@ -96,7 +89,6 @@ class TensorImageDataset : public ImageDataset {
   int64_t image_size() const override { return images_.size(2); }
   torch::Tensor image(int64_t i) const override;
   int64_t label(int64_t i) const override;
-  std::string describe(int64_t i) const override;
   std::vector<std::string> class_names() const override { return class_names_; }
   torch::Tensor in_memory() const override { return images_; }
   std::string summary() const override;

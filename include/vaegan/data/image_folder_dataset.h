@@ -38,7 +38,6 @@ class ImageFolderDataset : public ImageDataset {
   int64_t image_size() const override { return image_size_; }
   torch::Tensor image(int64_t i) const override;
   int64_t label(int64_t i) const override;
-  std::string describe(int64_t i) const override { return files_.at(static_cast<size_t>(i)); }
   std::vector<std::string> class_names() const override { return class_names_; }
   std::string summary() const override;
   const std::vector<std::string>& files() const { return files_; }

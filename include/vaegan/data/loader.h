@@ -60,8 +60,6 @@ class BatchLoader {
   /// background thread; throws `InputError` naming the dataset when not one image of `order`
   /// could be read.
   std::optional<Batch> next();
-  /// Images of this epoch skipped as unreadable so far.
-  int64_t skipped() const;
 
  private:
   void produce();
@@ -77,7 +75,6 @@ class BatchLoader {
   std::deque<Batch> ready_;
   bool done_ = false, stop_ = false;
   std::exception_ptr error_;
-  int64_t skipped_ = 0;
   std::thread thread_;
 };
 

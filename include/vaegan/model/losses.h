@@ -17,13 +17,7 @@ enum class GanLoss {
   kNonSaturating,  ///< `BCE(Dis(x_fake), 1)` (Goodfellow et al. 2014, §3)
   kMinimax,        ///< `-BCE(Dis(x_fake), 0)`, the paper's literal `-L_GAN`
 };
-template <>
-struct EnumTable<GanLoss> {
-  static constexpr const char* key = "--gan-loss";
-  static constexpr std::array<std::pair<GanLoss, const char*>, 2> values = {
-      {{GanLoss::kNonSaturating, "non-saturating"}, {GanLoss::kMinimax, "minimax"}}};
-};
-VAEGAN_ENUM_JSON(GanLoss)
+VAEGAN_ENUM_NAMES(GanLoss, "--gan-loss", 2, {GanLoss::kNonSaturating, "non-saturating"}, {GanLoss::kMinimax, "minimax"})
 
 /// `L_prior = KL(N(mu, exp(logvar)) || N(0, I))`
 ///          `= -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))`, averaged over the batch.

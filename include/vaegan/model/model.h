@@ -25,13 +25,8 @@ enum class BatchNormMode {
   kSeparate,  ///< once per input, so batch norm never mixes real and generated images
   kJoint,     ///< once on the concatenation, so batch norm normalizes over all inputs together
 };
-template <>
-struct EnumTable<BatchNormMode> {
-  static constexpr const char* key = "--batch-norm";
-  static constexpr std::array<std::pair<BatchNormMode, const char*>, 2> values = {
-      {{BatchNormMode::kSeparate, "separate"}, {BatchNormMode::kJoint, "joint"}}};
-};
-VAEGAN_ENUM_JSON(BatchNormMode)
+VAEGAN_ENUM_NAMES(BatchNormMode, "--batch-norm", 2, {BatchNormMode::kSeparate, "separate"},
+                  {BatchNormMode::kJoint, "joint"})
 
 /// The networks of one model (`ModelConfig::has_encoder`, `has_discriminator`): `vaegan` and
 /// `vae-then-gan` all three, `vae` no discriminator, `gan` no encoder (the decoder is its

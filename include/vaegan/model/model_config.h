@@ -21,16 +21,8 @@ enum class ModelType {
   kGan,         ///< decoder as generator against the discriminator (Goodfellow et al. 2014, DCGAN-style)
   kVaeThenGan,  ///< a VAE phase, then a GAN phase whose generator starts from the VAE's decoder
 };
-template <>
-struct EnumTable<ModelType> {
-  static constexpr const char* key = "--model";
-  static constexpr std::array<std::pair<ModelType, const char*>, 4> values = {
-      {{ModelType::kVaeGan, "vaegan"},
-       {ModelType::kVae, "vae"},
-       {ModelType::kGan, "gan"},
-       {ModelType::kVaeThenGan, "vae-then-gan"}}};
-};
-VAEGAN_ENUM_JSON(ModelType)
+VAEGAN_ENUM_NAMES(ModelType, "--model", 4, {ModelType::kVaeGan, "vaegan"}, {ModelType::kVae, "vae"},
+                  {ModelType::kGan, "gan"}, {ModelType::kVaeThenGan, "vae-then-gan"})
 
 /// Pixel likelihood p(x|z) of the plain VAE (`--recon-loss`), on the `[0, 1]` scale that PyTorch
 /// VAE code uses (see `pixel_reconstruction_loss`).
@@ -38,13 +30,7 @@ enum class ReconLoss {
   kBce,  ///< Bernoulli on `[0, 1]` intensities (Kingma & Welling 2014, §C.1)
   kMse,  ///< squared error on `[0, 1]` pixels: a Gaussian of variance 1/2, up to a constant
 };
-template <>
-struct EnumTable<ReconLoss> {
-  static constexpr const char* key = "--recon-loss";
-  static constexpr std::array<std::pair<ReconLoss, const char*>, 2> values = {
-      {{ReconLoss::kBce, "bce"}, {ReconLoss::kMse, "mse"}}};
-};
-VAEGAN_ENUM_JSON(ReconLoss)
+VAEGAN_ENUM_NAMES(ReconLoss, "--recon-loss", 2, {ReconLoss::kBce, "bce"}, {ReconLoss::kMse, "mse"})
 
 /// The part of the configuration that defines the networks and the likelihood. In `config.json`
 /// the first six fields form the `model` object; `recon_loss` is a top-level key (format 1 put it

@@ -28,13 +28,8 @@ enum class Precision {
   kFp32,
   kBf16,  ///< bf16 autocast for the forward pass; weights, gradients, optimizer states and losses stay fp32
 };
-template <>
-struct EnumTable<Precision> {
-  static constexpr const char* key = "--precision";
-  static constexpr std::array<std::pair<Precision, const char*>, 3> values = {
-      {{Precision::kAuto, "auto"}, {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}}};
-};
-VAEGAN_ENUM_JSON(Precision)
+VAEGAN_ENUM_NAMES(Precision, "--precision", 3, {Precision::kAuto, "auto"}, {Precision::kFp32, "fp32"},
+                  {Precision::kBf16, "bf16"})
 
 struct TrainConfig {
   ModelConfig model;

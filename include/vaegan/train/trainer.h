@@ -66,23 +66,13 @@ enum class Phase {
   kVae,     ///< `beta * L_prior + L_pixel`: encoder and decoder (the `vae` model, phase 1 of `vae-then-gan`)
   kGan,     ///< decoder (generator) against discriminator (the `gan` model, phase 2 of `vae-then-gan`)
 };
-template <>
-struct EnumTable<Phase> {
-  static constexpr const char* key = "phase";
-  static constexpr std::array<std::pair<Phase, const char*>, 3> values = {
-      {{Phase::kVaeGan, "vaegan"}, {Phase::kVae, "vae"}, {Phase::kGan, "gan"}}};
-};
-VAEGAN_ENUM_JSON(Phase)
+VAEGAN_ENUM_NAMES(Phase, "phase", 3, {Phase::kVaeGan, "vaegan"}, {Phase::kVae, "vae"}, {Phase::kGan, "gan"})
 
 /// The networks that have an optimizer; their names are the `lr_NAME` keys of metrics.jsonl and
 /// the `optimizer-NAME.pt` files of a checkpoint.
 enum class Network { kEncoder = 0, kDecoder = 1, kDiscriminator = 2 };
-template <>
-struct EnumTable<Network> {
-  static constexpr const char* key = "network";
-  static constexpr std::array<std::pair<Network, const char*>, 3> values = {
-      {{Network::kEncoder, "encoder"}, {Network::kDecoder, "decoder"}, {Network::kDiscriminator, "discriminator"}}};
-};
+VAEGAN_ENUM_NAMES(Network, "network", 3, {Network::kEncoder, "encoder"}, {Network::kDecoder, "decoder"},
+                  {Network::kDiscriminator, "discriminator"})
 /// The three networks, in order.
 constexpr std::array<Network, 3> kNetworks = {Network::kEncoder, Network::kDecoder, Network::kDiscriminator};
 
