@@ -48,6 +48,7 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, TrainConfig& c) {
+  if (!j.is_object()) throw InputError(fmt::format("expected a JSON object, got {}", j.type_name()));
   int version = kFormatVersion;
   read_key(j, "format_version", version);
   if (version > kFormatVersion) {
