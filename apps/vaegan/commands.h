@@ -28,7 +28,8 @@ struct TrainArgs {
   std::string out;     ///< run directory to create
   std::string resume;  ///< run directory to continue (excludes `out`)
   bool overwrite = false;
-  int64_t channels = 0;  ///< 0: the dataset's (`resolve_channels`)
+  int64_t channels = 0;                        ///< 0: the dataset's (`resolve_channels`)
+  std::vector<std::string> ignored_on_resume;  ///< flags given with `--resume` (its saved config applies)
 };
 
 /// `vaegan sample`.
@@ -109,8 +110,11 @@ void setup_plot(CLI::App& app, Runner& run);
 
 // ---------------------------------------------------------------- shared pieces
 
-/// Writes images `[N, C, H, W]` in `[-1, 1]` to `path`: a PNG grid with `ncol` columns, or a
-/// `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.
+/// Writes `text` to stderr, ignoring a failed write (closed or full stderr); never throws.
+void write_stderr(const std::string& text) noexcept;
+
+/// Writes images `[N, C, H, W]` in `[-1, 1]` (or `uint8` `[N, H, W, C]`) to `path`: a PNG grid
+/// with `ncol` columns, or a `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.
 void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol);
 
 /// Checks that `--out` ends in .png or .npy; throws `InputError` otherwise.
@@ -123,6 +127,13 @@ LoadedModel load_for_command(const std::string& checkpoint, int threads);
 /// `split` of the dataset `m` was trained on, read from `data_dir` (empty: the training run's
 /// directory), at the model's channels and size. Throws as `open_dataset`.
 std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split);
+
+/// A CLI11 check for an integer option: at least `min`, with the message "must be >= MIN, got X"
+/// (CLI11's own unbounded checks print DBL_MAX in full, and an unsigned option would wrap -1).
+CLI::Validator at_least(int64_t min);
+
+/// Adds the `--seed` option (a non-negative integer) to `cmd`.
+CLI::Option* add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& help);
 
 /// Adds the `--threads` option (intra-op threads, 0: all cores) to `cmd`.
 void add_threads_option(CLI::App* cmd, int& threads);

@@ -47,7 +47,7 @@ void setup_eval(CLI::App& app, Runner& run) {
                   "Feature extractor: a TorchScript file mapping [B,C,S,S] in [-1,1] to [B,F]")
       ->excludes(cls);
   cmd->add_option("--n-test", o->options.num_test(), "Test images for reconstruction and likelihood (0: all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(at_least(0))
       ->capture_default_str();
   cmd->add_option("--n-samples", o->options.num_samples(), "Prior samples and test images compared in feature space")
       ->check(CLI::Range(10, 1000000))
@@ -60,7 +60,7 @@ void setup_eval(CLI::App& app, Runner& run) {
       ->capture_default_str();
   add_enum_option(cmd, "--split", o->split, "Dataset split");
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
-  cmd->add_option("--seed", o->options.seed(), "Seed of prior and posterior samples")->capture_default_str();
+  add_seed_option(cmd, o->options.seed(), "Seed of prior and posterior samples");
   add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
@@ -98,7 +98,7 @@ void setup_classifier(CLI::App& app, Runner& run) {
       ->check(CLI::Range(2, 65536))
       ->capture_default_str();
   cmd->add_option("--lr", o->train.lr(), "Adam learning rate")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
-  cmd->add_option("--seed", o->train.seed(), "Seed")->capture_default_str();
+  add_seed_option(cmd, o->train.seed(), "Seed");
   add_threads_option(cmd, o->threads);
   cmd->callback([&run, o] { run = [o] { return run_classifier_train(*o); }; });
 }

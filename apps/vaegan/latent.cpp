@@ -133,7 +133,7 @@ void setup_interpolate(CLI::App& app, Runner& run) {
   from->needs(to);
   to->needs(from);
   auto* index = cmd->add_option("--index", a->index, "Two test-set indices I J")->expected(2)->excludes(from);
-  auto* seed = cmd->add_option("--seed", a->seed, "Seed of prior pairs (the default when no images are given)");
+  auto* seed = add_seed_option(cmd, a->seed, "Seed of prior pairs (the default when no images are given)");
   seed->excludes(from)->excludes(index);
   cmd->add_option("--rows", a->rows, "Prior pairs (rows) with --seed")
       ->check(CLI::Range(1, 1000))

@@ -18,12 +18,19 @@
 
 namespace vaegan::cli {
 
+void write_stderr(const std::string& text) noexcept {
+  // fputs reports a failed write (closed or full stderr) by its return value, which is ignored:
+  // an error message that cannot be shown must not turn exit code 2 into an abort.
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
+}
+
 void check_image_output(const std::string& path) { require_extension(path, {".png", ".npy"}, "--out"); }
 
 void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol) {
   check_image_output(path);
   if (has_extension(path, ".npy")) {
-    write_npy(path, to_uint8_nhwc(images));
+    write_npy(path, images.scalar_type() == torch::kUInt8 ? images : to_uint8_nhwc(images));
   } else {
     save_image_grid(path, images, ncol);
   }
@@ -39,8 +46,26 @@ std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::str
                       model_image_size(m.config.model));
 }
 
+CLI::Validator at_least(int64_t min) {
+  return CLI::Validator(
+      [min](std::string& text) -> std::string {
+        try {
+          size_t used = 0;
+          const long long v = std::stoll(text, &used);
+          if (used == text.size() && v >= min) return {};
+        } catch (const std::exception&) {
+        }
+        return fmt::format("must be an integer >= {}, got '{}'", min, text);
+      },
+      fmt::format(">= {}", min));
+}
+
+CLI::Option* add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& help) {
+  return cmd->add_option("--seed", seed, help)->check(at_least(0))->capture_default_str();
+}
+
 void add_threads_option(CLI::App* cmd, int& threads) {
-  cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(at_least(0));
 }
 
 }  // namespace vaegan::cli
@@ -68,28 +93,33 @@ int main(int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-' && !known) {
     std::string names;
     for (const CLI::App* sub : subcommands) names += (names.empty() ? "" : ", ") + sub->get_name();
-    fmt::print(stderr, "vaegan: error: unknown command '{}' (expected one of: {})\n", argv[1], names);
+    vaegan::cli::write_stderr(
+        fmt::format("vaegan: error: unknown command '{}' (expected one of: {})\n", argv[1], names));
     return 2;
   }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints help, version or the error with a hint
-    return rc == 0 ? 0 : 2;
+    try {
+      const int rc = app.exit(e);  // prints help, version or the error with a hint
+      return rc == 0 ? 0 : 2;
+    } catch (...) {  // stdout or stderr unwritable
+      return e.get_exit_code() == 0 ? 0 : 2;
+    }
   }
   try {
     return run();
   } catch (const vaegan::InputError& e) {
-    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what()));
     return 2;
   } catch (const vaegan::ImageReadError& e) {  // an image file given on the command line
-    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what()));
     return 2;
   } catch (const c10::Error& e) {
-    fmt::print(stderr, "vaegan: error: {}\n", e.what_without_backtrace());
+    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what_without_backtrace()));
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "vaegan: error: {}\n", e.what());
+    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what()));
     return 1;
   }
 }

@@ -64,10 +64,9 @@ FitObserver make_progress(bool terminal, int64_t log_every) {
     if (terminal) {
       const int width = 24;
       const int filled = static_cast<int>(width * e.step_in_epoch / std::max<int64_t>(1, e.steps_per_epoch));
-      fmt::print(stderr, "\r\033[2Kepoch {}/{} [{}{}] {}/{} | {} | {:.0f} img/s | ETA {}", e.epoch + 1, e.epochs,
-                 std::string(filled, '#'), std::string(width - filled, '.'), e.step_in_epoch, e.steps_per_epoch,
-                 losses_text(e.stats), e.images_per_sec, format_duration(e.eta_sec));
-      std::fflush(stderr);
+      write_stderr(fmt::format("\r\033[2Kepoch {}/{} [{}{}] {}/{} | {} | {:.0f} img/s | ETA {}", e.epoch + 1, e.epochs,
+                               std::string(filled, '#'), std::string(width - filled, '.'), e.step_in_epoch,
+                               e.steps_per_epoch, losses_text(e.stats), e.images_per_sec, format_duration(e.eta_sec)));
     } else if (e.global_step % log_every == 0 || e.step_in_epoch == e.steps_per_epoch) {
       spdlog::info("epoch {}/{} step {}/{} (total {}) | {} | {:.0f} img/s | ETA {}", e.epoch + 1, e.epochs,
                    e.step_in_epoch, e.steps_per_epoch, e.global_step, losses_text(e.stats), e.images_per_sec,
@@ -75,7 +74,7 @@ FitObserver make_progress(bool terminal, int64_t log_every) {
     }
   };
   o.on_epoch_end = [terminal](const ProgressEvent& e, const std::string& images_dir) {
-    if (terminal) fmt::print(stderr, "\n");
+    if (terminal) write_stderr("\n");
     spdlog::info("epoch {} done: images in {}/epoch-{:03d}-*.png", e.epoch + 1, images_dir, e.epoch + 1);
   };
   return o;
@@ -92,16 +91,23 @@ int run_train(TrainArgs a) {
   FitObserver observer = make_progress(terminal, config.log_every);
   observer.should_stop = [] { return stop_signal() != 0; };
   install_stop_handlers();
+  if (!a.resume.empty() && !a.ignored_on_resume.empty()) {
+    spdlog::warn("--resume continues with the run's saved configuration; ignoring {}",
+                 fmt::join(a.ignored_on_resume, ", "));
+  }
   const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty());
   if (r.interrupted) {
     const int sig = stop_signal();
-    if (terminal) fmt::print(stderr, "\n");
+    if (terminal) write_stderr("\n");
     spdlog::warn("interrupted by {} at step {}; checkpoint {}. Resume with: vaegan train --resume {}",
                  sig == SIGTERM ? "SIGTERM" : "SIGINT", r.steps, r.last_checkpoint, run_dir);
     return 128 + sig;
   }
   if (r.bad_steps > 0) spdlog::warn("{} updates were skipped for NaN/Inf losses or gradients", r.bad_steps);
-  if (r.stopped_by_time) spdlog::info("stopped by --max-minutes {}", r.config.max_minutes);
+  if (r.stopped_by_time) {
+    spdlog::info("stopped by --max-minutes {} at step {}; continue with: vaegan train --resume {}",
+                 r.config.max_minutes, r.steps, run_dir);
+  }
   if (r.images_skipped > 0) spdlog::warn("{} training images could not be read and were skipped", r.images_skipped);
   spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
                format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
@@ -178,11 +184,17 @@ void setup_train(CLI::App& app, Runner& run) {
   add_enum_option(cmd, "--precision", c.precision,
                   "fp32, or bf16 autocast (weights, optimizer states and losses stay fp32); auto: bf16 only where "
                   "this CPU has bf16 instructions and runs them faster than fp32");
-  cmd->add_option("--seed", c.seed, "Seed of weights, data order and noise")->capture_default_str();
+  add_seed_option(cmd, c.seed, "Seed of weights, data order and noise");
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
   cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->capture_default_str();
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->capture_default_str();
-  cmd->callback([&run, args] { run = [args] { return run_train(*args); }; });
+  cmd->callback([&run, args, cmd] {
+    for (const CLI::Option* opt : cmd->get_options()) {
+      const std::string name = opt->get_name();
+      if (opt->count() > 0 && name != "--resume" && name != "--help") args->ignored_on_resume.push_back(name);
+    }
+    run = [args] { return run_train(*args); };
+  });
 }
 
 }  // namespace vaegan::cli

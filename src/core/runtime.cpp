@@ -1,6 +1,7 @@
 #include "vaegan/core/runtime.h"
 
 #include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -19,9 +20,12 @@
 namespace vaegan {
 
 int configure_threads(int threads) {
-  if (threads <= 0) {
-    threads = static_cast<int>(std::thread::hardware_concurrency());
-    if (threads <= 0) threads = 1;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = cores;
+  if (threads > kMaxThreadsPerCore * cores) {
+    spdlog::warn("--threads {}: more than {} per core of the {} here only slows training; using {}", threads,
+                 kMaxThreadsPerCore, cores, kMaxThreadsPerCore * cores);
+    threads = kMaxThreadsPerCore * cores;
   }
   torch::set_num_threads(threads);
   return threads;

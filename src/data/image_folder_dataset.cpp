@@ -1,6 +1,7 @@
 #include "vaegan/data/image_folder_dataset.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <stb_image.h>
 #include <stb_image_resize.h>
 // clang-format off
@@ -35,6 +36,26 @@ std::string read_file(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+/// Converts CMYK pixels (4 per pixel, `inverted` as Adobe stores them) in place to RGB or, for
+/// `channels == 1`, to gray (ITU-R BT.601 luma), with the naive transform R = (1 - C)(1 - K).
+void cmyk_to_rgb_or_gray(std::vector<uint8_t>& pixels, int64_t channels, bool inverted) {
+  const size_t n = pixels.size() / 4;
+  for (size_t i = 0; i < n; ++i) {
+    int ink[4];
+    for (int k = 0; k < 4; ++k) ink[k] = inverted ? 255 - pixels[4 * i + k] : pixels[4 * i + k];
+    const int r = (255 - ink[0]) * (255 - ink[3]) / 255, g = (255 - ink[1]) * (255 - ink[3]) / 255,
+              b = (255 - ink[2]) * (255 - ink[3]) / 255;
+    if (channels == 1) {
+      pixels[i] = static_cast<uint8_t>((299 * r + 587 * g + 114 * b + 500) / 1000);
+    } else {
+      pixels[3 * i] = static_cast<uint8_t>(r);
+      pixels[3 * i + 1] = static_cast<uint8_t>(g);
+      pixels[3 * i + 2] = static_cast<uint8_t>(b);
+    }
+  }
+  pixels.resize(n * static_cast<size_t>(channels));
+}
+
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
@@ -67,17 +88,23 @@ void decode_jpeg(const std::string& bytes, int64_t channels, std::vector<uint8_t
     std::snprintf(err.message, sizeof err.message, "%ux%u pixels is too large", info.image_width, info.image_height);
     std::longjmp(err.jump, 1);
   }
-  info.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  // libjpeg converts YCbCr and gray to RGB or gray itself; CMYK (print-ready files) it can only
+  // hand out as CMYK, converted below.
+  const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
+  info.out_color_space = cmyk ? JCS_CMYK : channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&info);
   w = static_cast<int>(info.output_width);
   h = static_cast<int>(info.output_height);
-  pixels.resize(static_cast<size_t>(w) * h * channels);
+  const int64_t decoded = cmyk ? 4 : channels;
+  pixels.resize(static_cast<size_t>(w) * h * decoded);
   while (info.output_scanline < info.output_height) {
-    JSAMPROW row = pixels.data() + static_cast<size_t>(info.output_scanline) * w * channels;
+    JSAMPROW row = pixels.data() + static_cast<size_t>(info.output_scanline) * w * decoded;
     jpeg_read_scanlines(&info, &row, 1);
   }
+  const bool inverted = info.saw_Adobe_marker;  // Adobe writes CMYK inverted (255: no ink)
   jpeg_finish_decompress(&info);
   jpeg_destroy_decompress(&info);
+  if (cmyk) cmyk_to_rgb_or_gray(pixels, channels, inverted);
 }
 
 }  // namespace
@@ -124,17 +151,56 @@ torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64
   return out.permute({2, 0, 1}).contiguous();  // [C, S, S]
 }
 
-std::vector<std::string> list_image_files(const std::string& root) {
-  std::vector<std::string> files;
+namespace {
+
+/// Adds the image files below `dir` to `files`, following directory links but entering each
+/// directory once (`visited`: canonical paths). Entries that cannot be examined (a link to
+/// itself, a dangling link, no permission) and links back into a visited directory are skipped
+/// with a warning.
+void collect_image_files(const fs::path& dir, std::set<std::string>& visited, std::vector<std::string>& files) {
   std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec), end;
-       !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
-    std::string ext = it->path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(it->path().string());
+  fs::directory_iterator it(dir, ec), end;
+  if (ec) {
+    spdlog::warn("skipping {}: cannot list it ({})", dir.string(), ec.message());
+    return;
   }
+  for (; it != end; it.increment(ec)) {
+    if (ec) {
+      spdlog::warn("skipping the rest of {}: {}", dir.string(), ec.message());
+      return;
+    }
+    const fs::path& path = it->path();
+    std::error_code status_error;
+    const fs::file_status st = fs::status(path, status_error);  // follows links
+    if (status_error) {
+      spdlog::warn("skipping {}: {}", path.string(), status_error.message());
+      continue;
+    }
+    if (fs::is_directory(st)) {
+      const std::string canonical = fs::canonical(path, status_error).string();
+      if (status_error || !visited.insert(canonical).second) {
+        spdlog::warn("skipping {}: it leads back into {} (a directory loop)", path.string(), canonical);
+        continue;
+      }
+      collect_image_files(path, visited, files);
+      continue;
+    }
+    if (!fs::is_regular_file(st)) continue;
+    std::string ext = path.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(path.string());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> list_image_files(const std::string& root) {
+  std::error_code ec;
+  fs::directory_iterator probe(root, ec);
   if (ec) throw InputError(fmt::format("{}: cannot list ({})", root, ec.message()));
+  std::vector<std::string> files;
+  std::set<std::string> visited = {fs::canonical(root, ec).string()};
+  collect_image_files(root, visited, files);
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <exception>
+#include <mutex>
+#include <system_error>
+
 #include "vaegan/core/error.h"
 
 namespace vaegan {
@@ -61,6 +65,42 @@ Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vect
   return b;
 }
 
+void BatchLoader::decode_shares(const std::vector<int64_t>& candidates, std::vector<torch::Tensor>& images,
+                                std::vector<std::string>& errors) const {
+  const size_t shares = static_cast<size_t>(options_.threads());
+  std::vector<std::exception_ptr> failures(shares);
+  auto decode = [&](size_t share) {
+    try {
+      for (size_t k = share; k < candidates.size(); k += shares) {
+        try {
+          images[k] = dataset_->image(candidates[k]);
+        } catch (const ImageReadError& e) {
+          errors[k] = e.what();
+        }
+      }
+    } catch (...) {  // anything else ends the epoch with this error, after every thread is joined
+      failures[share] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> helpers;
+  size_t started = 1;  // share 0 is this thread's
+  try {
+    for (; started < shares; ++started) helpers.emplace_back(decode, started);
+  } catch (const std::exception& e) {  // no more threads (limits, memory): this thread decodes the rest
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      spdlog::warn("--loader-threads {}: only {} decoding threads could be started ({}); using those",
+                   options_.threads(), started, e.what());
+    });
+  }
+  decode(0);
+  for (size_t share = started; share < shares; ++share) decode(share);
+  for (auto& h : helpers) h.join();
+  for (const auto& f : failures) {
+    if (f) std::rethrow_exception(f);
+  }
+}
+
 void BatchLoader::produce() {
   try {
     const int64_t m = order_.size(0), batch = options_.batch_size();
@@ -81,19 +121,7 @@ void BatchLoader::produce() {
         // Decode the candidates in `threads` strided shares.
         std::vector<torch::Tensor> images(candidates.size());
         std::vector<std::string> errors(candidates.size());
-        auto decode = [&](size_t first) {
-          for (size_t k = first; k < candidates.size(); k += static_cast<size_t>(options_.threads())) {
-            try {
-              images[k] = dataset_->image(candidates[k]);
-            } catch (const ImageReadError& e) {
-              errors[k] = e.what();
-            }
-          }
-        };
-        std::vector<std::thread> helpers;
-        for (int64_t t = 1; t < options_.threads(); ++t) helpers.emplace_back(decode, static_cast<size_t>(t));
-        decode(0);
-        for (auto& h : helpers) h.join();
+        decode_shares(candidates, images, errors);
         for (size_t k = 0; k < candidates.size(); ++k) {
           if (errors[k].empty()) {
             indices.push_back(candidates[k]);
@@ -101,7 +129,6 @@ void BatchLoader::produce() {
             continue;
           }
           if (dataset_->mark_unreadable(candidates[k])) spdlog::warn("skipping unreadable image: {}", errors[k]);
-          std::lock_guard<std::mutex> lock(mutex_);
         }
       }
       readable += static_cast<int64_t>(indices.size());

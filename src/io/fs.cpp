@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,6 +66,40 @@ void require_extension(const std::string& path, const std::vector<std::string>& 
     expected += (i == 0 ? "" : i + 1 == extensions.size() ? " or " : ", ") + extensions[i];
   }
   throw InputError(fmt::format("{}: {} must end in {}", flag, path, expected));
+}
+
+DirectoryLock::DirectoryLock(const std::string& dir, const std::string& flag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw InputError(fmt::format("{}: cannot create {}: {}", flag, dir, ec.message()));
+  const std::string path = dir + "/.lock";
+  // O_CLOEXEC: children (gnuplot) must not inherit the lock.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw InputError(fmt::format("{}: cannot create {}: {}", flag, path, std::strerror(errno)));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK) {
+      std::string pid(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      pid.erase(pid.find_last_not_of(" \n") + 1);
+      throw InputError(
+          fmt::format("{}: {} is being written by another vaegan process{} (one writer per run "
+                      "directory); wait for it to finish or stop it",
+                      flag, dir, pid.empty() ? "" : " (PID " + pid + ")"));
+    }
+    throw InputError(fmt::format("{}: cannot lock {}: {}", flag, path, std::strerror(err)));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // the lock holds without the PID; only messages lose it
+  }
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the lock
 }
 
 }  // namespace vaegan

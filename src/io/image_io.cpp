@@ -21,7 +21,8 @@ torch::Tensor to_uint8_nhwc(const torch::Tensor& images) {
 }
 
 torch::Tensor make_grid(const torch::Tensor& images, int64_t ncol, int64_t padding) {
-  torch::Tensor px = to_uint8_nhwc(images);  // [N, H, W, C]
+  // [N, H, W, C] uint8: given as such, or converted from [N, C, H, W] in [-1, 1]
+  const torch::Tensor px = images.scalar_type() == torch::kUInt8 ? images : to_uint8_nhwc(images);
   const int64_t n = px.size(0), h = px.size(1), w = px.size(2), c = px.size(3);
   ncol = std::max<int64_t>(1, std::min(ncol, n));
   const int64_t nrow = (n + ncol - 1) / ncol;
@@ -50,11 +51,16 @@ void write_png(const std::string& path, const torch::Tensor& hwc) {
   TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "write_png: expected uint8 [H, W, C]");
   torch::Tensor px = hwc.contiguous();
   const int h = static_cast<int>(px.size(0)), w = static_cast<int>(px.size(1)), c = static_cast<int>(px.size(2));
-  write_atomically(path, [&](const std::string& tmp) {
-    if (stbi_write_png(tmp.c_str(), w, h, c, px.data_ptr<uint8_t>(), w * c) == 0) {
-      throw std::runtime_error(fmt::format("{}: cannot write PNG", path));
-    }
-  });
+  // Encode in memory, then one checked, atomic write: stb's own file writer ignores failed
+  // writes, so a full disk would leave a truncated PNG behind a success.
+  std::string bytes;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  if (stbi_write_png_to_func(append, &bytes, w, h, c, px.data_ptr<uint8_t>(), w * c) == 0) {
+    throw std::runtime_error(fmt::format("{}: cannot encode PNG ({}x{}x{})", path, w, h, c));
+  }
+  write_text_atomically(path, bytes);
 }
 
 void save_image_grid(const std::string& path, const torch::Tensor& images, int64_t ncol) {

@@ -32,6 +32,7 @@ void plot_series(const std::vector<std::string>& logs, const std::vector<std::st
       try {
         j = nlohmann::json::parse(line);
       } catch (const nlohmann::json::exception&) {
+        if (in.peek() == std::ifstream::traits_type::eof()) break;  // a last line being written (or cut by a crash)
         throw InputError(fmt::format("{}:{}: not a JSON object", path, number));
       }
       for (const auto& [key, title] : panels) {
@@ -79,14 +80,24 @@ void plot_series(const std::vector<std::string>& logs, const std::vector<std::st
     script += "\n";
   }
   script += "unset multiplot\nset output\n";
-  FILE* pipe = popen("gnuplot 2>&1", "w");
+  // gnuplot's own messages (warnings on short runs included) go to a file, not to our output;
+  // they are shown only when it fails.
+  const std::string messages = tmp + "/." + fs::path(out).filename().string() + ".gnuplot.log";
+  FILE* pipe = popen(fmt::format("gnuplot > '{}' 2>&1", messages).c_str(), "w");
   if (!pipe) throw std::runtime_error("cannot start gnuplot");
   fwrite(script.data(), 1, script.size(), pipe);
   const int status = pclose(pipe);
+  std::string said;
+  {
+    std::ifstream log(messages);
+    said.assign(std::istreambuf_iterator<char>(log), {});
+  }
+  std::error_code ec;
+  fs::remove(messages, ec);
   if (status != 0 || !fs::exists(tmp_png)) {
-    std::error_code ec;
     fs::remove(tmp_png, ec);
-    throw std::runtime_error(fmt::format("{}: gnuplot failed (exit status {})", out, WEXITSTATUS(status)));
+    throw std::runtime_error(fmt::format("{}: gnuplot failed (exit status {}){}", out, WEXITSTATUS(status),
+                                         said.empty() ? "" : ": " + said.substr(0, 500)));
   }
   fs::rename(tmp_png, out);
 }

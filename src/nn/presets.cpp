@@ -34,7 +34,10 @@ NetworkOptions preset_network_options(const std::string& arch, int64_t channels,
   if (!mlp && size % 8 != 0) {
     throw InputError(fmt::format("--image-size: {} needs a multiple of 8, got {}", arch, size));
   }
-  if (latent_dim < 0) throw InputError(fmt::format("--latent-dim: must be positive, got {}", latent_dim));
+  if (latent_dim < 0 || latent_dim > kMaxLatentDim) {
+    throw InputError(
+        fmt::format("--latent-dim: must be in 0..{} (0: the preset's), got {}", kMaxLatentDim, latent_dim));
+  }
   if (channels != 1 && channels != 3) throw InputError(fmt::format("--channels: must be 1 or 3, got {}", channels));
   if (feature_layer < 1 || feature_layer > 4) {
     throw InputError(fmt::format("--feature-layer: must be in 1..4, got {}", feature_layer));

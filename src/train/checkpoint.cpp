@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
@@ -34,6 +35,53 @@ nlohmann::json read_state_json(const fs::path& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
+}
+
+/// Loads `path` into `model` and checks that every parameter and buffer kept the shape the
+/// model's config gives it (LibTorch's loader replaces a tensor of another shape silently, and
+/// the mismatch would surface later as a raw shape error). Throws `InputError` naming the file
+/// and the first mismatch, or the loader's error.
+void load_weights(Model& model, const fs::path& path) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
+  for (const auto& p : model->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : model->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
+  try {
+    torch::load(model, path.string());
+  } catch (const c10::Error& e) {
+    throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}",
+                                 path.string(), e.what_without_backtrace()));
+  }
+  std::map<std::string, std::vector<int64_t>> loaded;
+  for (const auto& p : model->named_parameters()) loaded[p.key()] = p.value().sizes().vec();
+  for (const auto& b : model->named_buffers()) loaded[b.key()] = b.value().sizes().vec();
+  for (const auto& [name, shape] : expected) {
+    if (loaded.at(name) != shape) {
+      throw InputError(fmt::format(
+          "{}: {} has shape [{}] but the config ({} {}, latent size {}) needs [{}]: weights and config.json "
+          "do not belong together",
+          path.string(), name, fmt::join(loaded.at(name), ", "), enum_name(model->config.type), model->config.arch,
+          model->latent_dim(), fmt::join(shape, ", ")));
+    }
+  }
+}
+
+/// Checks that `config` (the run's config.json, which built the trainer) equals the copy saved in
+/// checkpoint `dir`. Throws `InputError` naming both files and the first key that differs.
+void check_config_matches(const TrainConfig& config, const fs::path& dir) {
+  const nlohmann::json ours = config, saved = load_config((dir / "config.json").string());
+  if (ours == saved) return;
+  std::string key;
+  for (const auto& [k, v] : ours.items()) {
+    if (!saved.contains(k) || saved.at(k) != v) {
+      key = k;
+      break;
+    }
+  }
+  throw InputError(fmt::format(
+      "--resume: the run's config.json differs from the copy in {} (key '{}': {} there, {} now); a run resumes "
+      "with the configuration it was trained with",
+      (dir / "config.json").string(), key, saved.value(key, nlohmann::json()).dump(),
+      ours.value(key, nlohmann::json()).dump()));
 }
 
 /// Checkpoint directories under `checkpoints`, oldest first (names sort by step).
@@ -191,8 +239,9 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
   } catch (const std::exception& e) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
+  check_config_matches(trainer.config(), dir);
+  load_weights(trainer.model(), dir / "model.pt");
   try {
-    torch::load(trainer.model(), (dir / "model.pt").string());
     if (trainer.config().channels_last) to_channels_last(*trainer.model());
     for (Network n : kNetworks) {
       if (!trainer.has_optimizer(n)) continue;
@@ -250,12 +299,7 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
   out.model = Model(out.config.model);
-  try {
-    torch::load(out.model, (dir / "model.pt").string());
-  } catch (const c10::Error& e) {
-    throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}",
-                                 (dir / "model.pt").string(), e.what_without_backtrace()));
-  }
+  load_weights(out.model, dir / "model.pt");
   out.model->to(device);
   out.device = device;
   if (out.config.channels_last) to_channels_last(*out.model);  // the fast convolution paths, as in training

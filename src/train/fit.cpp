@@ -24,6 +24,28 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+/// The files and folders of a run inside its directory (`.lock` stays: see `DirectoryLock`).
+constexpr const char* kRunFiles[] = {"checkpoints", "images", "plots", "metrics.jsonl", "config.json"};
+
+/// Removes a run's files from `run_dir`, ignoring errors.
+void remove_run_files(const std::string& run_dir) {
+  std::error_code ignored;
+  for (const char* name : kRunFiles) std::filesystem::remove_all(std::filesystem::path(run_dir) / name, ignored);
+}
+
+/// Removes `checkpoints/.tmp-*` left by a process that died while writing a checkpoint (the
+/// caller holds the run directory's lock, so no live writer owns them).
+void remove_stale_temporaries(const std::string& run_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(run_dir) / "checkpoints", ec)) {
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
+      spdlog::info("removing {}, a checkpoint that was never finished", entry.path().string());
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
 /// Creates the run directory's folders; with `overwrite`, removes a previous run's files first.
 /// Throws `InputError` naming `--out` when `run_dir` holds a run and `overwrite` is false, or when
 /// it cannot be created.
@@ -33,8 +55,7 @@ void prepare_run_dir(const std::string& run_dir, bool overwrite) {
     if (!overwrite) {
       throw InputError(fmt::format("--out: {} already holds a run (pass --overwrite to replace it)", run_dir));
     }
-    for (const char* name : {"checkpoints", "images", "plots", "metrics.jsonl", "config.json"})
-      fs::remove_all(fs::path(run_dir) / name);
+    for (const char* name : kRunFiles) fs::remove_all(fs::path(run_dir) / name);
   }
   std::error_code ec;
   for (const char* sub : {"images", "plots", "checkpoints"}) fs::create_directories(fs::path(run_dir) / sub, ec);
@@ -116,6 +137,7 @@ class RunLoop {
         threads_(configure_threads(config.threads)),
         trainer_(config, default_device()) {
     if (resume) {
+      remove_stale_temporaries(run_dir_);
       const ResumePoint p = resume_from_newest(run_dir_, trainer_);
       state_ = p.state;
       result_.last_checkpoint = p.checkpoint;
@@ -139,6 +161,9 @@ class RunLoop {
   void write_config() {
     write_text_atomically(run_dir_ + "/config.json", nlohmann::json(trainer_.config()).dump(2) + "\n");
   }
+
+  /// Steps this run has done (a resumed run counts from its checkpoint).
+  int64_t steps_done() const { return state_.step; }
 
   FitResult run() {
     at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed + 1);
@@ -189,7 +214,11 @@ class RunLoop {
     state_.epoch = epoch;
     for (int64_t i = first; i < e.steps_per_epoch; ++i) {
       std::optional<Batch> batch = loader.next();
-      if (!batch) break;  // unreadable images shortened the epoch
+      if (!batch) {  // unreadable images shortened the epoch
+        spdlog::warn("epoch {} ended after {} of {} steps: {} training images could not be read", epoch + 1, i,
+                     e.steps_per_epoch, train_set_->unreadable_count());
+        break;
+      }
       e.stats = trainer_.step(batch->images);
       state_.step += 1;
       state_.step_in_epoch = i + 1;
@@ -207,13 +236,12 @@ class RunLoop {
       result_.stopped_by_time = config_.max_minutes > 0 && seconds_since(start_) / 60 >= config_.max_minutes;
       result_.interrupted = observer_.should_stop && observer_.should_stop();
       if ((result_.stopped_by_time || result_.interrupted) && !epoch_ends) {
+        // Mid-epoch: a checkpoint of the position inside the epoch, so that --resume continues
+        // exactly; after a time stop also the grids and the plot of the run so far.
         if (!logged) log(e);
-        if (result_.interrupted) {  // mid-epoch: a checkpoint to resume from, then out
-          checkpoint();
-          return false;
-        }
-        state_.step_in_epoch = e.steps_per_epoch;  // out of time: this partial epoch ends here
-        break;
+        if (result_.stopped_by_time) write_images_and_plot(e);
+        checkpoint();
+        return false;
       }
       if (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0 && !epoch_ends) checkpoint();
     }
@@ -258,8 +286,8 @@ class RunLoop {
     result_.last_checkpoint = save_checkpoint(run_dir_, trainer_, state_, static_cast<int>(config_.keep_checkpoints));
   }
 
-  /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
-  void end_epoch(const ProgressEvent& e) {
+  /// The grids of epoch `e` (as far as it went) and the loss plot.
+  void write_images_and_plot(const ProgressEvent& e) {
     write_epoch_images(trainer_, grid_, run_dir_ + "/images", e.epoch + 1);
     if (plots_) {
       try {
@@ -269,6 +297,11 @@ class RunLoop {
         plots_ = false;
       }
     }
+  }
+
+  /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
+  void end_epoch(const ProgressEvent& e) {
+    write_images_and_plot(e);
     trainer_.decay_learning_rates();
     state_.epoch = e.epoch + 1;
     state_.step_in_epoch = 0;
@@ -303,12 +336,21 @@ FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool ove
   TrainConfig config = resume ? load_config(run_dir + "/config.json") : config_in;
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
   validate(config);
+  // One writer per run directory, from before the first write to the end of the run.
+  const DirectoryLock lock(run_dir, resume ? "--resume" : "--out");
   RunLoop loop(config, run_dir, observer, resume);
-  if (!resume) {
-    prepare_run_dir(run_dir, overwrite);
-    loop.write_config();
+  try {
+    if (!resume) {
+      prepare_run_dir(run_dir, overwrite);
+      loop.write_config();
+    }
+    return loop.run();
+  } catch (...) {
+    // A new run that failed before its first step leaves nothing that would block the next
+    // `--out` (a run with steps keeps its metrics and checkpoints, for the message and --resume).
+    if (!resume && loop.steps_done() == 0) remove_run_files(run_dir);
+    throw;
   }
-  return loop.run();
 }
 
 }  // namespace vaegan

@@ -10,25 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "../test_util.h"
+#include "cli_util.h"
 #include "vaegan/io/npy.h"
 
 namespace vaegan {
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr
-};
+using test::Result;
 
-Result run(const std::string& args) {
-  const std::string cmd = std::string(VAEGAN_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), pipe)) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+Result run(const std::string& args) { return test::run_vaegan(args); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -8,6 +8,10 @@
 #include <numeric>
 
 #include "../test_util.h"
+// clang-format off
+#include <cstdio>  // libjpeg needs FILE declared first
+#include <jpeglib.h>
+// clang-format on
 #include "vaegan/core/error.h"
 #include "vaegan/data/celeba.h"
 #include "vaegan/data/cifar10_dataset.h"
@@ -126,6 +130,69 @@ TEST(ImageFolder, CorruptJpegFoundByFuzzingIsAnErrorNotAnOutOfBoundsWrite) {
   } catch (const ImageReadError& e) {
     EXPECT_NE(std::string(e.what()).find("corrupt-huffman.jpg: cannot decode JPEG"), std::string::npos) << e.what();
   }
+}
+
+TEST(ImageFolder, SkipsLinkLoopsAndReadsCapitalExtensions) {
+  test::TempDir dir;
+  test::write_image(dir / "a/x.png", 8, 8);
+  test::write_image(dir / "b/Y.PNG", 8, 8);
+  test::write_image(dir / "b/Z.JPG", 8, 8);
+  std::filesystem::create_directory_symlink("..", dir / "a/up");         // back to the root: a loop
+  std::filesystem::create_symlink(dir / "a/self", dir / "a/self");       // a link to itself: ELOOP
+  std::filesystem::create_symlink(dir / "nowhere", dir / "b/dangling");  // a dangling link
+  ImageFolderDataset ds(dir.path(), Split::kTrain, 3, 8);
+  EXPECT_EQ(ds.size(), 3);  // x.png, Y.PNG, Z.JPG: once each
+  EXPECT_EQ(ds.class_names(), (std::vector<std::string>{"a", "b"}));
+}
+
+/// Writes a `w`×`h` CMYK JPEG, as Adobe writes them (inverted: 255 is no ink), whose left half is
+/// pure cyan and right half pure black.
+void write_cmyk_jpeg(const std::string& path, int w, int h) {
+  std::vector<uint8_t> px(static_cast<size_t>(w) * h * 4);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &px[(static_cast<size_t>(y) * w + x) * 4];
+      const bool left = x < w / 2;
+      p[0] = left ? 0 : 255;  // cyan ink (inverted)
+      p[1] = p[2] = 255;      // no magenta, no yellow
+      p[3] = left ? 255 : 0;  // black ink on the right
+    }
+  }
+  jpeg_compress_struct info{};
+  jpeg_error_mgr err{};
+  info.err = jpeg_std_error(&err);
+  jpeg_create_compress(&info);
+  FILE* f = std::fopen(path.c_str(), "wb");
+  jpeg_stdio_dest(&info, f);
+  info.image_width = static_cast<JDIMENSION>(w);
+  info.image_height = static_cast<JDIMENSION>(h);
+  info.input_components = 4;
+  info.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&info);
+  jpeg_set_quality(&info, 100, TRUE);
+  info.write_Adobe_marker = TRUE;
+  jpeg_start_compress(&info, TRUE);
+  while (info.next_scanline < info.image_height) {
+    JSAMPROW row = &px[static_cast<size_t>(info.next_scanline) * w * 4];
+    jpeg_write_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_compress(&info);
+  jpeg_destroy_compress(&info);
+  std::fclose(f);
+}
+
+TEST(ImageFolder, DecodesCmykJpegsToRgbAndGray) {
+  test::TempDir dir;
+  write_cmyk_jpeg(dir / "cmyk.jpg", 16, 16);
+  const torch::Tensor rgb = decode_image_file(dir / "cmyk.jpg", 3, 16).to(torch::kInt);  // [3, 16, 16]
+  // left: cyan = (0, 255, 255); right: black. JPEG at quality 100 is within a few levels.
+  EXPECT_LE(rgb[0][8][2].item<int>(), 8);
+  EXPECT_GE(rgb[1][8][2].item<int>(), 247);
+  EXPECT_GE(rgb[2][8][2].item<int>(), 247);
+  for (int c = 0; c < 3; ++c) EXPECT_LE(rgb[c][8][13].item<int>(), 8) << c;
+  const torch::Tensor gray = decode_image_file(dir / "cmyk.jpg", 1, 16).to(torch::kInt);
+  EXPECT_NEAR(gray[0][8][2].item<int>(), (587 * 255 + 114 * 255) / 1000, 8);  // BT.601 luma of cyan
+  EXPECT_LE(gray[0][8][13].item<int>(), 8);
 }
 
 TEST(CelebA, ReadsPartitionsAttributesAndCropsTo64) {

@@ -99,6 +99,30 @@ TEST_F(Resume, VaeThenGanResumesInEitherPhase) {
   expect_resume_equals_uninterrupted(c, {3, 4, 7});  // 4: the boundary where the GAN phase begins
 }
 
+TEST_F(Resume, TimeStopsResumeExactlyWhereTheyStopped) {
+  // --max-minutes so small that every run stops after its first step, mid-epoch or at an epoch's
+  // end: eight runs of one step each must equal one uninterrupted run of eight.
+  TrainConfig c = config_;
+  c.epochs = 2;
+  const std::string reference = dir_ / "reference-time";
+  ASSERT_EQ(train(c, reference, 0).steps, 8);
+  TrainConfig timed = c;
+  timed.max_minutes = 1e-9;
+  const std::string out = dir_ / "time-stops";
+  FitResult r = fit(timed, out, /*overwrite=*/true, FitObserver{}, /*resume=*/false);
+  EXPECT_TRUE(r.stopped_by_time);
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_EQ(r.epochs, 0);  // the first epoch is not done
+  for (int64_t step = 2; step <= 8; ++step) {
+    r = fit(timed, out, /*overwrite=*/false, FitObserver{}, /*resume=*/true);
+    EXPECT_EQ(r.steps, step);
+  }
+  EXPECT_EQ(metric_lines(out), metric_lines(reference));
+  const std::vector<torch::Tensor> w = final_weights(out), ref = final_weights(reference);
+  ASSERT_EQ(w.size(), ref.size());
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(torch::equal(w[i], ref[i])) << "tensor " << i;
+}
+
 TEST_F(Resume, DamagedNewestCheckpointIsRefusedAndResumeFallsBack) {
   TrainConfig c = config_;
   c.checkpoint_every = 1;

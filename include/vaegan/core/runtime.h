@@ -7,8 +7,13 @@
 
 namespace vaegan {
 
+/// The most intra-op threads per core `configure_threads` sets (more only add contention:
+/// 1000 threads on 2 cores ran 50 times slower).
+constexpr int kMaxThreadsPerCore = 4;
+
 /// Sets LibTorch's intra-op thread count. `threads <= 0` means all online cores
-/// (`std::thread::hardware_concurrency`). Returns the count that was set.
+/// (`std::thread::hardware_concurrency`); more than `kMaxThreadsPerCore` per core is capped with a
+/// warning. Returns the count that was set.
 int configure_threads(int threads);
 
 /// Stores every 4-D parameter and buffer of `module` in channels-last (NHWC) memory format,

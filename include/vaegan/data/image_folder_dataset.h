@@ -11,14 +11,16 @@
 namespace vaegan {
 
 /// Decodes the PNG or JPEG file `path` (told apart by their signatures, not the name) to `uint8`
-/// `[channels, size, size]`: JPEG with libjpeg-turbo, PNG with stb_image; converted to grey (1) or RGB (3),
-/// centre-cropped to a square of side `crop` (0: the largest centred square; clamped to the
-/// image), then resized to `size` (stb_image_resize's default filter). Throws `ImageReadError`
-/// naming `path` with the decoder's reason when it cannot be read or decoded, or when it has
-/// more than 8192×8192 pixels (checked before decoding).
+/// `[channels, size, size]`: JPEG with libjpeg-turbo (CMYK ones too), PNG with stb_image; converted to grey (1) or RGB
+/// (3), centre-cropped to a square of side `crop` (0: the largest centred square; clamped to the image), then resized
+/// to `size` (stb_image_resize's default filter). Throws `ImageReadError` naming `path` with the decoder's reason when
+/// it cannot be read or decoded, or when it has more than 8192×8192 pixels (checked before decoding).
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0);
 
 /// Image files under `root`, recursively, sorted: extensions .png .jpg .jpeg (any case).
+/// Directory links are followed, each directory entered once; an entry that cannot be examined
+/// (a link loop, a dangling link) is skipped with a warning. Throws `InputError` when `root`
+/// itself cannot be listed.
 std::vector<std::string> list_image_files(const std::string& root);
 
 /// A folder of images. Labels: when every image lies in a first-level subfolder, the sorted

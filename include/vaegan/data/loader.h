@@ -63,6 +63,11 @@ class BatchLoader {
 
  private:
   void produce();
+  /// Decodes `candidates` into `images` (or the read error into `errors`) in `threads` strided
+  /// shares, one per thread; shares whose thread cannot be started run on this one. Joins every
+  /// thread on every path and rethrows the first error other than `ImageReadError`.
+  void decode_shares(const std::vector<int64_t>& candidates, std::vector<torch::Tensor>& images,
+                     std::vector<std::string>& errors) const;
   Batch assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
                  int64_t batch_index) const;
 

@@ -23,6 +23,23 @@ void require_extension(const std::string& path, const std::vector<std::string>& 
 /// Whether `path` ends in `extension` (e.g. `".npy"`).
 bool has_extension(const std::string& path, const std::string& extension);
 
+/// One writer per directory: an exclusive `flock` on `DIR/.lock`, held while this object lives.
+/// The kernel releases it when the process ends in any way (SIGKILL included), so a lock is never
+/// stale; the file itself stays and holds the last holder's PID, for messages.
+class DirectoryLock {
+ public:
+  /// Creates `dir` when missing and takes the lock. Throws `InputError` naming `flag` and `dir`
+  /// when the directory cannot be created or another process holds the lock (with that
+  /// process's PID).
+  DirectoryLock(const std::string& dir, const std::string& flag);
+  ~DirectoryLock();
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 /// Flushes a file or directory to disk (fsync). Throws `std::runtime_error` naming `path`.
 void fsync_path(const std::string& path);
 

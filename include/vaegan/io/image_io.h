@@ -11,8 +11,8 @@ namespace vaegan {
 /// `uint8` `[N, H, W, C]` in 0..255 on the CPU (values outside `[-1, 1]` are clamped).
 torch::Tensor to_uint8_nhwc(const torch::Tensor& images);
 
-/// Tiles images `[N, C, H, W]` in `[-1, 1]` into one `uint8` image `[rows*(H+p)+p, cols*(W+p)+p, C]`
-/// with `ncol` columns and `padding` p pixels of gray between tiles.
+/// Tiles images `[N, C, H, W]` in `[-1, 1]` (or already 8-bit: `uint8` `[N, H, W, C]`) into one `uint8` image
+/// `[rows*(H+p)+p, cols*(W+p)+p, C]` with `ncol` columns and `padding` p pixels of gray between tiles.
 torch::Tensor make_grid(const torch::Tensor& images, int64_t ncol, int64_t padding = 2);
 
 /// Originals over reconstructions: rows of `ncol` images from `originals` `[N, C, H, W]`,

@@ -13,6 +13,9 @@
 
 namespace vaegan {
 
+/// The largest latent size a preset accepts (the paper's is 128).
+constexpr int64_t kMaxLatentDim = 4096;
+
 /// Names of the presets, for flag validation: small32, paper64, mlp28.
 const std::vector<std::string>& arch_names();
 

@@ -38,7 +38,7 @@ struct FitResult {
   double seconds = 0;
   double images_per_sec = 0;
   std::string last_checkpoint;
-  bool stopped_by_time = false;  ///< ended by `max_minutes`
+  bool stopped_by_time = false;  ///< ended by `max_minutes` (resumable: `--resume` continues)
   bool interrupted = false;      ///< ended by `FitObserver::should_stop`
   int64_t bad_steps = 0;         ///< updates skipped for NaN/Inf
   int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
@@ -47,15 +47,15 @@ struct FitResult {
 /// Trains per `config` and writes `run_dir`: `config.json` (resolved: data directory and
 /// precision), `metrics.jsonl`, `images/epoch-NNN-{reconstructions,samples}.png` after every
 /// epoch (no reconstructions for a `gan`), `plots/losses.png` redrawn after every epoch (when
-/// gnuplot is installed), and a checkpoint after every epoch and at the end (also when
-/// `max_minutes` ends an epoch early). Batches come from a background `BatchLoader`.
-/// `vae-then-gan` switches to its GAN phase after `vae_phase_epochs(config)` epochs. `run_dir`
-/// must not contain a previous run unless `overwrite`. With `resume`, `run_dir` must hold a run:
-/// `config` is ignored for its saved `config.json`, training continues from the newest checkpoint
-/// that verifies (`resume_from_newest`), and metrics.jsonl lines after that checkpoint are
-/// dropped, so the finished run equals an uninterrupted one. Steps with NaN/Inf are skipped and
-/// counted; `max_bad_steps` of them in a row stop the run. Throws `InputError` for a bad config,
-/// unreadable data, an occupied `run_dir` or a run without a valid checkpoint to resume;
+/// gnuplot is installed), and a checkpoint after every epoch. A stop inside an epoch
+/// (`max_minutes`, `FitObserver::should_stop`) checkpoints the position inside the epoch, so that
+/// `resume` continues exactly where it stopped; a time stop also writes the grids so far. Batches come from a
+/// background `BatchLoader`. `vae-then-gan` switches to its GAN phase after `vae_phase_epochs(config)` epochs.
+/// `run_dir` must not contain a previous run unless `overwrite`. With `resume`, `run_dir` must hold a run: `config` is
+/// ignored for its saved `config.json`, training continues from the newest checkpoint that verifies
+/// (`resume_from_newest`), and metrics.jsonl lines after that checkpoint are dropped, so the finished run equals an
+/// uninterrupted one. Steps with NaN/Inf are skipped and counted; `max_bad_steps` of them in a row stop the run. Throws
+/// `InputError` for a bad config, unreadable data, an occupied `run_dir` or a run without a valid checkpoint to resume;
 /// `std::runtime_error` when writing fails or training diverges.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
               bool resume = false);

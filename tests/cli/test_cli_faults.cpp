@@ -1,0 +1,240 @@
+// The binary under abuse: two writers on one run directory, full disks, unwritable stderr,
+// edited configurations, failed starts. Each test runs real processes.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "../test_util.h"
+#include "cli_util.h"
+
+namespace vaegan {
+namespace {
+namespace fs = std::filesystem;
+using test::Result;
+using test::run_vaegan;
+
+class CliFaults : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_ / "data");
+    test::write_tiny_idx_dataset(dir_ / "data", 96, 40);
+  }
+  std::string path(const std::string& p) const { return dir_ / p; }
+  /// `train` flags for the tiny dataset; `extra` adds or overrides.
+  std::string train_args(const std::string& out, const std::string& extra) const {
+    return "train --dataset mnist --data-dir " + path("data") + " --batch-size 16 --threads 1 --grid-size 4 " + extra +
+           " --out " + out;
+  }
+  /// A finished one-epoch run of the MLP VAE (the fastest model) in `out`.
+  void train_small(const std::string& out) const {
+    const Result r = run_vaegan(train_args(out, "--model vae --arch mlp28 --epochs 1 --precision fp32"));
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  /// Polls `done` every 50 ms for up to `seconds`; returns whether it became true.
+  static bool wait_for(const std::function<bool()>& done, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  }
+  test::TempDir dir_;
+};
+
+/// Whether this process can take `dir/.lock` (i.e. no process holds it); releases it at once.
+bool lock_is_free(const std::string& dir) {
+  const int fd = ::open((dir + "/.lock").c_str(), O_RDWR);
+  if (fd < 0) return true;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return free;
+}
+
+TEST_F(CliFaults, OneWriterPerRunDirectory) {
+  const std::string run = path("shared-run");
+  // A long run in the background; $! is its PID.
+  const std::string start = std::string(VAEGAN_BINARY) + " " +
+                            train_args(run, "--epochs 1000 --checkpoint-every 1 --precision fp32") + " > " + run +
+                            ".log 2>&1 & echo $!";
+  FILE* pipe = popen(("bash -c '" + start + "'").c_str(), "r");
+  long pid = 0;
+  ASSERT_EQ(fscanf(pipe, "%ld", &pid), 1);
+  pclose(pipe);
+  ASSERT_GT(pid, 0);
+  struct Killer {
+    long pid;
+    ~Killer() { ::kill(static_cast<pid_t>(pid), SIGKILL); }
+  } killer{pid};
+  ASSERT_TRUE(wait_for([&] { return fs::exists(run + "/checkpoints/last"); }, 120))
+      << "the first run never checkpointed";
+
+  // A second writer is refused, naming the directory and the holder; the first run's files stay.
+  for (const std::string& second : {train_args(run, "--epochs 1 --overwrite"), std::string("train --resume " + run)}) {
+    const Result r = run_vaegan(second);
+    EXPECT_EQ(r.code, 2) << second << "\n" << r.output;
+    EXPECT_NE(r.output.find(run + " is being written by another vaegan process (PID " + std::to_string(pid) + ")"),
+              std::string::npos)
+        << r.output;
+    EXPECT_TRUE(fs::exists(run + "/config.json"));
+  }
+  // Readers keep working.
+  const Result sample = run_vaegan("sample --checkpoint " + run + " --n 4 --out " + path("s.png"));
+  EXPECT_EQ(sample.code, 0) << sample.output;
+
+  // SIGKILL: the kernel releases the lock; the directory can be taken over.
+  ::kill(static_cast<pid_t>(pid), SIGKILL);
+  ASSERT_TRUE(wait_for([&] { return lock_is_free(run); }, 30));
+  const Result again = run_vaegan(train_args(run, "--model vae --arch mlp28 --epochs 1 --overwrite"));
+  EXPECT_EQ(again.code, 0) << again.output;
+}
+
+TEST_F(CliFaults, FailedPngWriteIsAnErrorAndLeavesNoFile) {
+  train_small(path("run"));
+  // 20 KiB file-size limit, SIGXFSZ ignored: a write past it fails with EFBIG as on a full disk.
+  const Result r = run_vaegan("sample --checkpoint " + path("run") + " --n 1000 --out " + path("big.png"),
+                              "trap '' XFSZ; ulimit -f 20;");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("big.png"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("File too large"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("big.png")));
+  EXPECT_FALSE(fs::exists(path(".big.png.tmp")));
+}
+
+TEST_F(CliFaults, UnwritableStderrStillGivesTheExitCode) {
+  for (const std::string prefix : {"exec 2>/dev/full;", "exec 2>&-;"}) {
+    Result r = run_vaegan("sample --checkpoint " + path("nowhere") + " --n 4 --out " + path("x.png"), prefix);
+    EXPECT_EQ(r.code, 2) << prefix << "\n" << r.output;
+    r = run_vaegan("sample --n 0", prefix);  // a CLI11 parse error
+    EXPECT_EQ(r.code, 2) << prefix << "\n" << r.output;
+  }
+}
+
+TEST_F(CliFaults, ResumeRefusesAConfigThatNoLongerMatchesItsCheckpoint) {
+  const std::string run = path("run");
+  train_small(run);
+  const nlohmann::json original = nlohmann::json::parse(std::ifstream(run + "/config.json"));
+  for (const auto& [key, value] : {std::make_pair(std::string("lr"), nlohmann::json(0.001)),
+                                   std::make_pair(std::string("model"), nlohmann::json::object())}) {
+    nlohmann::json edited = original;
+    if (key == "model") {
+      edited["model"]["latent_dim"] = 7;
+    } else {
+      edited[key] = value;
+    }
+    std::ofstream(run + "/config.json") << edited.dump(2);
+    const Result r = run_vaegan("train --resume " + run);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("differs from the copy in"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("key '" + key + "'"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(CliFaults, WeightsOfAnotherArchitectureAreNamedAtLoad) {
+  // A format-1 checkpoint (no checksums) whose config.json was edited after training.
+  const std::string run = path("run");
+  train_small(run);
+  std::string last;
+  std::ifstream(run + "/checkpoints/last") >> last;
+  const std::string ck = run + "/checkpoints/" + last;
+  fs::remove(ck + "/checksums.json");
+  nlohmann::json state = nlohmann::json::parse(std::ifstream(ck + "/state.json"));
+  state["format_version"] = 1;
+  std::ofstream(ck + "/state.json") << state.dump();
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(ck + "/config.json"));
+  config["model"]["latent_dim"] = 7;
+  std::ofstream(ck + "/config.json") << config.dump();
+  const Result r = run_vaegan("sample --checkpoint " + ck + " --n 4 --out " + path("x.png"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("model.pt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("do not belong together"), std::string::npos) << r.output;
+}
+
+TEST_F(CliFaults, FailedStartLeavesNothingThatBlocksTheNextStart) {
+  const std::string folder = path("unreadable");
+  for (const char* split : {"train", "test"}) {
+    fs::create_directories(folder + "/" + split + "/c");
+    for (int i = 0; i < 4; ++i) std::ofstream(folder + "/" + split + "/c/" + std::to_string(i) + ".png") << "junk";
+  }
+  const std::string args =
+      "train --dataset folder --data-dir " + folder + " --batch-size 2 --epochs 1 --out " + path("run");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const Result r = run_vaegan(args);
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_EQ(r.output.find("already holds a run"), std::string::npos) << "attempt " << attempt << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(path("run/config.json")));
+    EXPECT_FALSE(fs::exists(path("run/checkpoints")));
+  }
+}
+
+TEST_F(CliFaults, ResumeSaysWhichFlagsItIgnores) {
+  const std::string run = path("run");
+  train_small(run);
+  const Result r = run_vaegan("train --resume " + run + " --epochs 5 --max-steps 3");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("ignoring --epochs, --max-steps"), std::string::npos) << r.output;
+}
+
+TEST_F(CliFaults, FlagRangesReadAsUsersReadThem) {
+  struct Case {
+    std::string args, must_contain;
+  };
+  const std::vector<Case> cases = {
+      {train_args(path("r1"), "--latent-dim 100000"), "--latent-dim: must be in 0..4096"},
+      {"sample --checkpoint " + path("none") + " --n 4 --out " + path("x.png") + " --seed -1",
+       "--seed: must be an integer >= 0, got '-1'"},
+      {"eval --checkpoint " + path("none") + " --out " + path("e.json") + " --n-test -5", "must be an integer >= 0"},
+      {"sample --checkpoint " + path("none") + " --n 4 --out " + path("x.png") + " --threads -2", "--threads"},
+  };
+  for (const auto& c : cases) {
+    const Result r = run_vaegan(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.must_contain), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("179769"), std::string::npos) << "DBL_MAX in full:\n" << r.output;
+    EXPECT_LT(r.output.size(), 400u) << r.output;
+  }
+}
+
+TEST_F(CliFaults, ThreadsBeyondFourPerCoreAreCapped) {
+  const Result r =
+      run_vaegan("train --dataset mnist --data-dir " + path("data") +
+                 " --model vae --arch mlp28 --batch-size 16 --max-steps 2 --threads 1000 --out " + path("run"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_NE(r.output.find("--threads 1000: more than 4 per core of the " + std::to_string(cores) + " here"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("with " + std::to_string(4 * cores) + " threads"), std::string::npos) << r.output;
+}
+
+/// Peak resident memory, in MiB, of `vaegan ARGS` (GNU time's %M).
+double peak_rss_mib(const std::string& args, const std::string& log) {
+  const Result r = run_vaegan(args, "/usr/bin/time -f %M -o " + log);
+  EXPECT_EQ(r.code, 0) << r.output;
+  double kib = 0;
+  std::ifstream(log) >> kib;
+  return kib / 1024;
+}
+
+TEST_F(CliFaults, SampleMemoryDoesNotGrowWithTheActivationsOfEveryImage) {
+  if (std::system("test -x /usr/bin/time") != 0) GTEST_SKIP() << "GNU time (Debian package time) is missing";
+  const std::string run = path("run");
+  train_small(run);
+  const double few =
+      peak_rss_mib("sample --checkpoint " + run + " --n 256 --threads 1 --out " + path("few.npy"), path("few.time"));
+  const double many = peak_rss_mib("sample --checkpoint " + run + " --n 20000 --threads 1 --out " + path("many.npy"),
+                                   path("many.time"));
+  // 19,744 more samples: 15 MiB more of 8-bit output. Decoding them in one pass held every
+  // sample's activations (about 18 KiB each for this MLP: 350 MiB more, measured).
+  EXPECT_LT(many - few, 100) << "peak RSS " << few << " MiB for 256 samples, " << many << " MiB for 20000";
+}
+
+}  // namespace
+}  // namespace vaegan
