@@ -174,6 +174,27 @@ TEST_F(CliFaults, FailedStartLeavesNothingThatBlocksTheNextStart) {
   }
 }
 
+TEST_F(CliFaults, ResumeRemovesUnfinishedCheckpointsAndPlotReadsALiveLog) {
+  const std::string run = path("run");
+  train_small(run);
+  fs::create_directories(run + "/checkpoints/.tmp-step-0000099");                      // a writer killed mid-checkpoint
+  std::ofstream(run + "/metrics.jsonl", std::ios::app) << R"({"step": 7, "loss_pri)";  // a line being written
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    const Result plot = run_vaegan("plot " + run + " --out " + path("curves.png"));
+    EXPECT_EQ(plot.code, 0) << plot.output;
+  }
+  const Result r = run_vaegan("train --resume " + run);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(run + "/checkpoints/.tmp-step-0000099"));
+}
+
+TEST_F(CliFaults, GnuplotMessagesStayOutOfTheOutput) {
+  // One logged step: gnuplot warns about an empty x range; none of it may reach stdout.
+  const Result r = run_vaegan(train_args(path("run"), "--model vae --arch mlp28 --max-steps 1"), "exec 2>/dev/null;");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.output, "") << "stdout of train:\n" << r.output;
+}
+
 TEST_F(CliFaults, ResumeSaysWhichFlagsItIgnores) {
   const std::string run = path("run");
   train_small(run);
