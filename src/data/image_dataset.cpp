@@ -31,11 +31,19 @@ torch::Tensor ImageDataset::first_images(int64_t n) const {
     try {
       list.push_back(image(i));
     } catch (const ImageReadError& e) {
-      if (mark_unreadable(i)) spdlog::warn("skipping unreadable image: {}", e.what());
+      mark_unreadable(i);
+      warn_unreadable(e.what());
     }
   }
   if (list.empty()) throw InputError(fmt::format("{}: none of the images could be read", summary()));
   return to_model_range(torch::stack(list));  // [K, C, S, S]
+}
+
+void warn_unreadable(const std::string& error) {
+  static std::mutex mutex;
+  static std::set<std::string> warned;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (warned.insert(error).second) spdlog::warn("skipping unreadable image: {}", error);
 }
 
 bool ImageDataset::mark_unreadable(int64_t i) const {

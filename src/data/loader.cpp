@@ -128,7 +128,8 @@ void BatchLoader::produce() {
             decoded.push_back(images[k]);
             continue;
           }
-          if (dataset_->mark_unreadable(candidates[k])) spdlog::warn("skipping unreadable image: {}", errors[k]);
+          dataset_->mark_unreadable(candidates[k]);
+          warn_unreadable(errors[k]);
         }
       }
       readable += static_cast<int64_t>(indices.size());

@@ -195,6 +195,38 @@ TEST_F(CliFaults, GnuplotMessagesStayOutOfTheOutput) {
   EXPECT_EQ(r.output, "") << "stdout of train:\n" << r.output;
 }
 
+/// A folder of twelve 16×16 PNGs in classes a and b, plus a/bad.png that is not an image.
+std::string write_folder_with_a_bad_image(const std::string& dir) {
+  for (int i = 0; i < 6; ++i) {
+    test::write_image(dir + "/a/" + std::to_string(i) + ".png", 16, 16);
+    test::write_image(dir + "/b/" + std::to_string(i) + ".png", 16, 16);
+  }
+  std::ofstream(dir + "/a/bad.png") << "junk";
+  return "train --dataset folder --data-dir " + dir + " --model vae --image-size 16 --batch-size 4 --threads 1 ";
+}
+
+TEST_F(CliFaults, UnreadableImageIsWarnedAboutOnce) {
+  // No train/ and test/: both splits are the same files, and the grids read the test split.
+  const std::string train = write_folder_with_a_bad_image(path("folder"));
+  const Result r = run_vaegan(train + "--epochs 2 --out " + path("run"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  size_t warnings = 0;
+  for (size_t at = r.output.find("skipping unreadable image"); at != std::string::npos;
+       at = r.output.find("skipping unreadable image", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << r.output;
+}
+
+TEST_F(CliFaults, LoaderThreadsThatCannotStartLeaveTheirShareToTheOthers) {
+  // 1 GiB stacks in a 12 GiB address space: only about ten threads can start.
+  const std::string train = write_folder_with_a_bad_image(path("folder"));
+  const Result r = run_vaegan(train + "--epochs 1 --loader-threads 64 --out " + path("run"),
+                              "ulimit -s 1000000; ulimit -v 12000000;");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("--loader-threads 64: only"), std::string::npos) << r.output;
+}
+
 TEST_F(CliFaults, ResumeSaysWhichFlagsItIgnores) {
   const std::string run = path("run");
   train_small(run);

@@ -24,6 +24,11 @@ namespace vaegan {
 enum class Split { kTrain, kTest };
 VAEGAN_ENUM_NAMES(Split, "--split", 2, {Split::kTrain, "train"}, {Split::kTest, "test"})
 
+/// Logs "skipping unreadable image: ERROR" once per process for each distinct `error` (which
+/// names the file): the train and test splits of a folder without `train/` and `test/` are the
+/// same files, and each file is reported once.
+void warn_unreadable(const std::string& error);
+
 /// An image that cannot be read or decoded (file-backed datasets). The loader skips such images
 /// with one warning each; other code reports it like `InputError`.
 class ImageReadError : public std::runtime_error {
