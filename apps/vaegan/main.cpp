@@ -116,7 +116,13 @@ int main(int argc, char** argv) {
     vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what()));
     return 2;
   } catch (const c10::Error& e) {
-    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what_without_backtrace()));
+    std::string what = e.what_without_backtrace();
+    if (what.find("can't allocate memory") != std::string::npos) what = vaegan::with_memory_limit_hint(what);
+    vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", what));
+    return 1;
+  } catch (const std::bad_alloc& e) {
+    vaegan::cli::write_stderr(
+        fmt::format("vaegan: error: {}\n", vaegan::with_memory_limit_hint("out of memory (std::bad_alloc)")));
     return 1;
   } catch (const std::exception& e) {
     vaegan::cli::write_stderr(fmt::format("vaegan: error: {}\n", e.what()));

@@ -1,7 +1,9 @@
 #include "vaegan/core/runtime.h"
 
 #include <ATen/autocast_mode.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -18,6 +20,40 @@
 #endif
 
 namespace vaegan {
+
+int64_t address_space_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return -1;
+  return static_cast<int64_t>(r.rlim_cur);
+}
+
+int64_t address_space_used() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmSize:", 0) == 0) return std::stoll(line.substr(7)) * 1024;  // "VmSize:  123 kB"
+  }
+  return 0;
+}
+
+void check_address_space(int64_t headroom) {
+  const int64_t limit = address_space_limit();
+  if (limit < 0) return;
+  const int64_t used = address_space_used();
+  if (limit - used >= headroom) return;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  throw std::runtime_error(fmt::format(
+      "the address-space limit (ulimit -v) of {:.0f} MiB leaves {:.0f} MiB beyond the {:.0f} MiB vaegan uses "
+      "before training, and training needs at least {:.0f} MiB more (LibTorch and OpenBLAS do not survive running "
+      "out of it): raise the limit (ulimit -v unlimited), or lower --batch-size and --threads",
+      limit / kMiB, std::max<int64_t>(0, limit - used) / kMiB, used / kMiB, headroom / kMiB));
+}
+
+std::string with_memory_limit_hint(const std::string& what) {
+  const int64_t limit = address_space_limit();
+  if (limit < 0) return what;
+  return fmt::format("{} (the address-space limit, ulimit -v, is {} MiB: raise it, or lower --batch-size)", what,
+                     limit / (1024 * 1024));
+}
 
 int configure_threads(int threads) {
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

@@ -227,6 +227,18 @@ TEST_F(CliFaults, LoaderThreadsThatCannotStartLeaveTheirShareToTheOthers) {
   EXPECT_NE(r.output.find("--loader-threads 64: only"), std::string::npos) << r.output;
 }
 
+TEST_F(CliFaults, AddressSpaceLimitsEndTheRunWithAMessage) {
+  // From far too little (refused before training) to barely enough: exit 0, or 1 with a message
+  // that names the limit; never a crash (-1: killed by a signal) or a hang (124: timeout).
+  for (const int mib : {1000, 1250, 1450, 1650}) {
+    const std::string prefix = "ulimit -v " + std::to_string(mib * 1024) + "; timeout 300";
+    const Result r =
+        run_vaegan(train_args(path("run-" + std::to_string(mib)), "--max-steps 2 --precision fp32"), prefix);
+    EXPECT_TRUE(r.code == 0 || r.code == 1) << mib << " MiB: exit " << r.code << "\n" << r.output;
+    if (r.code == 1) EXPECT_NE(r.output.find("ulimit -v"), std::string::npos) << mib << " MiB:\n" << r.output;
+  }
+}
+
 TEST_F(CliFaults, ResumeSaysWhichFlagsItIgnores) {
   const std::string run = path("run");
   train_small(run);

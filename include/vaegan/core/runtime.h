@@ -16,6 +16,20 @@ constexpr int kMaxThreadsPerCore = 4;
 /// warning. Returns the count that was set.
 int configure_threads(int threads);
 
+/// The process's address-space limit (`ulimit -v`, RLIMIT_AS) in bytes, or -1 when unlimited.
+int64_t address_space_limit();
+
+/// The address space the process uses now (VmSize of /proc/self/status), in bytes.
+int64_t address_space_used();
+
+/// Fails early, before LibTorch and OpenBLAS fail part-way (a crash or a hang inside their
+/// allocators), when an address-space limit leaves less than `headroom` bytes beyond what the
+/// process uses now. Throws `std::runtime_error` naming `ulimit -v`, both sizes and what to do.
+void check_address_space(int64_t headroom);
+
+/// `what`, plus the address-space limit when one is set: the hint for an out-of-memory message.
+std::string with_memory_limit_hint(const std::string& what);
+
 /// Stores every 4-D parameter and buffer of `module` in channels-last (NHWC) memory format,
 /// in place. Values are unchanged; convolutions then run on LibTorch's faster NHWC kernels when
 /// their inputs are channels-last too.
