@@ -202,13 +202,13 @@ std::string write_folder_with_a_bad_image(const std::string& dir) {
     test::write_image(dir + "/b/" + std::to_string(i) + ".png", 16, 16);
   }
   std::ofstream(dir + "/a/bad.png") << "junk";
-  return "train --dataset folder --data-dir " + dir + " --model vae --image-size 16 --batch-size 4 --threads 1 ";
+  return "train --dataset folder --data-dir " + dir + " --model vae --image-size 16 --threads 1 ";
 }
 
 TEST_F(CliFaults, UnreadableImageIsWarnedAboutOnce) {
   // No train/ and test/: both splits are the same files, and the grids read the test split.
   const std::string train = write_folder_with_a_bad_image(path("folder"));
-  const Result r = run_vaegan(train + "--epochs 2 --out " + path("run"));
+  const Result r = run_vaegan(train + "--batch-size 4 --epochs 2 --out " + path("run"));
   EXPECT_EQ(r.code, 0) << r.output;
   size_t warnings = 0;
   for (size_t at = r.output.find("skipping unreadable image"); at != std::string::npos;
@@ -218,10 +218,20 @@ TEST_F(CliFaults, UnreadableImageIsWarnedAboutOnce) {
   EXPECT_EQ(warnings, 1u) << r.output;
 }
 
+TEST_F(CliFaults, AnEpochShortenedByUnreadableImagesIsLogged) {
+  // 14 files, 2 of them unreadable, batches of 7: an epoch of 2 steps gets 1.
+  const std::string train = write_folder_with_a_bad_image(path("folder"));
+  std::ofstream(path("folder/b/bad2.png")) << "junk";
+  const Result r = run_vaegan(train + "--batch-size 7 --epochs 1 --out " + path("run"));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 1 ended after 1 of 2 steps: 2 training images could not be read"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(CliFaults, LoaderThreadsThatCannotStartLeaveTheirShareToTheOthers) {
   // 1 GiB stacks in a 12 GiB address space: only about ten threads can start.
   const std::string train = write_folder_with_a_bad_image(path("folder"));
-  const Result r = run_vaegan(train + "--epochs 1 --loader-threads 64 --out " + path("run"),
+  const Result r = run_vaegan(train + "--batch-size 4 --epochs 1 --loader-threads 64 --out " + path("run"),
                               "ulimit -s 1000000; ulimit -v 12000000;");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("--loader-threads 64: only"), std::string::npos) << r.output;
