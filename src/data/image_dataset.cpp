@@ -31,24 +31,22 @@ torch::Tensor ImageDataset::first_images(int64_t n) const {
     try {
       list.push_back(image(i));
     } catch (const ImageReadError& e) {
-      mark_unreadable(i);
-      warn_unreadable(e.what());
+      mark_unreadable(i, e.what());
     }
   }
   if (list.empty()) throw InputError(fmt::format("{}: none of the images could be read", summary()));
   return to_model_range(torch::stack(list));  // [K, C, S, S]
 }
 
-void warn_unreadable(const std::string& error) {
-  static std::mutex mutex;
+void ImageDataset::mark_unreadable(int64_t i, const std::string& error) const {
+  {
+    std::lock_guard<std::mutex> lock(unreadable_mutex_);
+    unreadable_.insert(i);
+  }
+  static std::mutex warned_mutex;
   static std::set<std::string> warned;
-  std::lock_guard<std::mutex> lock(mutex);
+  std::lock_guard<std::mutex> lock(warned_mutex);
   if (warned.insert(error).second) spdlog::warn("skipping unreadable image: {}", error);
-}
-
-bool ImageDataset::mark_unreadable(int64_t i) const {
-  std::lock_guard<std::mutex> lock(unreadable_mutex_);
-  return unreadable_.insert(i).second;
 }
 
 int64_t ImageDataset::unreadable_count() const {

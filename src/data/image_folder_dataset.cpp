@@ -178,7 +178,11 @@ void collect_image_files(const fs::path& dir, std::set<std::string>& visited, st
     }
     if (fs::is_directory(st)) {
       const std::string canonical = fs::canonical(path, status_error).string();
-      if (status_error || !visited.insert(canonical).second) {
+      if (status_error) {
+        spdlog::warn("skipping {}: {}", path.string(), status_error.message());
+        continue;
+      }
+      if (!visited.insert(canonical).second) {
         spdlog::warn("skipping {}: it leads back into {} (a directory loop)", path.string(), canonical);
         continue;
       }

@@ -128,8 +128,7 @@ void BatchLoader::produce() {
             decoded.push_back(images[k]);
             continue;
           }
-          dataset_->mark_unreadable(candidates[k]);
-          warn_unreadable(errors[k]);
+          dataset_->mark_unreadable(candidates[k], errors[k]);
         }
       }
       readable += static_cast<int64_t>(indices.size());

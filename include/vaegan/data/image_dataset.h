@@ -24,11 +24,6 @@ namespace vaegan {
 enum class Split { kTrain, kTest };
 VAEGAN_ENUM_NAMES(Split, "--split", 2, {Split::kTrain, "train"}, {Split::kTest, "test"})
 
-/// Logs "skipping unreadable image: ERROR" once per process for each distinct `error` (which
-/// names the file): the train and test splits of a folder without `train/` and `test/` are the
-/// same files, and each file is reported once.
-void warn_unreadable(const std::string& error);
-
 /// An image that cannot be read or decoded (file-backed datasets). The loader skips such images
 /// with one warning each; other code reports it like `InputError`.
 class ImageReadError : public std::runtime_error {
@@ -72,8 +67,10 @@ class ImageDataset {
   /// none can be read.
   torch::Tensor first_images(int64_t n) const;
 
-  /// Records that image `i` could not be read; true the first time (warn once per image).
-  bool mark_unreadable(int64_t i) const;
+  /// Records that image `i` could not be read because of `error` (which names the file) and logs
+  /// "skipping unreadable image: ERROR" once per process for each distinct error: the train and
+  /// test splits of a folder without `train/` and `test/` are the same files, reported once.
+  void mark_unreadable(int64_t i, const std::string& error) const;
   /// How many distinct images were found unreadable so far.
   int64_t unreadable_count() const;
 
