@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test test-asan demo bench fuzz clean
+.PHONY: deps build test test-asan demo bench fuzz clean build-torch2 test-torch2 bench-torch2
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,24 @@ demo: build
 
 bench: build
 	./$(BUILD)/bench/vaegan_bench
+
+# The second build: LibTorch 2.x with CUDA, from the pinned PyPI torch in the project's virtual
+# environment (scripts/setup-torch2.sh; about 4 GB). Its tests run on the CPU here (the `cuda`
+# label skips without a GPU) and compare against that environment's PyTorch; needs the CUDA
+# toolkit (nvcc) for LibTorch's CMake package.
+VENV ?= .venv
+BUILD2 ?= build-torch2
+build-torch2: deps
+	T="$$(VAEGAN_VENV=$(VENV) bash scripts/setup-torch2.sh)" && \
+	  cmake -S . -B $(BUILD2) $(CMAKE_FLAGS) -DCMAKE_PREFIX_PATH="$$T/share/cmake;$$T" \
+	    -DVAEGAN_PYTHON="$(abspath $(VENV))/bin/python"
+	cmake --build $(BUILD2) -j $(JOBS)
+
+test-torch2: build-torch2
+	cd $(BUILD2) && ctest --output-on-failure -j $(JOBS)
+
+bench-torch2: build-torch2
+	./$(BUILD2)/bench/vaegan_bench
 
 # The whole test suite built with AddressSanitizer and UndefinedBehaviorSanitizer (LibTorch itself
 # is not instrumented). Not part of `make test`: it takes several times longer.

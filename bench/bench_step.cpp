@@ -3,7 +3,8 @@
 // (bench/twin.py). Prints one JSON object per line; never part of `make test`.
 //
 // Usage: vaegan_bench [--presets small32,paper64] [--models vaegan,vae,gan] [--precisions fp32,bf16]
-//                     [--reps N] [--threads T] [--no-twin] [--no-loader] [--profile DIR]
+//                     [--reps N] [--threads T] [--device cpu|cuda|auto] [--python PY] [--no-twin]
+//                     [--no-loader] [--profile DIR]
 #include <fmt/format.h>
 #include <stb_image_write.h>
 #include <sys/resource.h>
@@ -23,12 +24,14 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/data/image_folder_dataset.h"
 #include "vaegan/data/loader.h"
+#include "vaegan/train/fit.h"
 #include "vaegan/train/trainer.h"
 
 namespace {
@@ -155,18 +158,27 @@ struct Timing {
   double median = 0, min = 0, max = 0;  // seconds per step
 };
 
-/// Times `reps` training steps of `c` after `warmup` on one fixed random batch; with `profile`
-/// non-empty, one more step runs under LibTorch's autograd profiler and its Chrome trace is
-/// written there (summarize it with bench/profile_summary.py).
-Timing time_steps(const vaegan::TrainConfig& c, int warmup, int reps, const std::string& profile = "") {
+/// Waits for `device`'s queued work (a GPU runs asynchronously: a step's time is only known
+/// once its kernels have finished).
+void synchronize(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+/// Times `reps` training steps of `c` on `device` after `warmup`, on one fixed random batch
+/// already on the device; with `profile` non-empty, one more step runs under LibTorch's autograd
+/// profiler and its Chrome trace is written there (summarize it with bench/profile_summary.py).
+Timing time_steps(const vaegan::TrainConfig& c, torch::Device device, int warmup, int reps,
+                  const std::string& profile = "") {
   const int64_t batch = c.batch_size;
-  vaegan::Trainer trainer(c, vaegan::default_device());
+  vaegan::Trainer trainer(c, device);
   const int64_t s = vaegan::preset_image_size(c.model.arch);
-  torch::Tensor x = torch::rand({batch, 1, s, s}) * 2 - 1;
+  torch::Tensor x = (torch::rand({batch, 1, s, s}) * 2 - 1).to(device);
   std::vector<double> t;
   for (int i = 0; i < warmup + reps; ++i) {
+    synchronize(device);
     auto t0 = Clock::now();
     trainer.step(x);
+    synchronize(device);
     if (i >= warmup) t.push_back(seconds_since(t0));
   }
   if (!profile.empty()) {
@@ -222,13 +234,52 @@ double jpeg_folder_throughput(int64_t n, int64_t batch, int64_t threads) {
   return static_cast<double>(images) / seconds;
 }
 
-/// Runs bench/twin.py with Debian's python3-torch; returns its JSON lines (empty when missing).
-std::vector<nlohmann::json> run_twin(const std::string& preset, const std::string& model, int64_t batch, int threads,
-                                     int reps) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) return {};
-  const std::string cmd = "/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/bench/twin.py --presets " + preset +
+/// Images/s of `vaegan train`'s loop (`fit`: the data loader, the step, metrics and progress;
+/// an end-of-run checkpoint and grids excluded) for `steps` steps of `c` on `device`, as the
+/// progress bar reports it at the last step; the run directory is a temporary one. Empty when
+/// `c.data_dir` is absent.
+std::optional<double> train_loop_images_per_sec(vaegan::TrainConfig c, torch::Device device, int64_t steps) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(c.data_dir)) return std::nullopt;
+  const fs::path run = fs::temp_directory_path() / ("vaegan-bench-train-" + std::to_string(::getpid()));
+  c.max_steps = steps;
+  c.epochs = 1;
+  c.log_every = 50;
+  double ips = 0;
+  vaegan::FitObserver observer;
+  observer.on_step = [&ips](const vaegan::ProgressEvent& e) { ips = e.images_per_sec; };
+  vaegan::fit(c, run.string(), /*overwrite=*/true, observer, /*resume=*/false, device);
+  fs::remove_all(run);
+  return ips;
+}
+
+/// bf16 matrix-multiply TFLOP/s of a CUDA device (8192² · 8192, median of 5 after 2 warm-ups):
+/// the GPU's practical peak, measured.
+double cuda_bf16_matmul_tflops(torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const auto opts = torch::TensorOptions().dtype(torch::kBFloat16).device(device);
+  const int64_t n = 8192;
+  const torch::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  std::vector<double> t;
+  for (int i = 0; i < 7; ++i) {
+    synchronize(device);
+    const auto t0 = Clock::now();
+    torch::mm(a, b);
+    synchronize(device);
+    if (i >= 2) t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return 2.0 * static_cast<double>(n * n * n) / t[t.size() / 2] / 1e12;
+}
+
+/// Runs bench/twin.py with `python` (the build's Python with torch: Debian's python3-torch, or
+/// the virtual environment's torch 2.x); returns its JSON lines (empty when torch is missing).
+std::vector<nlohmann::json> run_twin(const std::string& python, const std::string& preset, const std::string& model,
+                                     int64_t batch, int threads, int reps, const std::string& device) {
+  if (std::system((python + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) return {};
+  const std::string cmd = python + " " + std::string(VAEGAN_SOURCE_DIR) + "/bench/twin.py --presets " + preset +
                           " --models " + model + " --batch-size " + std::to_string(batch) + " --threads " +
-                          std::to_string(threads) + " --steps " + std::to_string(reps);
+                          std::to_string(threads) + " --steps " + std::to_string(reps) + " --device " + device;
   std::vector<nlohmann::json> out;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return out;
@@ -248,8 +299,10 @@ std::vector<nlohmann::json> run_twin(const std::string& preset, const std::strin
 int main(int argc, char** argv) {
   std::vector<std::string> presets = {"small32", "paper64"}, models = {"vaegan", "vae", "gan"},
                            precisions = {"fp32", "bf16"};
-  std::string profile_dir;
+  std::string profile_dir, device_name = "auto", python = VAEGAN_PYTHON,
+                           train_data = vaegan::default_data_dir("fashion-mnist");
   int reps = 5, threads = 0;
+  int64_t train_steps = 150;
   bool no_twin = false, no_loader = false;
   CLI::App app{"vaegan_bench: training-step and data-loader throughput, side by side with the PyTorch twin"};
   app.add_option("--presets", presets, "Architecture presets")
@@ -267,25 +320,52 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "Timed steps per configuration")->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--profile", profile_dir, "Write an autograd-profiler trace of one step per configuration here");
+  app.add_option("--device", device_name, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  app.add_option("--python", python, "Python with torch for the twin")->capture_default_str();
+  app.add_option("--train-data", train_data,
+                 "Fashion-MNIST-style IDX directory for the training-loop figure (small32 VAE-GAN)")
+      ->capture_default_str();
+  app.add_option("--train-steps", train_steps, "Steps of the training-loop figure (0: skip it)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("--no-twin", no_twin, "Skip the PyTorch twin");
   app.add_flag("--no-loader", no_loader, "Skip the data-loader figures");
   CLI11_PARSE(app, argc, argv);
   const bool twin = !no_twin, loader = !no_loader;
   threads = vaegan::configure_threads(threads);
+  torch::Device device(torch::kCPU);
+  try {
+    device = vaegan::parse_device(device_name);
+  } catch (const std::exception& e) {
+    std::cerr << "vaegan_bench: " << e.what() << std::endl;
+    return 2;
+  }
+  vaegan::configure_device(device, /*deterministic=*/false);
   if (!profile_dir.empty()) std::filesystem::create_directories(profile_dir);
   const int64_t batch = 64;
-  // the practical peak the steps are compared with: one large 5×5 channels-last convolution
-  const double peak_fp32 = vaegan::conv5x5_gflops(at::kFloat, 64, 128),
-               peak_bf16 = vaegan::conv5x5_gflops(at::kBFloat16, 64, 128);
-  std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
-                              {"threads", threads},
-                              {"cpu_has_bf16", vaegan::cpu_has_bf16()},
-                              {"default_precision",
-                               vaegan::bf16_faster_than_fp32(vaegan::default_device()) ? "bf16" : "fp32"},
-                              {"fp32_channels_last_gflops", peak_fp32},
-                              {"bf16_channels_last_gflops", peak_bf16}}
-                   .dump()
-            << std::endl;
+  // the practical peak the steps are compared with: on a CPU one large 5×5 channels-last
+  // convolution, on a GPU a large bf16 matrix multiply
+  double peak_fp32 = 0, peak_bf16 = 0;
+  if (device.is_cuda()) {
+    peak_bf16 = 1e3 * cuda_bf16_matmul_tflops(device);
+    std::cout << nlohmann::json{{"bench", "bf16_matmul_peak"},
+                                {"device", device.str()},
+                                {"default_precision", vaegan::bf16_by_default(device) ? "bf16" : "fp32"},
+                                {"bf16_matmul_tflops", peak_bf16 / 1e3}}
+                     .dump()
+              << std::endl;
+  } else {
+    peak_fp32 = vaegan::conv5x5_gflops(at::kFloat, 64, 128);
+    peak_bf16 = vaegan::conv5x5_gflops(at::kBFloat16, 64, 128);
+    std::cout << nlohmann::json{{"bench", "conv5x5_peak"},
+                                {"threads", threads},
+                                {"cpu_has_bf16", vaegan::cpu_has_bf16()},
+                                {"default_precision", vaegan::bf16_by_default(device) ? "bf16" : "fp32"},
+                                {"fp32_channels_last_gflops", peak_fp32},
+                                {"bf16_channels_last_gflops", peak_bf16}}
+                     .dump()
+              << std::endl;
+  }
   if (auto fm = loader ? loader_throughput(batch) : std::nullopt) {
     std::cout << nlohmann::json{{"bench", "data_loader"},
                                 {"dataset", "fashion-mnist"},
@@ -323,7 +403,7 @@ int main(int argc, char** argv) {
           const std::string profile = profile_dir.empty() ? ""
                                                           : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model,
                                                                         precision, fused ? "" : "-unfused");
-          const Timing t = time_steps(config, 2, r, profile);
+          const Timing t = time_steps(config, device, 2, r, profile);
           const double ips = static_cast<double>(batch) / t.median;
           ips_of[precision + (fused ? "" : "-unfused")] = ips;
           nlohmann::json line = {{"bench", "train_step"},
@@ -338,9 +418,14 @@ int main(int argc, char** argv) {
                                  {"ms_per_step", t.median * 1e3},
                                  {"gflop_per_image", flops / 1e9},
                                  {"gflops", ips * flops / 1e9},
-                                 {"fraction_of_fp32_conv_peak", ips * flops / 1e9 / peak_fp32},
-                                 {"fraction_of_bf16_conv_peak", ips * flops / 1e9 / peak_bf16},
+                                 {"device", device.str()},
                                  {"peak_rss_mib", peak_rss_mib()}};
+          if (device.is_cuda()) {
+            line["fraction_of_bf16_matmul_peak"] = ips * flops / 1e9 / peak_bf16;
+          } else {
+            line["fraction_of_fp32_conv_peak"] = ips * flops / 1e9 / peak_fp32;
+            line["fraction_of_bf16_conv_peak"] = ips * flops / 1e9 / peak_bf16;
+          }
           if (model == "vaegan") {
             line["batch_norm"] = config.batch_norm;
             line["dis_on_recon"] = config.dis_on_recon;
@@ -351,18 +436,52 @@ int main(int argc, char** argv) {
           std::cout << line.dump() << std::endl;
         }
       }
+      if (model == "vaegan" && arch == "small32" && train_steps > 0) {
+        // the same step inside `vaegan train`'s loop, with real data, against the bare step
+        for (const std::string& precision : precisions) {
+          vaegan::TrainConfig c = config;
+          c.precision = vaegan::parse_enum<vaegan::Precision>(precision);
+          c.fused_step = true;
+          c.dataset = "fashion-mnist";
+          c.data_dir = train_data;
+          c.threads = threads;
+          const std::optional<double> ips = train_loop_images_per_sec(c, device, train_steps);
+          if (!ips) break;
+          std::cout << nlohmann::json{{"bench", "train_loop"},
+                                      {"preset", arch},
+                                      {"precision", precision},
+                                      {"device", device.str()},
+                                      {"steps", train_steps},
+                                      {"images_per_sec", *ips},
+                                      {"bare_step_images_per_sec", ips_of[precision]},
+                                      {"loop_over_bare_step", *ips / ips_of[precision]}}
+                           .dump()
+                    << std::endl;
+        }
+      }
       if (twin) {
         nlohmann::json ratios = {{"bench", "ratio_to_twin"}, {"preset", arch}, {"model", model}};
         for (const auto& [name, ips] : ips_of) ratios["vaegan_" + name + "_images_per_sec"] = ips;
-        const std::vector<nlohmann::json> tw = run_twin(arch, model, batch, threads, r);
-        if (tw.empty()) ratios["twin"] = "python3-torch missing: vaegan's figures only";
+        const std::vector<nlohmann::json> tw =
+            run_twin(python, arch, model, batch, threads, r, device.is_cuda() ? "cuda" : "cpu");
+        if (tw.empty()) ratios["twin"] = python + " has no torch: vaegan's figures only";
+        double best_twin = 0;
+        std::string best_setting;
         for (const auto& j : tw) {
           std::cout << j.dump() << std::endl;
           const std::string setting = j.at("setting").get<std::string>();
+          const double twin_ips = j.at("images_per_sec").get<double>();
+          if (twin_ips > best_twin) std::tie(best_twin, best_setting) = std::make_pair(twin_ips, setting);
           for (const auto& [name, ips] : ips_of) {
-            if (name.find("unfused") == std::string::npos)
-              ratios[name + "_over_twin_" + setting] = ips / j.at("images_per_sec").get<double>();
+            if (name.find("unfused") == std::string::npos) ratios[name + "_over_twin_" + setting] = ips / twin_ips;
           }
+        }
+        if (best_twin > 0) {
+          // the twin's best setting, torch.compile included where torch 2.x has it, against
+          // vaegan at the precision `--precision auto` picks here
+          const std::string ours = vaegan::bf16_by_default(device) ? "bf16" : "fp32";
+          ratios["twin_best_setting"] = best_setting;
+          if (ips_of.count(ours)) ratios["default_precision_over_twin_best"] = ips_of[ours] / best_twin;
         }
         std::cout << ratios.dump() << std::endl;
       }

@@ -4,8 +4,10 @@
 Times tests/reference/vaegan_ref.py's steps (an independent Python implementation: the VAE-GAN
 step with three torch.autograd.grad calls, configured like vaegan's defaults: one network call
 per input, reconstructions not in L_dis; the VAE on its ELBO with BCE; the GAN's simultaneous
-step) in four settings: fp32, channels_last, bf16 autocast, both. Prints one JSON line per
-(preset, model, setting).
+step) in the settings a careful PyTorch user would try: fp32, channels_last, bf16 autocast, both,
+and with torch 2.x also `torch.compile` of each network (fp32, and channels_last + bf16:
+compile, compile_both). On a GPU (--device cuda) each step is timed to the end of its kernels.
+Prints one JSON line per (preset, model, setting).
 """
 import argparse
 import json
@@ -24,29 +26,44 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", default="small32,paper64")
     ap.add_argument("--models", default="vaegan,vae,gan")
-    ap.add_argument("--settings", default="fp32,channels_last,bf16,both")
+    ap.add_argument("--settings", default=None,
+                    help="default: fp32,channels_last,bf16,both (+ compile,compile_both with torch 2.x)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    has_compile = hasattr(torch, "compile")
+    if args.settings is None:
+        args.settings = "fp32,channels_last,bf16,both" + (",compile,compile_both" if has_compile else "")
+    dev = torch.device(args.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     for preset, model, setting in ((p, m, s) for p in args.presets.split(",") for m in args.models.split(",")
                                    for s in args.settings.split(",")):
         torch.manual_seed(0)
         enc, dec, dis, s, z = vaegan_ref.build(preset)
-        cl = setting in ("channels_last", "both")
-        ac = setting in ("bf16", "both")
+        cl = setting in ("channels_last", "both", "compile_both")
+        ac = setting in ("bf16", "both", "compile_both")
         mf = torch.channels_last if cl else torch.contiguous_format
         nets = {"vaegan": (enc, dec, dis), "vae": (enc, dec), "gan": (dec, dis)}[model]
-        nets = [n.to(memory_format=mf) for n in nets]
+        nets = [n.to(dev, memory_format=mf) for n in nets]
         opts = [torch.optim.RMSprop(n.parameters(), lr=3e-4, alpha=0.9) for n in nets]
+        if setting.startswith("compile"):
+            # the optimizers keep the original parameters; the compiled modules share them
+            nets = [torch.compile(n) for n in nets]
         b = args.batch_size
-        x = (torch.rand(b, 1, s, s) * 2 - 1).contiguous(memory_format=mf)
+        x = (torch.rand(b, 1, s, s) * 2 - 1).to(dev).contiguous(memory_format=mf)
         times = []
         for i in range(args.warmup + args.steps):
-            eps, zp = torch.randn(b, z), torch.randn(b, z)
+            eps, zp = torch.randn(b, z, device=dev), torch.randn(b, z, device=dev)
+            sync()
             t0 = time.perf_counter()
             if model == "vaegan":
                 vaegan_ref.step(nets, opts, x, eps, zp, 1e-2, ac)
@@ -54,11 +71,13 @@ def main():
                 vaegan_ref.vae_step(nets, opts, x, eps, autocast=ac)
             else:
                 vaegan_ref.gan_step(nets, opts, x, zp, autocast=ac)
+            sync()
             if i >= args.warmup:
                 times.append(time.perf_counter() - t0)
         times.sort()
         med = times[len(times) // 2]
-        print(json.dumps({"impl": "pytorch-twin", "preset": preset, "model": model, "setting": setting, "batch": b,
+        print(json.dumps({"impl": "pytorch-twin", "torch": torch.__version__, "device": str(dev),
+                          "preset": preset, "model": model, "setting": setting, "batch": b,
                           "threads": torch.get_num_threads(), "ms_per_step": med * 1e3,
                           "images_per_sec": b / med, "images_per_sec_min": b / times[-1],
                           "images_per_sec_max": b / times[0],

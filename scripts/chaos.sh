@@ -12,6 +12,7 @@
 set -euo pipefail
 kills=${1:-10}
 bin=${VAEGAN:-build/vaegan}
+export CUDA_VISIBLE_DEVICES=  # the CPU: runs are compared bit for bit
 data=${CHAOS_DATA:-/usr/share/datasets/fashion-mnist}
 if [ ! -d "$data" ]; then echo "chaos: no Fashion-MNIST in $data (CHAOS_DATA); skipped"; exit 77; fi
 work=$(mktemp -d)

@@ -9,7 +9,7 @@ PACKAGES=(
   dataset-fashion-mnist
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev libjpeg-dev
   libgtest-dev
-  python3-torch python3-numpy python3-scipy gnuplot-nox time
+  python3-torch python3-numpy python3-scipy python3-venv gnuplot-nox time
 )
 # `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`), not needed otherwise.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi

@@ -12,6 +12,13 @@
 
 #include "vaegan/data/idx_dataset.h"
 
+/// Skips the current test, with a message, where no CUDA GPU is visible (every test of the
+/// `cuda` label starts with it; CI machines have no GPU).
+#define VAEGAN_REQUIRE_CUDA()                                                                               \
+  do {                                                                                                      \
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible to this LibTorch: test skipped"; \
+  } while (0)
+
 namespace vaegan::test {
 namespace fs = std::filesystem;
 

@@ -22,7 +22,15 @@ using Runner = std::function<int()>;
 
 // ---------------------------------------------------------------- arguments
 
-/// `vaegan train`: a `TrainConfig` plus where to write it.
+/// Where and how a command computes: `--threads`, `--device`, `--deterministic`.
+struct RuntimeArgs {
+  int threads = 0;              ///< intra-op threads (0: all cores)
+  std::string device = "auto";  ///< cpu, cuda, cuda:N or auto (`parse_device`)
+  bool deterministic = false;   ///< deterministic algorithms only (`configure_device`)
+};
+
+/// `vaegan train`: a `TrainConfig` plus where to write it and where to compute (its
+/// `runtime.threads` is unused: `config.threads` is saved with the run).
 struct TrainArgs {
   TrainConfig config;
   std::string out;     ///< run directory to create
@@ -30,6 +38,7 @@ struct TrainArgs {
   bool overwrite = false;
   int64_t channels = 0;                        ///< 0: the dataset's (`resolve_channels`)
   std::vector<std::string> ignored_on_resume;  ///< flags given with `--resume` (its saved config applies)
+  RuntimeArgs runtime;
 };
 
 /// `vaegan sample`.
@@ -37,7 +46,7 @@ struct SampleArgs {
   std::string checkpoint, out;
   int64_t n = 64;
   uint64_t seed = 0;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 /// `vaegan reconstruct`.
@@ -45,7 +54,7 @@ struct ReconstructArgs {
   std::string checkpoint, out, data_dir;
   Split split = Split::kTest;
   int64_t n = 32;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 /// `vaegan interpolate`.
@@ -55,14 +64,14 @@ struct InterpolateArgs {
   int64_t steps = 8, rows = 8;
   uint64_t seed = 0;
   bool slerp = false;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 /// `vaegan attribute compute` and `apply`.
 struct AttributeArgs {
   std::string checkpoint, out, attribute, from_class, to_class, vector, data_dir, strengths = "-1,0,1,2";
   int64_t max_images = 10000, n = 16;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 /// `vaegan eval`.
@@ -70,14 +79,14 @@ struct EvalArgs {
   std::string checkpoint, out, features, classifier, data_dir;
   Split split = Split::kTest;
   EvalOptions options;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 /// `vaegan classifier train`.
 struct ClassifierArgs {
   std::string dataset = "fashion-mnist", data_dir, out;
   int64_t image_size = 32, channels = 0;
-  int threads = 0;
+  RuntimeArgs runtime;
   ClassifierTrainOptions train;
 };
 
@@ -120,9 +129,14 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
 /// Checks that `--out` ends in .png or .npy; throws `InputError` otherwise.
 void check_image_output(const std::string& path);
 
-/// The prologue of every command that uses a checkpoint: sets the intra-op threads (`--threads`,
-/// 0: all cores) and loads `checkpoint` (`load_model`) onto the default device.
-LoadedModel load_for_command(const std::string& checkpoint, int threads);
+/// Applies `runtime`: sets the intra-op threads (`configure_threads`), parses `--device`
+/// (`parse_device`) and prepares it (`configure_device`). Returns the device. Throws
+/// `InputError` for a device that is not there.
+torch::Device apply_runtime(const RuntimeArgs& runtime);
+
+/// The prologue of every command that uses a checkpoint: `apply_runtime`, then loads
+/// `checkpoint` (`load_model`) onto the chosen device.
+LoadedModel load_for_command(const std::string& checkpoint, const RuntimeArgs& runtime);
 
 /// `split` of the dataset `m` was trained on, read from `data_dir` (empty: the training run's
 /// directory), at the model's channels and size. Throws as `open_dataset`.
@@ -137,6 +151,9 @@ CLI::Option* add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& h
 
 /// Adds the `--threads` option (intra-op threads, 0: all cores) to `cmd`.
 void add_threads_option(CLI::App* cmd, int& threads);
+
+/// Adds `--device` and `--deterministic` to `cmd`, and `--threads` unless `threads` is false.
+void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads = true);
 
 /// Adds option `flag` for the enum `value`, accepting the names of its `EnumTable` and showing
 /// the current value as the default.

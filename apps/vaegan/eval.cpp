@@ -17,7 +17,7 @@
 namespace vaegan::cli {
 
 int run_eval(const EvalArgs& a) {
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   std::optional<FeatureExtractor> features;
   if (!a.classifier.empty()) features = load_classifier_features(a.classifier, m.device);
   if (!a.features.empty()) features = load_torchscript_features(a.features, m.device);
@@ -61,19 +61,20 @@ void setup_eval(CLI::App& app, Runner& run) {
   add_enum_option(cmd, "--split", o->split, "Dataset split");
   cmd->add_option("--data-dir", o->data_dir, "Dataset directory (default: the one the model was trained on)");
   add_seed_option(cmd, o->options.seed(), "Seed of prior and posterior samples");
-  add_threads_option(cmd, o->threads);
+  add_runtime_options(cmd, o->runtime);
   cmd->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 
 int run_classifier_train(const ClassifierArgs& a) {
-  configure_threads(a.threads);
+  ClassifierTrainOptions options = a.train;
+  options.device(apply_runtime(a.runtime));
   const std::string dir = a.data_dir.empty() ? default_data_dir(a.dataset) : a.data_dir;
   const int64_t channels = resolve_channels(a.dataset, a.channels);
   auto train = open_dataset(a.dataset, dir, Split::kTrain, channels, a.image_size);
   auto test = open_dataset(a.dataset, dir, Split::kTest, channels, a.image_size);
   spdlog::info("classifier: training on {}", train->summary());
   const nlohmann::json info =
-      train_classifier(train, test, a.train, a.out, {{"dataset", a.dataset}, {"data_dir", dir}});
+      train_classifier(train, test, options, a.out, {{"dataset", a.dataset}, {"data_dir", dir}});
   spdlog::info("classifier: test accuracy {:.4f} on {} images; written to {}", info.at("test_accuracy").get<double>(),
                test->size(), a.out);
   return 0;
@@ -99,7 +100,7 @@ void setup_classifier(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--lr", o->train.lr(), "Adam learning rate")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
   add_seed_option(cmd, o->train.seed(), "Seed");
-  add_threads_option(cmd, o->threads);
+  add_runtime_options(cmd, o->runtime);
   cmd->callback([&run, o] { run = [o] { return run_classifier_train(*o); }; });
 }
 

@@ -42,7 +42,7 @@ std::vector<double> parse_list(const std::string& text, const char* flag) {
 
 int run_interpolate(const InterpolateArgs& a) {
   check_image_output(a.out);
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   torch::NoGradGuard no_grad;
   torch::Tensor ends;  // [2R, Z]: the R start points, then the R end points
   if (!a.from.empty()) {
@@ -79,7 +79,7 @@ int run_attribute_compute(const AttributeArgs& a) {
     throw InputError("attribute compute: give --attribute NAME, --attribute class=NAME or --from-class/--to-class");
   }
   require_extension(a.out, {".npy"}, "--out");
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   torch::NoGradGuard no_grad;
   const auto data = model_dataset(m, a.data_dir, Split::kTrain);
   const int64_t n = std::min(a.max_images, data->size());
@@ -102,7 +102,7 @@ int run_attribute_compute(const AttributeArgs& a) {
 int run_attribute_apply(const AttributeArgs& a) {
   check_image_output(a.out);
   const std::vector<double> strengths = parse_list(a.strengths, "--strengths");
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   const torch::Tensor v = read_npy(a.vector).to(torch::kFloat32).flatten();
   if (v.numel() != m.model->latent_dim()) {
     throw InputError(fmt::format("--vector: {} has {} entries but the model's latent size is {}", a.vector, v.numel(),
@@ -140,7 +140,7 @@ void setup_interpolate(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_flag("--slerp", a->slerp, "Spherical instead of linear interpolation");
   cmd->add_option("--data-dir", a->data_dir, "Dataset directory for --index (default: the training one)");
-  add_threads_option(cmd, a->threads);
+  add_runtime_options(cmd, a->runtime);
   cmd->callback([&run, a] { run = [a] { return run_interpolate(*a); }; });
 }
 
@@ -162,7 +162,7 @@ void setup_attribute(CLI::App& app, Runner& run) {
       ->check(CLI::Range(2, 10000000))
       ->capture_default_str();
   compute->add_option("--data-dir", a->data_dir, "Dataset directory (default: the training one)");
-  add_threads_option(compute, a->threads);
+  add_runtime_options(compute, a->runtime);
   compute->callback([&run, a] { run = [a] { return run_attribute_compute(*a); }; });
 
   CLI::App* apply =
@@ -174,7 +174,7 @@ void setup_attribute(CLI::App& app, Runner& run) {
   apply->add_option("--n", a->n, "Test images (rows)")->check(CLI::Range(1, 10000))->capture_default_str();
   apply->add_option("--strengths", a->strengths, "Comma-separated multiples of the vector")->capture_default_str();
   apply->add_option("--data-dir", a->data_dir, "Dataset directory (default: the training one)");
-  add_threads_option(apply, a->threads);
+  add_runtime_options(apply, a->runtime);
   apply->callback([&run, a] { run = [a] { return run_attribute_apply(*a); }; });
 }
 

@@ -36,9 +36,15 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
   }
 }
 
-LoadedModel load_for_command(const std::string& checkpoint, int threads) {
-  configure_threads(threads);
-  return load_model(checkpoint, default_device());
+torch::Device apply_runtime(const RuntimeArgs& runtime) {
+  configure_threads(runtime.threads);
+  const torch::Device device = parse_device(runtime.device);
+  configure_device(device, runtime.deterministic);
+  return device;
+}
+
+LoadedModel load_for_command(const std::string& checkpoint, const RuntimeArgs& runtime) {
+  return load_model(checkpoint, apply_runtime(runtime));
 }
 
 std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
@@ -66,6 +72,14 @@ CLI::Option* add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& h
 
 void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(at_least(0));
+}
+
+void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads) {
+  if (threads) add_threads_option(cmd, runtime.threads);
+  cmd->add_option("--device", runtime.device, "cpu, cuda, cuda:N or auto (CUDA when a GPU is visible)")
+      ->capture_default_str();
+  cmd->add_flag("--deterministic", runtime.deterministic,
+                "Deterministic algorithms only (no cuDNN autotuning; an operation without one fails)");
 }
 
 }  // namespace vaegan::cli

@@ -12,7 +12,7 @@ namespace vaegan::cli {
 
 int run_reconstruct(const ReconstructArgs& a) {
   check_image_output(a.out);
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   if (!m.model->encoder) {
     throw InputError(fmt::format("--checkpoint: {} is a {} model, which has no encoder to reconstruct with",
                                  m.directory, enum_name(m.config.model.type)));
@@ -39,7 +39,7 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
       ->required();
   add_enum_option(cmd, "--split", a->split, "Dataset split");
   cmd->add_option("--data-dir", a->data_dir, "Dataset directory (default: the one the model was trained on)");
-  add_threads_option(cmd, a->threads);
+  add_runtime_options(cmd, a->runtime);
   cmd->callback([&run, a] { run = [a] { return run_reconstruct(*a); }; });
 }
 

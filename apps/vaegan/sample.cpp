@@ -10,7 +10,7 @@ namespace vaegan::cli {
 
 int run_sample(const SampleArgs& a) {
   check_image_output(a.out);
-  LoadedModel m = load_for_command(a.checkpoint, a.threads);
+  LoadedModel m = load_for_command(a.checkpoint, a.runtime);
   torch::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(a.seed);
   const torch::Tensor z = torch::randn({a.n, m.model->latent_dim()}, gen);  // [N, Z]
@@ -31,7 +31,7 @@ void setup_sample(CLI::App& app, Runner& run) {
   cmd->add_option("--n", a->n, "Number of samples")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--out", a->out, "Output: grid .png or uint8 [N, H, W, C] .npy")->required();
   add_seed_option(cmd, a->seed, "Seed of the prior draws");
-  add_threads_option(cmd, a->threads);
+  add_runtime_options(cmd, a->runtime);
   cmd->callback([&run, a] { run = [a] { return run_sample(*a); }; });
 }
 

@@ -95,7 +95,9 @@ int run_train(TrainArgs a) {
     spdlog::warn("--resume continues with the run's saved configuration; ignoring {}",
                  fmt::join(a.ignored_on_resume, ", "));
   }
-  const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty());
+  const torch::Device device = parse_device(a.runtime.device);
+  configure_device(device, a.runtime.deterministic);
+  const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty(), device);
   if (r.interrupted) {
     const int sig = stop_signal();
     if (terminal) write_stderr("\n");
@@ -182,16 +184,18 @@ void setup_train(CLI::App& app, Runner& run) {
                   "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network)")
       ->capture_default_str();
   add_enum_option(cmd, "--precision", c.precision,
-                  "fp32, or bf16 autocast (weights, optimizer states and losses stay fp32); auto: bf16 only where "
-                  "this CPU has bf16 instructions and runs them faster than fp32");
+                  "fp32, or bf16 autocast (weights, optimizer states and losses stay fp32); auto: bf16 on GPUs with "
+                  "native bf16 and on CPUs with AMX or AMD's AVX-512 BF16, fp32 elsewhere");
   add_seed_option(cmd, c.seed, "Seed of weights, data order and noise");
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
+  add_runtime_options(cmd, args->runtime, /*threads=*/false);
   cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->capture_default_str();
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->capture_default_str();
   cmd->callback([&run, args, cmd] {
     for (const CLI::Option* opt : cmd->get_options()) {
       const std::string name = opt->get_name();
-      if (opt->count() > 0 && name != "--resume" && name != "--help") args->ignored_on_resume.push_back(name);
+      const bool applies = name == "--resume" || name == "--help" || name == "--device" || name == "--deterministic";
+      if (opt->count() > 0 && !applies) args->ignored_on_resume.push_back(name);
     }
     run = [args] { return run_train(*args); };
   });

@@ -6,6 +6,13 @@
 #include <sys/resource.h>
 #include <torch/version.h>
 
+#include "vaegan/core/error.h"
+
+#ifdef VAEGAN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -81,18 +88,90 @@ torch::Device default_device() {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
-bool cpu_has_bf16() {
+torch::Device parse_device(const std::string& name, const std::string& flag) {
+  if (name == "auto") return default_device();
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  const bool cuda = name == "cuda" || name.rfind("cuda:", 0) == 0;
+  if (!cuda) throw InputError(fmt::format("{} {}: unknown device (expected cpu, cuda, cuda:N or auto)", flag, name));
+  torch::Device device(torch::kCUDA);
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw InputError(fmt::format("{} {}: not a device name (expected cpu, cuda, cuda:N or auto)", flag, name));
+  }
+  if (!torch::cuda::is_available()) {
+#ifdef VAEGAN_WITH_CUDA
+    constexpr const char* why =
+        "no GPU is visible to this CUDA build (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides it: check nvidia-smi); "
+        "use --device cpu";
+#else
+    constexpr const char* why = "this build of vaegan uses a LibTorch without CUDA (docs/gpu.md builds one with it)";
+#endif
+    throw InputError(fmt::format("{} {}: {}", flag, name, why));
+  }
+  const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+  if (device.has_index() && device.index() >= count) {
+    throw InputError(fmt::format("{} {}: only {} GPU{} visible (cuda:0{})", flag, name, count,
+                                 count == 1 ? " is" : "s are", count > 1 ? fmt::format(" to cuda:{}", count - 1) : ""));
+  }
+  return device;
+}
+
+void configure_device(torch::Device device, bool deterministic) {
+  auto& context = at::globalContext();
+  if (deterministic) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  context.setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+  context.setDeterministicCuDNN(deterministic);
+  if (device.is_cuda()) {
+#ifdef VAEGAN_WITH_CUDA
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device.has_index() ? device.index() : 0));
+#endif
+    context.setBenchmarkCuDNN(!deterministic);
+  }
+}
+
+namespace {
+
+/// The value of `key` (e.g. "flags", "vendor_id") of the first processor in /proc/cpuinfo,
+/// which speaks for all.
+std::string cpuinfo_field(const std::string& key) {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    for (std::string w; words >> w;) {
-      if (w == "avx512_bf16" || w == "amx_bf16") return true;
-    }
-    return false;  // the first processor's flags speak for all
+    if (line.rfind(key, 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos && line.find_first_not_of(" \t", key.size()) == colon) return line.substr(colon + 1);
+  }
+  return {};
+}
+
+bool cpu_has_flag(const std::string& flag) {
+  std::istringstream words(cpuinfo_field("flags"));
+  for (std::string w; words >> w;) {
+    if (w == flag) return true;
   }
   return false;
 }
+
+}  // namespace
+
+bool cpu_has_bf16() { return cpu_has_flag("avx512_bf16") || cpu_has_flag("amx_bf16"); }
+
+bool cpu_bf16_fast() {
+  if (cpu_has_flag("amx_bf16")) return true;
+  return cpu_has_flag("avx512_bf16") && cpuinfo_field("vendor_id").find("AuthenticAMD") != std::string::npos;
+}
+
+bool cuda_bf16_supported(torch::Device device) {
+#ifdef VAEGAN_WITH_CUDA
+  if (!device.is_cuda() || !torch::cuda::is_available()) return false;
+  return at::cuda::getDeviceProperties(device.has_index() ? device.index() : 0)->major >= 8;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+bool bf16_by_default(torch::Device device) { return device.is_cuda() ? cuda_bf16_supported(device) : cpu_bf16_fast(); }
 
 namespace {
 
@@ -143,11 +222,6 @@ double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels) {
   std::sort(t.begin(), t.end());
   const double flops = 2.0 * static_cast<double>(batch * channels * channels) * 32 * 32 * 25;
   return flops / t[t.size() / 2] / 1e9;
-}
-
-bool bf16_faster_than_fp32(torch::Device device) {
-  if (!device.is_cpu() || !cpu_has_bf16()) return false;
-  return conv5x5_gflops(at::kBFloat16, 32, 64) >= 1.2 * conv5x5_gflops(at::kFloat, 32, 64);
 }
 
 AutocastGuard::AutocastGuard(torch::Device device, bool enabled) : device_type_(device.type()), enabled_(enabled) {

@@ -19,13 +19,16 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Ten
       options_(options),
       epoch_(epoch),
       start_position_(start_position),
-      first_batch_(first_batch) {
+      first_batch_(first_batch),
+      position_(start_position),
+      produced_(first_batch) {
   TORCH_CHECK(options_.batch_size() >= 1 && options_.prefetch() >= 1 && options_.threads() >= 1,
               "BatchLoader: batch_size, prefetch and threads must be positive");
-  thread_ = std::thread([this] { produce(); });
+  if (!dataset_->in_memory().defined()) thread_ = std::thread([this] { produce(); });
 }
 
 BatchLoader::~BatchLoader() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
@@ -35,6 +38,12 @@ BatchLoader::~BatchLoader() {
 }
 
 std::optional<Batch> BatchLoader::next() {
+  if (!thread_.joinable()) {  // in memory: gathered here
+    if (done_) return std::nullopt;
+    std::optional<Batch> b = make_batch();
+    done_ = !b;
+    return b;
+  }
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return !ready_.empty() || done_; });
   if (!ready_.empty()) {
@@ -101,50 +110,56 @@ void BatchLoader::decode_shares(const std::vector<int64_t>& candidates, std::vec
   }
 }
 
+std::optional<Batch> BatchLoader::make_batch() {
+  const int64_t m = order_.size(0), batch = options_.batch_size();
+  const int64_t* order = order_.data_ptr<int64_t>();
+  const bool in_memory = dataset_->in_memory().defined();
+  std::vector<int64_t> indices;
+  std::vector<torch::Tensor> decoded;  // file-backed datasets: uint8 [C, S, S] per index
+  while (static_cast<int64_t>(indices.size()) < batch && position_ < m) {
+    const int64_t take = std::min(batch - static_cast<int64_t>(indices.size()), m - position_);
+    std::vector<int64_t> candidates(order + position_, order + position_ + take);
+    position_ += take;
+    if (in_memory) {
+      indices.insert(indices.end(), candidates.begin(), candidates.end());
+      continue;
+    }
+    // Decode the candidates in `threads` strided shares.
+    std::vector<torch::Tensor> images(candidates.size());
+    std::vector<std::string> errors(candidates.size());
+    decode_shares(candidates, images, errors);
+    for (size_t k = 0; k < candidates.size(); ++k) {
+      if (errors[k].empty()) {
+        indices.push_back(candidates[k]);
+        decoded.push_back(images[k]);
+        continue;
+      }
+      dataset_->mark_unreadable(candidates[k], errors[k]);
+    }
+  }
+  readable_ += static_cast<int64_t>(indices.size());
+  if (static_cast<int64_t>(indices.size()) < batch) {                  // the last partial batch is dropped
+    if (produced_ == first_batch_ && start_position_ == 0 && m > 0) {  // a whole epoch gave no batch
+      throw InputError(readable_ == 0 ? fmt::format("{}: none of the {} images could be read", dataset_->summary(), m)
+                                      : fmt::format("{}: only {} of {} images could be read, fewer than a batch of {}",
+                                                    dataset_->summary(), readable_, m, batch));
+    }
+    return std::nullopt;
+  }
+  Batch b = assemble(indices, decoded, produced_++);
+  b.end_position = position_;
+  if (options_.pin_memory()) b.images = b.images.pin_memory();
+  return b;
+}
+
 void BatchLoader::produce() {
   try {
-    const int64_t m = order_.size(0), batch = options_.batch_size();
-    const int64_t* order = order_.data_ptr<int64_t>();
-    const bool in_memory = dataset_->in_memory().defined();
-    int64_t pos = start_position_, produced = first_batch_, readable = 0;
-    for (;;) {
-      std::vector<int64_t> indices;
-      std::vector<torch::Tensor> decoded;  // file-backed datasets: uint8 [C, S, S] per index
-      while (static_cast<int64_t>(indices.size()) < batch && pos < m) {
-        const int64_t take = std::min(batch - static_cast<int64_t>(indices.size()), m - pos);
-        std::vector<int64_t> candidates(order + pos, order + pos + take);
-        pos += take;
-        if (in_memory) {
-          indices.insert(indices.end(), candidates.begin(), candidates.end());
-          continue;
-        }
-        // Decode the candidates in `threads` strided shares.
-        std::vector<torch::Tensor> images(candidates.size());
-        std::vector<std::string> errors(candidates.size());
-        decode_shares(candidates, images, errors);
-        for (size_t k = 0; k < candidates.size(); ++k) {
-          if (errors[k].empty()) {
-            indices.push_back(candidates[k]);
-            decoded.push_back(images[k]);
-            continue;
-          }
-          dataset_->mark_unreadable(candidates[k], errors[k]);
-        }
-      }
-      readable += static_cast<int64_t>(indices.size());
-      if (static_cast<int64_t>(indices.size()) < batch) break;  // the last partial batch is dropped
-      Batch b = assemble(indices, decoded, produced++);
-      b.end_position = pos;
+    while (std::optional<Batch> b = make_batch()) {
       std::unique_lock<std::mutex> lock(mutex_);
       changed_.wait(lock, [this] { return stop_ || static_cast<int64_t>(ready_.size()) < options_.prefetch(); });
       if (stop_) return;
-      ready_.push_back(std::move(b));
+      ready_.push_back(std::move(*b));
       changed_.notify_all();
-    }
-    if (produced == first_batch_ && start_position_ == 0 && m > 0) {  // a whole epoch gave no batch
-      throw InputError(readable == 0 ? fmt::format("{}: none of the {} images could be read", dataset_->summary(), m)
-                                     : fmt::format("{}: only {} of {} images could be read, fewer than a batch of {}",
-                                                   dataset_->summary(), readable, m, batch));
     }
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);

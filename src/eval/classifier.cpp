@@ -40,13 +40,13 @@ torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) { return head->for
 namespace {
 
 /// Accuracy of `model` on all of `data`.
-double accuracy(Classifier& model, const std::shared_ptr<ImageDataset>& data, int64_t batch) {
+double accuracy(Classifier& model, const std::shared_ptr<ImageDataset>& data, int64_t batch, torch::Device device) {
   torch::NoGradGuard no_grad;
   model->eval();
   int64_t correct = 0, total = 0;
   BatchLoader loader(data, torch::arange(data->size()), LoaderOptions().batch_size(batch));
   while (auto b = loader.next()) {
-    correct += model->forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+    correct += model->forward(b->images.to(device)).argmax(1).cpu().eq(b->labels).sum().item<int64_t>();
     total += b->images.size(0);
   }
   // the partial last batch
@@ -58,7 +58,8 @@ double accuracy(Classifier& model, const std::shared_ptr<ImageDataset>& data, in
       idx.push_back(i);
       labels.push_back(data->label(i));
     }
-    correct += model->forward(data->images(idx)).argmax(1).eq(torch::tensor(labels)).sum().item<int64_t>();
+    correct +=
+        model->forward(data->images(idx).to(device)).argmax(1).cpu().eq(torch::tensor(labels)).sum().item<int64_t>();
     total += rest;
   }
   model->train();
@@ -75,6 +76,7 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
   }
   torch::manual_seed(o.seed());
   Classifier model(ClassifierOptions(train->channels(), classes));
+  model->to(o.device());
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(o.lr()));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed());
   for (int64_t epoch = 0; epoch < o.epochs(); ++epoch) {
@@ -85,7 +87,8 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
     int64_t steps = 0;
     while (auto b = loader.next()) {
       optimizer.zero_grad();
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(b->images), b->labels);
+      const torch::Tensor loss =
+          torch::nn::functional::cross_entropy(model->forward(b->images.to(o.device())), b->labels.to(o.device()));
       loss.backward();
       optimizer.step();
       loss_sum += loss.item<double>();
@@ -94,7 +97,7 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
     spdlog::info("classifier epoch {}/{}: mean cross-entropy {:.4f}", epoch + 1, o.epochs(),
                  loss_sum / std::max<int64_t>(1, steps));
   }
-  const double acc = accuracy(model, test, o.batch_size());
+  const double acc = accuracy(model, test, o.batch_size(), o.device());
   info["channels"] = train->channels();
   info["image_size"] = train->image_size();
   info["classes"] = train->class_names();
@@ -121,7 +124,7 @@ FeatureExtractor load_classifier_features(const std::string& dir, torch::Device 
     const int64_t channels = info.at("channels").get<int64_t>(), size = info.at("image_size").get<int64_t>();
     auto model =
         std::make_shared<Classifier>(ClassifierOptions(channels, static_cast<int64_t>(info.at("classes").size())));
-    torch::load(*model, model_path);
+    torch::load(*model, model_path, torch::Device(torch::kCPU));  // saved on any device
     (*model)->to(device);
     (*model)->eval();
     FeatureExtractor f;

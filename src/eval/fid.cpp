@@ -20,7 +20,7 @@ GaussianStats gaussian_stats(const torch::Tensor& features) {
 namespace {
 /// Symmetric positive semi-definite square root through an eigendecomposition.
 torch::Tensor sqrt_psd(const torch::Tensor& m) {
-  auto [values, vectors] = torch::linalg::eigh(0.5 * (m + m.t()), "L");
+  auto [values, vectors] = torch::linalg_eigh(0.5 * (m + m.t()), "L");
   return vectors.mm(torch::diag(values.clamp_min(0).sqrt())).mm(vectors.t());
 }
 }  // namespace
@@ -28,7 +28,7 @@ torch::Tensor sqrt_psd(const torch::Tensor& m) {
 double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
   const torch::Tensor root_a = sqrt_psd(a.covariance);
   const torch::Tensor inner = root_a.mm(b.covariance).mm(root_a);  // symmetric PSD, similar to S1 S2
-  const torch::Tensor eig = torch::linalg::eigvalsh(0.5 * (inner + inner.t()), "L");
+  const torch::Tensor eig = torch::linalg_eigvalsh(0.5 * (inner + inner.t()), "L");
   const double trace_sqrt = eig.clamp_min(0).sqrt().sum().item<double>();
   const double mean_term = (a.mean - b.mean).pow(2).sum().item<double>();
   return mean_term + a.covariance.trace().item<double>() + b.covariance.trace().item<double>() - 2 * trace_sqrt;

@@ -37,7 +37,7 @@ nlohmann::json read_state_json(const fs::path& dir) {
   }
 }
 
-/// Loads `path` into `model` and checks that every parameter and buffer kept the shape the
+/// Loads `path` into `model` (onto the model's device) and checks that every parameter and buffer kept the shape the
 /// model's config gives it (LibTorch's loader replaces a tensor of another shape silently, and
 /// the mismatch would surface later as a raw shape error). Throws `InputError` naming the file
 /// and the first mismatch, or the loader's error.
@@ -46,7 +46,9 @@ void load_weights(Model& model, const fs::path& path) {
   for (const auto& p : model->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
   for (const auto& b : model->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
   try {
-    torch::load(model, path.string());
+    // Tensors load onto the model's device whatever device they were saved from (a checkpoint
+    // written on a GPU loads on a CPU-only machine).
+    torch::load(model, path.string(), model->parameters().front().device());
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}",
                                  path.string(), e.what_without_backtrace()));
@@ -245,13 +247,13 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
     if (trainer.config().channels_last) to_channels_last(*trainer.model());
     for (Network n : kNetworks) {
       if (!trainer.has_optimizer(n)) continue;
-      torch::load(trainer.optimizer(n), (dir / optimizer_file(n)).string());
+      torch::load(trainer.optimizer(n), (dir / optimizer_file(n)).string(), trainer.device());
       // LibTorch's optimizer archive keeps the state but not the options: restore the schedule
       const nlohmann::json& lr = lrs.at(static_cast<size_t>(n));
       if (lr.is_number()) trainer.set_learning_rate(n, lr.get<double>());
     }
     std::vector<torch::Tensor> rng;
-    torch::load(rng, (dir / "rng.pt").string());
+    torch::load(rng, (dir / "rng.pt").string(), torch::Device(torch::kCPU));
     trainer.generator().set_state(rng.at(0));
     s.rng_epoch_start = rng.at(1);
   } catch (const c10::Error& e) {

@@ -13,11 +13,12 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                 \
-  X(model)                                                                                                            \
-  X(dataset) X(data_dir) X(horizontal_flip) X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) \
-      X(max_minutes) X(lr) X(lr_decay) X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss)    \
-          X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(fused_step) X(channels_last) X(precision)       \
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                              \
+  X(model)                                                                                                         \
+  X(dataset)                                                                                                       \
+  X(data_dir) X(horizontal_flip) X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs)         \
+      X(max_minutes) X(lr) X(lr_decay) X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) \
+          X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(fused_step) X(channels_last) X(precision)    \
               X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every) X(grid_size)
 
 namespace {
@@ -106,7 +107,7 @@ int64_t vae_phase_epochs(const TrainConfig& c) {
 
 Precision resolve_precision(Precision p, torch::Device device) {
   if (p != Precision::kAuto) return p;
-  return bf16_faster_than_fp32(device) ? Precision::kBf16 : Precision::kFp32;
+  return bf16_by_default(device) ? Precision::kBf16 : Precision::kFp32;
 }
 
 TrainConfig load_config(const std::string& path) {

@@ -127,10 +127,22 @@ torch::Tensor epoch_order(Trainer& trainer, TrainingState& state, int64_t n, boo
 /// rounded up. Larger presets and batches need more; they fail with the out-of-memory message.
 constexpr int64_t kTrainingHeadroom = int64_t{512} << 20;
 
+/// Why `--precision auto` chose what it chose on `device`, for the log.
+std::string precision_reason(torch::Device device) {
+  if (device.is_cuda()) {
+    return cuda_bf16_supported(device) ? "this GPU has bf16 arithmetic (compute capability 8.0 or later)"
+                                       : "this GPU has no native bf16 arithmetic";
+  }
+  if (cpu_bf16_fast()) return "this CPU has AMX or is an AMD CPU with AVX-512 BF16";
+  return cpu_has_bf16() ? "this CPU has AVX-512 BF16 but no AMX: bf16 convolutions run slower than fp32 on such CPUs"
+                        : "this CPU has no bf16 instructions";
+}
+
 /// The run loop of `fit`, one epoch at a time.
 class RunLoop {
  public:
-  RunLoop(const TrainConfig& config, std::string run_dir, const FitObserver& observer, bool resume)
+  RunLoop(const TrainConfig& config, std::string run_dir, const FitObserver& observer, bool resume,
+          torch::Device device)
       : config_(config),
         run_dir_(std::move(run_dir)),
         observer_(observer),
@@ -140,7 +152,7 @@ class RunLoop {
                                model_image_size(config.model))),
         length_(run_length(config, train_set_->size())),
         threads_(configure_threads(config.threads)),
-        trainer_(config, default_device()) {
+        trainer_(config, device) {
     if (resume) {
       remove_stale_temporaries(run_dir_);
       const ResumePoint p = resume_from_newest(run_dir_, trainer_);
@@ -153,13 +165,12 @@ class RunLoop {
     check_address_space(kTrainingHeadroom);
     result_.config = trainer_.config();  // precision resolved
     if (config.precision == Precision::kAuto) {
-      spdlog::info("--precision auto: {} ({})", enum_name(result_.config.precision),
-                   cpu_has_bf16() ? "this CPU has bf16 instructions; measured which is faster"
-                                  : "this CPU has no bf16 instructions");
+      spdlog::info("--precision auto: {} ({})", enum_name(result_.config.precision), precision_reason(device));
     }
-    spdlog::info("training {} ({}) on {} for {} epochs{} with {} threads; run directory {}",
+    spdlog::info("training {} ({}) on {} for {} epochs{} on {} with {} threads; run directory {}",
                  enum_name(config.model.type), config.model.arch, config.dataset, config.epochs,
-                 config.max_steps > 0 ? fmt::format(" (at most {} steps)", config.max_steps) : "", threads_, run_dir_);
+                 config.max_steps > 0 ? fmt::format(" (at most {} steps)", config.max_steps) : "", device.str(),
+                 threads_, run_dir_);
     spdlog::info("train: {}", train_set_->summary());
   }
 
@@ -210,7 +221,8 @@ class RunLoop {
                            .batch_size(config_.batch_size)
                            .horizontal_flip(config_.horizontal_flip)
                            .seed(config_.seed)
-                           .threads(config_.loader_threads),
+                           .threads(config_.loader_threads)
+                           .pin_memory(trainer_.device().is_cuda()),
                        epoch, continuing ? state_.order_position : 0, first);
     const auto epoch_start = Clock::now();
     ProgressEvent e;
@@ -338,13 +350,13 @@ class RunLoop {
 }  // namespace
 
 FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer,
-              bool resume) {
+              bool resume, std::optional<torch::Device> device) {
   TrainConfig config = resume ? load_config(run_dir + "/config.json") : config_in;
   if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
   validate(config);
   // One writer per run directory, from before the first write to the end of the run.
   const DirectoryLock lock(run_dir, resume ? "--resume" : "--out");
-  RunLoop loop(config, run_dir, observer, resume);
+  RunLoop loop(config, run_dir, observer, resume, device.value_or(default_device()));
   try {
     if (!resume) {
       prepare_run_dir(run_dir, overwrite);

@@ -24,7 +24,16 @@ std::vector<torch::Tensor> grad_or_zeros(const torch::Tensor& loss, const std::v
   return g;
 }
 
-double mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean().item<double>(); }
+torch::Tensor mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean(); }
+
+/// The values of the one-element tensors `scalars`, read with one device-to-host copy (each
+/// `item()` on a GPU would wait for the device separately).
+std::vector<double> scalar_values(const std::vector<torch::Tensor>& scalars) {
+  std::vector<torch::Tensor> flat;
+  for (const auto& t : scalars) flat.push_back(t.detach().to(torch::kFloat64).reshape({}));
+  const torch::Tensor host = torch::stack(flat).cpu();
+  return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
+}
 
 /// Whether every entry of every tensor is finite, with one synchronization: a sum is NaN or Inf
 /// when an entry is (or when finite entries overflow, which is as bad).
@@ -157,8 +166,10 @@ StepStats Trainer::step(const torch::Tensor& batch) {
 }
 
 StepStats Trainer::step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
-  const torch::Tensor x =
-      config_.channels_last ? batch.to(device_).contiguous(torch::MemoryFormat::ChannelsLast) : batch.to(device_);
+  // non_blocking: a batch in pinned memory (LoaderOptions::pin_memory) is copied to a GPU while
+  // the previous step's kernels still run.
+  const torch::Tensor on_device = batch.to(device_, /*non_blocking=*/true);
+  const torch::Tensor x = config_.channels_last ? on_device.contiguous(torch::MemoryFormat::ChannelsLast) : on_device;
   switch (phase_) {
     case Phase::kVae:
       return vae_step(x, eps.to(device_));
@@ -185,22 +196,27 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
       f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm);
       losses = vae_gan_losses(f, loss_options_);
     }
-    if (config_.equilibrium) {
+    {
       torch::NoGradGuard no_grad;
-      const double bce_real =
-          F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits)).item<double>();
-      const double bce_prior =
-          F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits)).item<double>();
-      std::tie(s.dis_updated, s.dec_adv_updated) =
-          equilibrium_gate(bce_real, bce_prior, config_.equilibrium_value, config_.equilibrium_margin);
+      const torch::Tensor bce_real =
+          F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits));
+      const torch::Tensor bce_prior =
+          F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits));
+      const std::vector<double> v =
+          scalar_values({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
+                         mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real, bce_prior});
+      s.loss_prior = v[0];
+      s.loss_llike = v[1];
+      s.loss_dis = v[2];
+      s.loss_adv = v[3];
+      s.d_real = v[4];
+      s.d_recon = v[5];
+      s.d_prior = v[6];
+      if (config_.equilibrium) {
+        std::tie(s.dis_updated, s.dec_adv_updated) =
+            equilibrium_gate(v[7], v[8], config_.equilibrium_value, config_.equilibrium_margin);
+      }
     }
-    s.loss_prior = losses.prior.item<double>();
-    s.loss_llike = losses.llike.item<double>();
-    s.loss_dis = losses.dis.item<double>();
-    s.loss_adv = losses.adv.item<double>();
-    s.d_real = mean_sigmoid(f.real.logits);
-    s.d_recon = mean_sigmoid(f.recon.logits);
-    s.d_prior = mean_sigmoid(f.prior.logits);
     VaeGanGradients g = vae_gan_gradients(model_, losses,
                                           GradientOptions()
                                               .gamma(config_.gamma)
@@ -226,8 +242,9 @@ StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
       AutocastGuard autocast(device_, bf16());
       l = vae_losses(vae_forward(model_, x, eps), x, config_.model.recon_loss);
     }
-    s.loss_prior = l.prior.item<double>();
-    s.loss_pixel = l.pixel.item<double>();
+    const std::vector<double> v = scalar_values({l.prior, l.pixel});
+    s.loss_prior = v[0];
+    s.loss_pixel = v[1];
     // One backward pass for both networks: the loss is their common objective.
     std::vector<torch::Tensor> params = parameters(Network::kEncoder), dec = parameters(Network::kDecoder);
     const size_t n_enc = params.size();
@@ -252,10 +269,12 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
       f = gan_forward(model_, x, z_prior, config_.batch_norm);
       l = gan_losses(f, config_.gan_loss);
     }
-    s.loss_dis = l.dis.item<double>();
-    s.loss_adv = l.adv.item<double>();
-    s.d_real = mean_sigmoid(f.real.logits);
-    s.d_prior = mean_sigmoid(f.fake.logits);
+    const std::vector<double> v =
+        scalar_values({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
+    s.loss_dis = v[0];
+    s.loss_adv = v[1];
+    s.d_real = v[2];
+    s.d_prior = v[3];
     // Each player's gradient over its own parameters only: L_adv never reaches the
     // discriminator, L_dis never the generator.
     updates = {

@@ -15,9 +15,11 @@ struct Result {
 };
 
 /// Runs `bash -c "PREFIX vaegan ARGS"` with stderr merged into stdout. `prefix` may set limits
-/// (`ulimit -f 20;`) or redirect the streams.
+/// (`ulimit -f 20;`) or redirect the streams. GPUs are hidden (`CUDA_VISIBLE_DEVICES=`), so that
+/// the CLI tests compute on the CPU, bit for bit alike, on every machine; the `cuda` label tests
+/// the GPU.
 inline Result run_vaegan(const std::string& args, const std::string& prefix = "") {
-  const std::string inner = prefix + " '" + std::string(VAEGAN_BINARY) + "' " + args;
+  const std::string inner = "export CUDA_VISIBLE_DEVICES=; " + prefix + " '" + std::string(VAEGAN_BINARY) + "' " + args;
   std::string quoted;
   for (char c : inner) quoted += c == '"' ? std::string("\\\"") : std::string(1, c);
   const std::string cmd = "bash -c \"" + quoted + "\" 2>&1";

@@ -303,12 +303,12 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_EQ(e.at("samples").at("extractor").at("kind"), "vaegan-classifier");
   EXPECT_EQ(e.at("samples").at("prior_samples"), 20);
   EXPECT_GE(e.at("samples").at("frechet_distance").get<double>(), 0.0);
-  // a user-supplied TorchScript feature extractor (scripted with Debian's python3-torch)
+  // a user-supplied TorchScript feature extractor (scripted with the build's Python torch, which matches its LibTorch)
   const std::string script = path("features.pt");
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0) {
-    ASSERT_EQ(std::system(
-                  ("/usr/bin/python3 " + std::string(VAEGAN_SOURCE_DIR) + "/tests/reference/make_features.py " + script)
-                      .c_str()),
+  if (std::system((std::string(VAEGAN_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0) {
+    ASSERT_EQ(std::system((std::string(VAEGAN_PYTHON) + " " + std::string(VAEGAN_SOURCE_DIR) +
+                           "/tests/reference/make_features.py " + script)
+                              .c_str()),
               0);
     r = run("eval --checkpoint " + run_dir + " --features " + script + " --n-samples 20 --out " + path("eval2.json"));
     ASSERT_EQ(r.code, 0) << r.output;

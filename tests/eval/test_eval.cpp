@@ -36,7 +36,7 @@ TEST(FrechetDistance, MatchesTheClosedFormOfDiagonalGaussians) {
 }
 
 TEST(FrechetDistance, MatchesScipySqrtmOnFixedFeatures) {
-  if (std::system("/usr/bin/python3 -c 'import scipy' >/dev/null 2>&1") != 0) {
+  if (std::system((std::string(VAEGAN_PYTHON) + " -c 'import scipy' >/dev/null 2>&1").c_str()) != 0) {
     GTEST_SKIP() << "python3-scipy is missing; scripts/install-deps.sh installs it";
   }
   test::TempDir dir;
@@ -46,7 +46,7 @@ TEST(FrechetDistance, MatchesScipySqrtmOnFixedFeatures) {
   const torch::Tensor b = torch::relu(torch::randn({250, 8}, kF64).mm(torch::randn({8, 8}, kF64)) + 0.5);
   write_npy(dir / "a.npy", a);
   write_npy(dir / "b.npy", b);
-  const std::string cmd = std::string("/usr/bin/python3 ") + VAEGAN_SOURCE_DIR + "/tests/reference/frechet.py " +
+  const std::string cmd = std::string(VAEGAN_PYTHON) + " " + VAEGAN_SOURCE_DIR + "/tests/reference/frechet.py " +
                           (dir / "a.npy") + " " + (dir / "b.npy");
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

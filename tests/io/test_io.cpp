@@ -69,11 +69,12 @@ TEST(Npy, HeaderDtypeAndShapeFollowTheFormat) {
 }
 
 TEST(Npy, NumpyReadsIt) {
-  if (std::system("/usr/bin/python3 -c 'import numpy' 2>/dev/null") != 0) GTEST_SKIP() << "python3-numpy missing";
+  if (std::system((std::string(VAEGAN_PYTHON) + " -c 'import numpy' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "python3-numpy missing";
   test::TempDir dir;
   torch::Tensor a = torch::arange(24, torch::kUInt8).view({2, 3, 4, 1});
   write_npy(dir / "a.npy", a);
-  const std::string cmd = "/usr/bin/python3 -c \"import numpy as n; a = n.load('" + (dir / "a.npy") +
+  const std::string cmd = std::string(VAEGAN_PYTHON) + " -c \"import numpy as n; a = n.load('" + (dir / "a.npy") +
                           "'); assert a.dtype == n.uint8 and a.shape == (2, 3, 4, 1) and "
                           "(a.ravel() == n.arange(24)).all()\"";
   EXPECT_EQ(std::system(cmd.c_str()), 0);

@@ -31,16 +31,19 @@ def main():
     ap.add_argument("--alpha", type=float, required=True)
     ap.add_argument("--batch-norm", choices=("joint", "separate"), required=True)
     ap.add_argument("--dis-on-recon", choices=("true", "false"), required=True)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where the reference computes")
     args = ap.parse_args()
+    dev = torch.device(args.device)
     torch.set_num_threads(1)
     d = args.dir
-    x, eps, zp = (torch.from_numpy(np.load(os.path.join(d, f))).double() for f in ("x.npy", "eps.npy", "zp.npy"))
+    x, eps, zp = (torch.from_numpy(np.load(os.path.join(d, f))).double().to(dev)
+                  for f in ("x.npy", "eps.npy", "zp.npy"))
 
     mode = dict(joint=args.batch_norm == "joint", dis_on_recon=args.dis_on_recon == "true")
 
     def load():
         nets = vaegan_ref.load_cpp_checkpoint(os.path.join(d, "model.pt"), args.preset, args.latent, args.model)
-        nets = {name: n.double().train() for name, n in zip(("encoder", "decoder", "discriminator"), nets)
+        nets = {name: n.double().to(dev).train() for name, n in zip(("encoder", "decoder", "discriminator"), nets)
                 if n is not None}
         return nets
 
@@ -60,7 +63,7 @@ def main():
         params = list(net.named_parameters())
         grads = torch.autograd.grad(objectives[name], [p for _, p in params], retain_graph=True)
         for (pname, _), g in zip(params, grads):
-            np.save(os.path.join(d, "py_grads", f"{name}.{pname}.npy"), g.numpy())
+            np.save(os.path.join(d, "py_grads", f"{name}.{pname}.npy"), g.cpu().numpy())
 
     # T optimizer steps from the same start
     nets = list(load().values())

@@ -203,13 +203,13 @@ def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
 def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_recon=False):
     """One Algorithm-1 step; returns the four losses before the update."""
     enc, dec, dis = nets
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         l_prior, l_llike, l_dis, l_adv = losses(enc, dec, dis, x, eps, zp, joint, dis_on_recon)
     ge = torch.autograd.grad(l_prior + l_llike, list(enc.parameters()), retain_graph=True)
     gd = torch.autograd.grad(gamma * l_llike + l_adv, list(dec.parameters()), retain_graph=True)
     gc = torch.autograd.grad(l_dis, list(dis.parameters()))
     apply(nets, opts, (ge, gd, gc))
-    return [float(v) for v in (l_prior, l_llike, l_dis, l_adv)]
+    return [float(v.detach()) for v in (l_prior, l_llike, l_dis, l_adv)]
 
 
 def apply(nets, opts, grads):
@@ -222,22 +222,22 @@ def apply(nets, opts, grads):
 def vae_step(nets, opts, x, eps, recon="bce", autocast=False):
     """One step of the plain VAE on `L_prior + L_pixel`; returns both losses before the update."""
     enc, dec = nets
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         prior, pixel = vae_losses(enc, dec, x, eps, recon)
     params = list(enc.parameters()) + list(dec.parameters())
     g = torch.autograd.grad(prior + pixel, params)
     n = len(list(enc.parameters()))
     apply(nets, opts, (g[:n], g[n:]))
-    return [float(prior), float(pixel)]
+    return [float(prior.detach()), float(pixel.detach())]
 
 
 def gan_step(nets, opts, x, zp, joint=False, autocast=False):
     """One simultaneous GAN step: generator on its term, discriminator on L_dis, from one
     forward; returns both losses before the update."""
     dec, dis = nets
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         l_dis, l_adv = gan_losses(dec, dis, x, zp, joint)
     gg = torch.autograd.grad(l_adv, list(dec.parameters()), retain_graph=True)
     gd = torch.autograd.grad(l_dis, list(dis.parameters()))
     apply(nets, opts, (gg, gd))
-    return [float(l_dis), float(l_adv)]
+    return [float(l_dis.detach()), float(l_adv.detach())]

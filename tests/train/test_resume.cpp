@@ -59,7 +59,7 @@ class Resume : public ::testing::Test {
     int64_t step = 0;
     o.on_step = [&step](const ProgressEvent& e) { step = e.global_step; };
     if (stop_at > 0) o.should_stop = [&step, stop_at] { return step >= stop_at; };
-    return fit(c, out, /*overwrite=*/true, o, resume);
+    return fit(c, out, /*overwrite=*/true, o, resume, torch::kCPU);  // bit-exact: the CPU
   }
 
   void expect_resume_equals_uninterrupted(const TrainConfig& c, const std::vector<int64_t>& stops) {
@@ -109,12 +109,12 @@ TEST_F(Resume, TimeStopsResumeExactlyWhereTheyStopped) {
   TrainConfig timed = c;
   timed.max_minutes = 1e-9;
   const std::string out = dir_ / "time-stops";
-  FitResult r = fit(timed, out, /*overwrite=*/true, FitObserver{}, /*resume=*/false);
+  FitResult r = fit(timed, out, /*overwrite=*/true, FitObserver{}, /*resume=*/false, torch::kCPU);
   EXPECT_TRUE(r.stopped_by_time);
   EXPECT_EQ(r.steps, 1);
   EXPECT_EQ(r.epochs, 0);  // the first epoch is not done
   for (int64_t step = 2; step <= 8; ++step) {
-    r = fit(timed, out, /*overwrite=*/false, FitObserver{}, /*resume=*/true);
+    r = fit(timed, out, /*overwrite=*/false, FitObserver{}, /*resume=*/true, torch::kCPU);
     EXPECT_EQ(r.steps, step);
   }
   EXPECT_EQ(metric_lines(out), metric_lines(reference));

@@ -36,24 +36,49 @@ std::string with_memory_limit_hint(const std::string& what);
 void to_channels_last(torch::nn::Module& module);
 
 /// The device to train on: CUDA when this LibTorch was built with it and a GPU is visible,
-/// else CPU.
+/// else CPU (what `--device auto` means).
 torch::Device default_device();
+
+/// Parses a device name as the CLI's `--device` takes it: `cpu`, `cuda` (the first GPU),
+/// `cuda:N` or `auto` (`default_device()`). Throws `InputError` naming `flag` for another name,
+/// for `cuda` when this LibTorch was built without CUDA or sees no GPU, and for a GPU index
+/// beyond those visible.
+torch::Device parse_device(const std::string& name, const std::string& flag = "--device");
+
+/// Prepares the process for computing on `device`: on CUDA, makes it the current GPU and turns
+/// cuDNN's autotuner on (`torch.backends.cudnn.benchmark`) unless `deterministic`. With
+/// `deterministic`, LibTorch is restricted to deterministic algorithms
+/// (`torch.use_deterministic_algorithms(True)`: an operation without one then throws
+/// `c10::Error` naming it), cuDNN to deterministic kernels, and cuBLAS to a fixed workspace
+/// (`CUBLAS_WORKSPACE_CONFIG=:4096:8`, unless already set); without it those restrictions are
+/// lifted. On a CPU, LibTorch's kernels are deterministic for a fixed thread count either way.
+void configure_device(torch::Device device, bool deterministic);
 
 /// Whether this CPU has bf16 arithmetic instructions (`avx512_bf16` or `amx_bf16` in
 /// /proc/cpuinfo's flags). Without them bf16 autocast is emulated and much slower than fp32.
 bool cpu_has_bf16();
 
+/// Whether bf16 convolutions are known to run faster than fp32 on this CPU, decided from
+/// /proc/cpuinfo alone (the same answer on every call on one machine): true with AMX
+/// (`amx_bf16`: Intel Sapphire Rapids and later) and on AMD CPUs with `avx512_bf16` (Zen 4 and
+/// later); false elsewhere, Intel CPUs with `avx512_bf16` but no AMX included, where LibTorch's
+/// bf16 convolutions ran at 0.58× the fp32 speed (docs/performance.md has the measurements).
+bool cpu_bf16_fast();
+
+/// Whether `device` is a GPU with native bf16 arithmetic (CUDA compute capability 8.0 or
+/// later: Ampere, Hopper, Blackwell). False for a CPU and in a build without CUDA.
+bool cuda_bf16_supported(torch::Device device);
+
 /// GFLOP/s of a 5×5 stride-1 convolution `[batch, channels, 32, 32]` -> `channels` channels
 /// (padding 2, channels-last, no autograd) in `dtype`: the median of 5 timed runs after 2
-/// warm-ups. The machine's practical convolution speed, measured rather than assumed.
+/// warm-ups. The machine's practical convolution speed, measured rather than assumed (the
+/// bench's peak figure).
 double conv5x5_gflops(at::ScalarType dtype, int64_t batch, int64_t channels);
 
-/// What `--precision auto` decides on `device`: true on a CPU that has bf16 instructions *and*
-/// where a 5×5 convolution (channels-last, batch 32) runs at least 1.2× faster in bf16 than in
-/// fp32 when measured now (~0.3 s); false otherwise, and on CUDA (pass `bf16` explicitly there).
-/// Some CPUs expose `avx512_bf16` yet run LibTorch 1.13's bf16 convolutions slower than fp32
-/// (docs/performance.md), hence the measurement.
-bool bf16_faster_than_fp32(torch::Device device);
+/// What `--precision auto` decides on `device`: bf16 on a CPU where `cpu_bf16_fast()` and on a
+/// GPU where `cuda_bf16_supported(device)`, fp32 otherwise. Decided from the hardware's
+/// description, never by timing, so one machine always trains the same numerics.
+bool bf16_by_default(torch::Device device);
 
 /// RAII: while alive, autocast to bf16 is on for `device`'s type (CPU or CUDA) when `enabled`,
 /// as `torch.autocast(device_type, dtype=torch.bfloat16)` does in Python: convolutions and

@@ -37,16 +37,22 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, prefetch) = 3;
   /// Threads decoding the images of one batch (file-backed datasets; in-memory ones use one).
   TORCH_ARG(int64_t, threads) = 1;
+  /// Put each batch's images in page-locked memory, so that a copy to a GPU with
+  /// `non_blocking` overlaps with computation (as `DataLoader(pin_memory=True)`). Needs a
+  /// LibTorch with CUDA and a visible GPU.
+  TORCH_ARG(bool, pin_memory) = false;
 };
 
-/// Iterates one epoch: the images of `order` (indices into `dataset`) in that order, in batches,
-/// prepared by a background thread up to `prefetch` batches ahead. An image that cannot be read
-/// is replaced by the next one of `order`, with one warning per image (spdlog) naming it; the
+/// Iterates one epoch: the images of `order` (indices into `dataset`) in that order, in batches.
+/// A file-backed dataset's batches are decoded by a background thread up to `prefetch` batches
+/// ahead; an in-memory dataset's are gathered by `next` itself (a copy of a few hundred KiB: a
+/// thread would only compete with LibTorch's intra-op pool). An image that cannot be read is
+/// replaced by the next one of `order`, with one warning per image (spdlog) naming it; the
 /// batches therefore stay full and their content depends only on `order` and on which files are
 /// unreadable, not on timing.
 class BatchLoader {
  public:
-  /// Starts the background thread. `order`: int64 `[M]`. To continue an interrupted epoch,
+  /// Starts the background thread (file-backed datasets). `order`: int64 `[M]`. To continue an interrupted epoch,
   /// `start_position` skips the entries of `order` already consumed and `first_batch` is the
   /// index of the next batch (it seeds that batch's flips).
   BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Tensor order, LoaderOptions options,
@@ -62,7 +68,11 @@ class BatchLoader {
   std::optional<Batch> next();
 
  private:
+  /// The background thread's loop: `make_batch` until the epoch ends, `prefetch` ahead.
   void produce();
+  /// Assembles the batch at the current position of `order` and advances it; nullopt at the end
+  /// of the epoch. Called by one thread only (the background one, or `next`'s caller).
+  std::optional<Batch> make_batch();
   /// Decodes `candidates` into `images` (or the read error into `errors`) in `threads` strided
   /// shares, one per thread; shares whose thread cannot be started run on this one. Joins every
   /// thread on every path and rethrows the first error other than `ImageReadError`.
@@ -75,6 +85,7 @@ class BatchLoader {
   torch::Tensor order_;
   LoaderOptions options_;
   int64_t epoch_, start_position_, first_batch_;
+  int64_t position_, produced_, readable_ = 0;  ///< owned by the producing thread
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Batch> ready_;

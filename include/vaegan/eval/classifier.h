@@ -49,6 +49,8 @@ struct ClassifierTrainOptions {
   TORCH_ARG(double, lr) = 1e-3;  ///< Adam
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(bool, horizontal_flip) = false;
+  /// Where to train; the saved weights load on any device.
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
 };
 
 /// Trains a classifier on the labelled `train` set, measures its accuracy on `test`, and writes

@@ -103,8 +103,9 @@ void validate(const TrainConfig& c);
 /// (at least 1) when 0.
 int64_t vae_phase_epochs(const TrainConfig& c);
 
-/// The precision `p` means on `device`: itself, or for `kAuto` `bf16_faster_than_fp32(device)`
-/// (core/runtime.h). Never returns `kAuto`.
+/// The precision `p` means on `device`: itself, or for `kAuto` bf16 where
+/// `bf16_by_default(device)` (core/runtime.h: decided from the hardware, the same on every run
+/// on one machine), else fp32. Never returns `kAuto`.
 Precision resolve_precision(Precision p, torch::Device device);
 
 /// Reads `path` (a config.json). Throws `InputError` naming the file (and the key) when it is

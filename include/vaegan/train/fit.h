@@ -3,6 +3,7 @@
 /// "Run directory"): config, metrics, image grids, loss plots and checkpoints; resumes one.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "vaegan/train/config.h"
@@ -56,8 +57,10 @@ struct FitResult {
 /// (`resume_from_newest`), and metrics.jsonl lines after that checkpoint are dropped, so the finished run equals an
 /// uninterrupted one. Steps with NaN/Inf are skipped and counted; `max_bad_steps` of them in a row stop the run. Throws
 /// `InputError` for a bad config, unreadable data, an occupied `run_dir` or a run without a valid checkpoint to resume;
-/// `std::runtime_error` when writing fails or training diverges.
+/// `std::runtime_error` when writing fails or training diverges. `device`: where to train (empty: `default_device()`);
+/// the run directory does not depend on it, so a run resumes on another device. Call `configure_device` first for
+/// cuDNN's autotuner and deterministic algorithms.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
-              bool resume = false);
+              bool resume = false, std::optional<torch::Device> device = std::nullopt);
 
 }  // namespace vaegan

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The GPU check of vaegan in one call: builds vaegan against the machine's own PyTorch
+# (torch.utils.cmake_prefix_path), runs the CUDA tests (ctest -L cuda), then the bench on the GPU
+# with the PyTorch twin (eager and torch.compile) in the same run, and the training loop against
+# the bare step. On a machine without a GPU the same script builds, the CUDA tests skip and the
+# bench runs on the CPU (how it is tested before a GPU is lent).
+#
+# On the `device` tool's GPU machine (no network, no Debian -dev packages): first, here,
+# `scripts/gpu-deps.sh` (downloads the packages into .deps/), then one call:
+#   run(command="bash scripts/gpu-check.sh $OUT", carry=[".deps"], timeout_s=540)
+# Results in OUT_DIR (default gpu-check-out/): summary.txt, build.log, ctest.log, bench.jsonl.
+# Environment: VAEGAN_GPU_PYTHON (python3), VAEGAN_GPU_BUILD (build-gpu),
+# VAEGAN_GPU_BENCH_ARGS (the bench's flags), VAEGAN_GPU_TRAIN_IMAGES (60000).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-gpu-check-out}"
+PY="${VAEGAN_GPU_PYTHON:-python3}"
+BUILD="${VAEGAN_GPU_BUILD:-build-gpu}"
+BENCH_ARGS="${VAEGAN_GPU_BENCH_ARGS:---presets small32,paper64 --models vaegan --precisions fp32,bf16 --reps 20}"
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+say() { echo "gpu-check: $*" | tee -a "$OUT_DIR/summary.txt"; }
+start=$SECONDS
+
+# 1. Dependencies: Debian packages carried in .deps/ are unpacked into .deps/root.
+prefix=""
+if compgen -G ".deps/*.deb" >/dev/null; then
+  rm -rf .deps/root && mkdir -p .deps/root
+  for f in .deps/*.deb; do dpkg-deb -x "$f" .deps/root || { say "cannot unpack $f"; exit 1; }; done
+  root="$PWD/.deps/root"
+  prefix=";$root/usr"
+  export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+torch_dir="$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')" || { say "$PY has no torch"; exit 1; }
+say "$("$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")')"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT_DIR/summary.txt"
+
+# 2. Build (Release) against that PyTorch; GPU code for the visible GPU's architecture.
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+arch="$("$PY" -c 'import torch; c = torch.cuda.get_device_capability() if torch.cuda.is_available() else None; print(f"{c[0]}.{c[1]}" if c else "")')"
+cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DVAEGAN_PYTHON="$(command -v "$PY")" \
+  -DCMAKE_PREFIX_PATH="$torch_dir/share/cmake;$torch_dir$prefix" ${arch:+-DTORCH_CUDA_ARCH_LIST=$arch} \
+  >"$OUT_DIR/build.log" 2>&1 &&
+  cmake --build "$BUILD" -j "$(nproc)" >>"$OUT_DIR/build.log" 2>&1
+rc=$?
+say "build: exit $rc after $((SECONDS - start)) s"
+if [ $rc -ne 0 ]; then tail -40 "$OUT_DIR/build.log"; exit 1; fi
+
+# 3. The CUDA tests (they skip, each with a message, where no GPU is visible).
+(cd "$BUILD" && ctest -L cuda --output-on-failure --timeout 300) >"$OUT_DIR/ctest.log" 2>&1
+tests_rc=$?
+say "ctest -L cuda: exit $tests_rc after $((SECONDS - start)) s: $(grep -E 'tests passed|tests failed' "$OUT_DIR/ctest.log")"
+grep -E "Skipped|Failed|\*\*\*" "$OUT_DIR/ctest.log" | head -20
+
+# 4. The bench on the GPU (or the CPU), with the twin and the training loop on synthetic
+#    Fashion-MNIST-sized data (the machine has no dataset; real files where they are).
+data="${VAEGAN_GPU_TRAIN_DATA:-/usr/share/datasets/fashion-mnist}"
+if [ ! -d "$data" ]; then
+  data="$PWD/$BUILD/synthetic-idx"
+  "$PY" - "$data" "${VAEGAN_GPU_TRAIN_IMAGES:-60000}" <<'PYEOF'
+import gzip, os, struct, sys
+import numpy as np
+out, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(0)
+for prefix, count in (("train", n), ("t10k", 10000)):
+    images = (rng.random((count, 28, 28)) * 255).astype(np.uint8)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    with gzip.open(f"{out}/{prefix}-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(struct.pack(">IIII", 2051, count, 28, 28) + images.tobytes())
+    with gzip.open(f"{out}/{prefix}-labels-idx1-ubyte.gz", "wb", compresslevel=1) as f:
+        f.write(struct.pack(">II", 2049, count) + labels.tobytes())
+PYEOF
+fi
+# shellcheck disable=SC2086
+"$BUILD/bench/vaegan_bench" --device auto --python "$(command -v "$PY")" --no-loader --train-data "$data" \
+  $BENCH_ARGS >"$OUT_DIR/bench.jsonl" 2>"$OUT_DIR/bench.log"
+bench_rc=$?
+say "bench: exit $bench_rc after $((SECONDS - start)) s"
+grep -E '"ratio_to_twin"|"train_loop"|_peak"' "$OUT_DIR/bench.jsonl"
+[ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ]
