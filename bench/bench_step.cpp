@@ -6,6 +6,7 @@
 //                     [--reps N] [--threads T] [--device cpu|cuda|auto] [--python PY] [--no-twin]
 //                     [--no-loader] [--profile DIR]
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <stb_image_write.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -331,6 +332,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-twin", no_twin, "Skip the PyTorch twin");
   app.add_flag("--no-loader", no_loader, "Skip the data-loader figures");
   CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);  // stdout carries the JSON lines; the training loop's log stays out
   const bool twin = !no_twin, loader = !no_loader;
   threads = vaegan::configure_threads(threads);
   torch::Device device(torch::kCPU);

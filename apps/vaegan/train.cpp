@@ -120,6 +120,21 @@ void setup_train(CLI::App& app, Runner& run) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a VAE-GAN, VAE or GAN and write a run directory");
   TrainConfig& c = args->config;
+  // First, so that its callback runs before the others': the file's values, then the flags given
+  // (CLI11 runs the option callbacks in the order the options were added).
+  cmd->add_option_function<std::string>(
+         "--config",
+         [args](const std::string& path) {
+           try {
+             args->config = load_config(path);  // strict: unknown keys and wrong types name the key
+           } catch (const InputError& e) {      // inside CLI11's parse: reported as a usage error (exit 2)
+             throw CLI::ValidationError("--config", e.what());
+           }
+           args->channels = args->config.model.channels;
+         },
+         "JSON configuration with the keys of a run's config.json (e.g. RUN/config.json to repeat a run); "
+         "flags given beside it override its values")
+      ->type_name("FILE");
   // Ranges are checked once, by `validate` (train/config.h), when training starts.
   add_enum_option(cmd, "--model", c.model.type,
                   "vaegan (the paper), vae (pixel-wise baseline), gan (DCGAN-style baseline), vae-then-gan (a VAE "
@@ -164,7 +179,18 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--max-minutes", c.max_minutes, "Stop after this much wall time, in minutes (0: no limit)")
       ->capture_default_str();
   cmd->add_option("--batch-size", c.batch_size, "Images per step")->capture_default_str();
-  cmd->add_option("--lr", c.lr, "RMSprop learning rate of each network")->capture_default_str();
+  add_enum_option(cmd, "--optimizer", c.optimizer, "Optimizer of each network (rmsprop: paper §4)");
+  cmd->add_option("--lr", c.lr, "Learning rate of each network without its own")->capture_default_str();
+  cmd->add_option("--lr-encoder", c.lr_encoder, "Encoder's learning rate (0: --lr)")->capture_default_str();
+  cmd->add_option("--lr-decoder", c.lr_decoder, "Decoder's learning rate (0: --lr)")->capture_default_str();
+  cmd->add_option("--lr-discriminator", c.lr_discriminator, "Discriminator's learning rate (0: --lr)")
+      ->capture_default_str();
+  cmd->add_option("--adam-beta1", c.adam_beta1, "Adam's beta1 (DCGAN practice: 0.5)")->capture_default_str();
+  cmd->add_option("--adam-beta2", c.adam_beta2, "Adam's beta2")->capture_default_str();
+  cmd->add_option("--weight-decay", c.weight_decay, "L2 penalty added to each gradient by the optimizer")
+      ->capture_default_str();
+  cmd->add_option("--grad-clip", c.grad_clip, "Largest L2 norm of each network's gradient per step (0: none)")
+      ->capture_default_str();
   cmd->add_option("--lr-decay", c.lr_decay, "Learning-rate factor applied after each epoch (1: none)")
       ->capture_default_str();
   cmd->add_option("--rmsprop-alpha", c.rmsprop_alpha, "RMSprop smoothing constant")->capture_default_str();

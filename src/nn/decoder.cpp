@@ -84,11 +84,16 @@ torch::Tensor DecoderImpl::preactivation(const torch::Tensor& z) {
   const int64_t c0 = options.channels().front();
   const int64_t s = size >> options.channels().size();
   torch::Tensor h = fc->forward(z).view({b, c0, s, s});  // [B, c0, s, s]
-  // With channels-last weights (see to_channels_last) the transposed convolutions take the
-  // sub-pixel path, several times faster on CPU; otherwise LibTorch's own.
+  // With channels-last weights (see to_channels_last) on LibTorch 1.x the transposed
+  // convolutions take the sub-pixel path: 1.x computes conv_transpose2d on the CPU with im2col
+  // and GEMMs, several times slower than a convolution (docs/performance.md). LibTorch 2.x runs
+  // it on oneDNN (CPU) or cuDNN, 1.5-1.9x faster than the sub-pixel form: its own operator there.
   const auto* first = layers[0]->as<nn::ConvTranspose2d>();
-  const bool subpixel = first && first->weight.is_contiguous(torch::MemoryFormat::ChannelsLast);
-  if (subpixel) h = h.contiguous(torch::MemoryFormat::ChannelsLast);
+  const bool subpixel =
+      kSubpixelTransposedConvolutions && first && first->weight.is_contiguous(torch::MemoryFormat::ChannelsLast);
+  if (first && first->weight.is_contiguous(torch::MemoryFormat::ChannelsLast)) {
+    h = h.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
   for (auto& layer : *layers) {
     auto* convt = layer.ptr()->as<nn::ConvTranspose2d>();
     if (convt && subpixel) {

@@ -13,13 +13,16 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                              \
-  X(model)                                                                                                         \
-  X(dataset)                                                                                                       \
-  X(data_dir) X(horizontal_flip) X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs)         \
-      X(max_minutes) X(lr) X(lr_decay) X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) \
-          X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(fused_step) X(channels_last) X(precision)    \
-              X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every) X(grid_size)
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                \
+  X(model)                                                                                                           \
+  X(dataset)                                                                                                         \
+  X(data_dir)                                                                                                        \
+  X(horizontal_flip) X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes)        \
+      X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) \
+          X(grad_clip) X(lr_decay) X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss)       \
+              X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(fused_step) X(channels_last) X(precision)  \
+                  X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)           \
+                      X(grid_size)
 
 namespace {
 
@@ -55,6 +58,18 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   if (version > kFormatVersion) {
     throw InputError(fmt::format("config format version {} is newer than this build's ({})", version, kFormatVersion));
   }
+  // Unknown keys are errors (a misspelt key would otherwise train with its default silently);
+  // the known ones are those a default config writes.
+  const TrainConfig defaults;
+  nlohmann::json known;
+  to_json(known, defaults);
+  for (const auto& [key, value] : j.items()) {
+    if (!known.contains(key)) throw InputError(fmt::format("unknown key '{}'", key));
+    if (key != "model" || !value.is_object()) continue;
+    for (const auto& item : value.items()) {
+      if (!known.at("model").contains(item.key())) throw InputError(fmt::format("model: unknown key '{}'", item.key()));
+    }
+  }
 #define VAEGAN_FROM_JSON(field) read_key(j, #field, c.field);
   VAEGAN_TRAIN_CONFIG_FIELDS(VAEGAN_FROM_JSON)
 #undef VAEGAN_FROM_JSON
@@ -87,6 +102,14 @@ void validate(const TrainConfig& c) {
   require(c.batch_size >= 2 && c.batch_size <= 65536,
           fmt::format("--batch-size: must be in 2..65536 (batch norm needs 2), got {}", c.batch_size));
   require(c.lr > 0 && c.lr < 1, fmt::format("--lr: must be in (0, 1), got {}", c.lr));
+  for (const auto& [flag, lr] : {std::pair{"--lr-encoder", c.lr_encoder}, std::pair{"--lr-decoder", c.lr_decoder},
+                                 std::pair{"--lr-discriminator", c.lr_discriminator}}) {
+    require(lr >= 0 && lr < 1, fmt::format("{}: must be in [0, 1) (0: --lr), got {}", flag, lr));
+  }
+  require(c.adam_beta1 >= 0 && c.adam_beta1 < 1, fmt::format("--adam-beta1: must be in [0, 1), got {}", c.adam_beta1));
+  require(c.adam_beta2 >= 0 && c.adam_beta2 < 1, fmt::format("--adam-beta2: must be in [0, 1), got {}", c.adam_beta2));
+  require(c.weight_decay >= 0, fmt::format("--weight-decay: must be >= 0, got {}", c.weight_decay));
+  require(c.grad_clip >= 0, fmt::format("--grad-clip: must be >= 0 (0: none), got {}", c.grad_clip));
   require(c.lr_decay > 0 && c.lr_decay <= 1, fmt::format("--lr-decay: must be in (0, 1], got {}", c.lr_decay));
   require(c.rmsprop_alpha > 0 && c.rmsprop_alpha < 1,
           fmt::format("--rmsprop-alpha: must be in (0, 1), got {}", c.rmsprop_alpha));

@@ -96,7 +96,7 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device)
   model_->train();
   for (Network n : kNetworks) {
     const std::vector<torch::Tensor> params = parameters(n);
-    if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params);
+    if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params, initial_learning_rate(n));
   }
   loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(config_.gan_loss);
   switch (config_.model.type) {
@@ -126,20 +126,33 @@ std::vector<torch::Tensor> Trainer::parameters(Network which) const {
   return {};
 }
 
-std::unique_ptr<torch::optim::RMSprop> Trainer::make_optimizer(const std::vector<torch::Tensor>& params) const {
-  return std::make_unique<torch::optim::RMSprop>(params,
-                                                 torch::optim::RMSpropOptions(config_.lr).alpha(config_.rmsprop_alpha));
+double Trainer::initial_learning_rate(Network which) const {
+  const double own = which == Network::kEncoder   ? config_.lr_encoder
+                     : which == Network::kDecoder ? config_.lr_decoder
+                                                  : config_.lr_discriminator;
+  return own > 0 ? own : config_.lr;
+}
+
+std::unique_ptr<torch::optim::Optimizer> Trainer::make_optimizer(const std::vector<torch::Tensor>& params,
+                                                                 double lr) const {
+  if (config_.optimizer == OptimizerType::kAdam) {
+    return std::make_unique<torch::optim::Adam>(params,
+                                                torch::optim::AdamOptions(lr)
+                                                    .betas(std::make_tuple(config_.adam_beta1, config_.adam_beta2))
+                                                    .weight_decay(config_.weight_decay));
+  }
+  return std::make_unique<torch::optim::RMSprop>(
+      params, torch::optim::RMSpropOptions(lr).alpha(config_.rmsprop_alpha).weight_decay(config_.weight_decay));
 }
 
 void Trainer::begin_gan_phase() {
   TORCH_CHECK(config_.model.type == ModelType::kVaeThenGan, "begin_gan_phase: only a vae-then-gan model has phases");
   const double lr = learning_rate(Network::kDecoder);  // keep the decayed learning rate
-  optimizers_[static_cast<size_t>(Network::kDecoder)] = make_optimizer(parameters(Network::kDecoder));
-  set_learning_rate(Network::kDecoder, lr);
+  optimizers_[static_cast<size_t>(Network::kDecoder)] = make_optimizer(parameters(Network::kDecoder), lr);
   phase_ = Phase::kGan;
 }
 
-torch::optim::RMSprop& Trainer::optimizer(Network which) {
+torch::optim::Optimizer& Trainer::optimizer(Network which) {
   if (!has_optimizer(which)) throw std::out_of_range(fmt::format("this model has no {}", enum_name(which)));
   return *optimizers_[static_cast<size_t>(which)];
 }
@@ -151,6 +164,7 @@ bool Trainer::apply_updates(bool losses_finite, const std::vector<Update>& updat
   for (const Update& u : updates) {
     const std::vector<torch::Tensor> params = parameters(u.network);
     for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = u.gradients[i];
+    if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config_.grad_clip);
   }
   for (const Update& u : updates) optimizer(u.network).step();
   return true;
@@ -293,14 +307,11 @@ void Trainer::decay_learning_rates() {
 
 double Trainer::learning_rate(Network which) const {
   if (!has_optimizer(which)) throw std::out_of_range(fmt::format("this model has no {}", enum_name(which)));
-  return static_cast<const torch::optim::RMSpropOptions&>(
-             optimizers_[static_cast<size_t>(which)]->param_groups().at(0).options())
-      .lr();
+  return optimizers_[static_cast<size_t>(which)]->param_groups().at(0).options().get_lr();
 }
 
 void Trainer::set_learning_rate(Network which, double lr) {
-  for (auto& group : optimizer(which).param_groups())
-    static_cast<torch::optim::RMSpropOptions&>(group.options()).lr(lr);
+  for (auto& group : optimizer(which).param_groups()) group.options().set_lr(lr);
 }
 
 }  // namespace vaegan

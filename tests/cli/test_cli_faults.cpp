@@ -343,5 +343,57 @@ TEST_F(CliFaults, DeviceFlagOnEveryCommandRefusesWhatIsNotThere) {
   EXPECT_EQ(r.output.find("ignoring"), std::string::npos) << r.output;
 }
 
+TEST_F(CliFaults, ConfigFileIsStrictAndFlagsOverrideIt) {
+  auto write = [this](const std::string& name, const std::string& text) {
+    std::ofstream(path(name)) << text;
+    return path(name);
+  };
+  struct Case {
+    std::string json, must_contain;
+  };
+  const std::vector<Case> bad = {
+      {R"({"lr_encodr": 0.001})", "unknown key 'lr_encodr'"},
+      {R"({"model": {"latnet_dim": 8}})", "model: unknown key 'latnet_dim'"},
+      {R"({"batch_size": "sixteen"})", "batch_size"},
+      {R"({"optimizer": "sgd"})", "optimizer"},
+      {R"([1, 2])", "expected a JSON object"},
+      {R"({"epochs": 1, "lr": 2.0})", "--lr: must be in (0, 1)"},
+  };
+  for (const auto& c : bad) {
+    const Result r = run_vaegan(train_args(path("bad"), "--config " + write("bad.json", c.json)));
+    EXPECT_EQ(r.code, 2) << c.json << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.must_contain), std::string::npos) << c.json << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(path("bad"))) << c.json;
+  }
+  // the file's values, with the flags given beside it on top
+  const std::string cfg =
+      write("good.json", R"({"epochs": 3, "batch_size": 32, "optimizer": "adam", "lr_discriminator": 3e-05,
+                            "model": {"type": "vae", "arch": "mlp28"}, "precision": "fp32"})");
+  const Result r = run_vaegan("train --config " + cfg + " --dataset mnist --data-dir " + path("data") +
+                              " --epochs 1 --threads 1 --grid-size 4 --out " + path("a"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json saved = nlohmann::json::parse(std::ifstream(path("a/config.json")));
+  EXPECT_EQ(saved.at("epochs"), 1);       // flag
+  EXPECT_EQ(saved.at("batch_size"), 32);  // file
+  EXPECT_EQ(saved.at("optimizer"), "adam");
+  EXPECT_EQ(saved.at("lr_discriminator"), 3e-05);
+  EXPECT_EQ(saved.at("model").at("type"), "vae");
+  // a run's own config.json repeats it: the same metrics, step for step
+  const Result again = run_vaegan("train --config " + path("a/config.json") + " --out " + path("b"));
+  ASSERT_EQ(again.code, 0) << again.output;
+  auto metrics = [this](const std::string& run) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(path(run + "/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      j.erase("images_per_sec");
+      lines.push_back(j);
+    }
+    return lines;
+  };
+  EXPECT_FALSE(metrics("a").empty());
+  EXPECT_EQ(metrics("a"), metrics("b"));
+}
+
 }  // namespace
 }  // namespace vaegan

@@ -19,6 +19,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vaegan_ref  # noqa: E402
 
 
+class Clipped:
+    """An optimizer whose step first clips its network's gradient norm (clip_grad_norm_)."""
+
+    def __init__(self, opt, net, max_norm):
+        self.opt, self.net, self.max_norm = opt, net, max_norm
+
+    def step(self):
+        if self.max_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.max_norm)
+        self.opt.step()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -32,6 +44,11 @@ def main():
     ap.add_argument("--batch-norm", choices=("joint", "separate"), required=True)
     ap.add_argument("--dis-on-recon", choices=("true", "false"), required=True)
     ap.add_argument("--device", default="cpu", help="cpu or cuda: where the reference computes")
+    ap.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
+    ap.add_argument("--lr-networks", default=None, help="encoder,decoder,discriminator learning rates")
+    ap.add_argument("--betas", default="0.5,0.999")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm per network (0: none)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.set_num_threads(1)
@@ -62,12 +79,28 @@ def main():
     for name, net in nets.items():
         params = list(net.named_parameters())
         grads = torch.autograd.grad(objectives[name], [p for _, p in params], retain_graph=True)
+        if args.grad_clip > 0:  # what the C++ step leaves in .grad: clip_grad_norm_'s result
+            norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            coef = torch.clamp(args.grad_clip / (norm + 1e-6), max=1.0)
+            grads = [g * coef for g in grads]
         for (pname, _), g in zip(params, grads):
             np.save(os.path.join(d, "py_grads", f"{name}.{pname}.npy"), g.cpu().numpy())
 
     # T optimizer steps from the same start
-    nets = list(load().values())
-    opts = [torch.optim.RMSprop(n.parameters(), lr=args.lr, alpha=args.alpha) for n in nets]
+    loaded = load()
+    nets = list(loaded.values())
+    lrs = dict(zip(("encoder", "decoder", "discriminator"),
+                   map(float, args.lr_networks.split(",")) if args.lr_networks else [args.lr] * 3))
+    betas = tuple(map(float, args.betas.split(",")))
+
+    def optimizer(name, net):
+        if args.optimizer == "adam":
+            opt = torch.optim.Adam(net.parameters(), lr=lrs[name], betas=betas, weight_decay=args.weight_decay)
+        else:
+            opt = torch.optim.RMSprop(net.parameters(), lr=lrs[name], alpha=args.alpha, weight_decay=args.weight_decay)
+        return Clipped(opt, net, args.grad_clip)
+
+    opts = [optimizer(name, net) for name, net in loaded.items()]
     losses = []
     for t in range(x.shape[0]):
         if args.model == "vaegan":

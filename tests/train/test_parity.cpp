@@ -24,6 +24,12 @@ std::vector<double> reported_losses(ModelType model, const StepStats& s) {
   return {s.loss_prior, s.loss_llike, s.loss_dis, s.loss_adv};
 }
 
+/// The learning rate network `n` starts with under `c` (its own, or `lr`).
+double lr_of(const TrainConfig& c, Network n) {
+  const double own = n == Network::kEncoder ? c.lr_encoder : n == Network::kDecoder ? c.lr_decoder : c.lr_discriminator;
+  return own > 0 ? own : c.lr;
+}
+
 /// Runs the parity check for `c` (model, preset, batch-norm mode, dis_on_recon, recon loss
 /// taken from it): step-0 gradients of every parameter and the losses of 10 RMSprop steps, both
 /// sides computing on `device`.
@@ -74,13 +80,16 @@ void check_parity(TrainConfig c, torch::Device device = torch::kCPU) {
     }
   }
 
-  const std::string cmd = std::string(VAEGAN_PYTHON) + " " + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " +
-                          dir.path() + " --model " + enum_name(c.model.type) + " --preset " + c.model.arch +
-                          " --recon-loss " + enum_name(c.model.recon_loss) + " --latent 16 --gamma " +
-                          std::to_string(c.gamma) + " --lr " + std::to_string(c.lr) + " --alpha " +
-                          std::to_string(c.rmsprop_alpha) + " --batch-norm " + enum_name(c.batch_norm) +
-                          " --dis-on-recon " + (c.dis_on_recon ? "true" : "false") + " --device " +
-                          (device.is_cuda() ? "cuda" : "cpu");
+  const std::string cmd =
+      std::string(VAEGAN_PYTHON) + " " + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " + dir.path() +
+      " --model " + enum_name(c.model.type) + " --preset " + c.model.arch + " --recon-loss " +
+      enum_name(c.model.recon_loss) + " --latent 16 --gamma " + std::to_string(c.gamma) + " --lr " +
+      std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) + " --batch-norm " +
+      enum_name(c.batch_norm) + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false") + " --device " +
+      (device.is_cuda() ? "cuda" : "cpu") + " --optimizer " + enum_name(c.optimizer) +
+      fmt::format(" --lr-networks {},{},{} --betas {},{} --weight-decay {} --grad-clip {}", lr_of(c, Network::kEncoder),
+                  lr_of(c, Network::kDecoder), lr_of(c, Network::kDiscriminator), c.adam_beta1, c.adam_beta2,
+                  c.weight_decay, c.grad_clip);
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   // Gradients: each tensor to 1e-8 of its largest entry.
@@ -141,6 +150,18 @@ TEST(Parity, MlpVaeWithBceMatchesPyTorchReference) {
 TEST(Parity, GanStepMatchesPyTorchReference) {
   TrainConfig c;
   c.model.type = ModelType::kGan;
+  check_parity(c);
+}
+
+TEST(Parity, AdamWithPerNetworkRatesWeightDecayAndClippingMatchesPyTorchReference) {
+  TrainConfig c;                       // torch.optim.Adam per network, a discriminator at a tenth of the rate,
+  c.optimizer = OptimizerType::kAdam;  // L2 weight decay, and gradient norms clipped to 0.5
+  c.lr = 2e-4;
+  c.lr_discriminator = 2e-5;
+  c.adam_beta1 = 0.5;
+  c.adam_beta2 = 0.99;
+  c.weight_decay = 1e-3;
+  c.grad_clip = 0.5;
   check_parity(c);
 }
 

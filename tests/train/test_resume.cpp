@@ -99,6 +99,17 @@ TEST_F(Resume, VaeThenGanResumesInEitherPhase) {
   expect_resume_equals_uninterrupted(c, {3, 4, 7});  // 4: the boundary where the GAN phase begins
 }
 
+TEST_F(Resume, AdamWithPerNetworkRatesResumesExactly) {
+  // Adam's moments and step counts are restored, and so are the per-network rates as decayed
+  TrainConfig c = config_;
+  c.optimizer = OptimizerType::kAdam;
+  c.lr_discriminator = c.lr / 10;
+  c.weight_decay = 1e-4;
+  c.grad_clip = 1.0;
+  c.lr_decay = 0.5;
+  expect_resume_equals_uninterrupted(c, {2, 4, 9});
+}
+
 TEST_F(Resume, TimeStopsResumeExactlyWhereTheyStopped) {
   // --max-minutes so small that every run stops after its first step, mid-epoch or at an epoch's
   // end: eight runs of one step each must equal one uninterrupted run of eight.

@@ -10,6 +10,7 @@
 /// `[-1, 1]` is the same model: `2·sigmoid(2a) - 1 = tanh(a)`.)
 
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <vector>
 
@@ -49,9 +50,16 @@ struct DecoderOptions {
 /// bias: `[C_out]` or undefined. Returns `[B, C_out, 2H, 2W]`.
 torch::Tensor conv_transpose2d_subpixel(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
+/// Whether the decoder computes its transposed convolutions as `conv_transpose2d_subpixel`
+/// when its weights are channels-last: with LibTorch 1.x, whose CPU `conv_transpose2d` is slow;
+/// not with 2.x, whose oneDNN and cuDNN operators are faster than the sub-pixel form
+/// (docs/performance.md). Decided when vaegan is compiled.
+constexpr bool kSubpixelTransposedConvolutions = TORCH_VERSION_MAJOR < 2;
+
 /// Decoder network. `forward(z)` maps latents `[B, Z]` to images `[B, C, S, S]` in `[-1, 1]`.
-/// When its weights are channels-last (`to_channels_last`), the transposed convolutions run
-/// as `conv_transpose2d_subpixel` in NHWC layout.
+/// When its weights are channels-last (`to_channels_last`), it computes in NHWC layout, its
+/// transposed convolutions as `conv_transpose2d_subpixel` where
+/// `kSubpixelTransposedConvolutions`.
 class DecoderImpl : public torch::nn::Module {
  public:
   explicit DecoderImpl(DecoderOptions options);

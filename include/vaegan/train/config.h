@@ -31,6 +31,13 @@ enum class Precision {
 VAEGAN_ENUM_NAMES(Precision, "--precision", 3, {Precision::kAuto, "auto"}, {Precision::kFp32, "fp32"},
                   {Precision::kBf16, "bf16"})
 
+/// The optimizer of every network (`--optimizer`); each network has its own instance.
+enum class OptimizerType {
+  kRmsprop,  ///< paper §4 and the authors' code
+  kAdam,     ///< Kingma & Ba 2015; `torch.optim.Adam` (weight decay added to the gradient)
+};
+VAEGAN_ENUM_NAMES(OptimizerType, "--optimizer", 2, {OptimizerType::kRmsprop, "rmsprop"}, {OptimizerType::kAdam, "adam"})
+
 struct TrainConfig {
   ModelConfig model;
 
@@ -48,8 +55,15 @@ struct TrainConfig {
   int64_t pretrain_epochs = 0;
   double max_minutes = 0;  ///< stop after the step that exceeds this wall time, in minutes (0: no limit)
 
-  // optimization (one RMSprop per network, paper §4)
-  double lr = 3e-4;            ///< learning rate of all three optimizers (paper §4: 3e-4)
+  // optimization (one optimizer per network; paper §4: RMSprop, lr 3e-4)
+  OptimizerType optimizer = OptimizerType::kRmsprop;
+  double lr = 3e-4;  ///< learning rate of every network without its own (paper §4: 3e-4)
+  /// Per-network learning rates (0: `lr`), e.g. a discriminator at a tenth of the others, or
+  /// two time-scale updates (Heusel et al. 2017).
+  double lr_encoder = 0, lr_decoder = 0, lr_discriminator = 0;
+  double adam_beta1 = 0.5, adam_beta2 = 0.999;  ///< Adam's betas (DCGAN practice, Radford et al. 2016)
+  double weight_decay = 0;     ///< L2 penalty the optimizer adds to each gradient (torch.optim's weight_decay)
+  double grad_clip = 0;        ///< largest L2 norm of one network's gradient in a step (0: no clipping)
   double lr_decay = 1.0;       ///< learning rates are multiplied by this after every epoch (1: none)
   double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (the authors' code: 0.9)
   double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
@@ -90,9 +104,10 @@ struct TrainConfig {
 /// `config.json`: every field of `TrainConfig` under its own name, `model` as an object,
 /// `recon_loss` top-level, plus `format_version`.
 void to_json(nlohmann::json& j, const TrainConfig& c);
-/// Reads a config written by `to_json`; missing keys keep their defaults. Throws `InputError`
-/// naming the key whose value has the wrong type or an unknown name, or when `format_version` is
-/// newer than this build's.
+/// Reads a config written by `to_json` (or by hand: `vaegan train --config`); missing keys keep
+/// their defaults. Throws `InputError` naming the key for an unknown key (at the top level or in
+/// `model`), a value of the wrong type or an unknown name, or when `format_version` is newer than
+/// this build's.
 void from_json(const nlohmann::json& j, TrainConfig& c);
 
 /// Checks every field's range and the combinations, once. Throws `InputError` naming the flag,

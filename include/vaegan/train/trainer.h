@@ -1,8 +1,9 @@
 #pragma once
 /// One training step of every model type: for the VAE-GAN which loss updates which network
 /// (docs/design.md, "The algorithm", the routing table), the VAE's ELBO step, the GAN's
-/// two-player step, the VAE-then-GAN phases; one RMSprop optimizer per network, the equilibrium
-/// rule and learning-rate decay. The epoch loop that writes a run directory is `fit`
+/// two-player step, the VAE-then-GAN phases; one optimizer per network (RMSprop or Adam, with
+/// its own learning rate, weight decay and gradient clipping), the equilibrium rule and
+/// learning-rate decay. The epoch loop that writes a run directory is `fit`
 /// (train/fit.h).
 
 #include <torch/torch.h>
@@ -125,7 +126,7 @@ class Trainer {
   /// The phase the next step runs.
   Phase phase() const { return phase_; }
   /// `vae-then-gan`: ends the VAE phase. The generator keeps the VAE decoder's weights; its
-  /// optimizer starts afresh (its RMSprop statistics belonged to another loss).
+  /// optimizer starts afresh (its statistics belonged to another loss), at the decayed rate.
   void begin_gan_phase();
 
   /// Multiplies every optimizer's learning rate by `config.lr_decay` (call after each epoch).
@@ -139,8 +140,9 @@ class Trainer {
 
   Model& model() { return model_; }
   const Model& model() const { return model_; }
-  /// Optimizer of network `which`; throws `std::out_of_range` for a missing network.
-  torch::optim::RMSprop& optimizer(Network which);
+  /// Optimizer of network `which` (`torch::optim::RMSprop` or `Adam`, per `config.optimizer`);
+  /// throws `std::out_of_range` for a missing network.
+  torch::optim::Optimizer& optimizer(Network which);
   const TrainConfig& config() const { return config_; }
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
@@ -150,7 +152,10 @@ class Trainer {
   StepStats vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
   StepStats vae_step(const torch::Tensor& x, const torch::Tensor& eps);
   StepStats gan_step(const torch::Tensor& x, const torch::Tensor& z_prior);
-  std::unique_ptr<torch::optim::RMSprop> make_optimizer(const std::vector<torch::Tensor>& params) const;
+  /// A fresh optimizer of `config.optimizer` over `params` at learning rate `lr`.
+  std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params, double lr) const;
+  /// The learning rate network `which` starts with: its own (`lr_encoder`, ...) or `lr`.
+  double initial_learning_rate(Network which) const;
   /// The parameters of network `which` (empty for a missing network).
   std::vector<torch::Tensor> parameters(Network which) const;
   /// One network's share of a step: its gradients, one per parameter.
@@ -159,7 +164,8 @@ class Trainer {
     std::vector<torch::Tensor> gradients;
   };
   /// The end of every step: when `losses_finite` and every gradient is finite, assigns each
-  /// update's gradients to its network's parameters and steps its optimizer; otherwise updates
+  /// update's gradients to its network's parameters, clips their norm to `config.grad_clip`
+  /// (when set; `torch.nn.utils.clip_grad_norm_`) and steps its optimizer; otherwise updates
   /// nothing. Call after the step's graph is released. Returns whether it updated.
   bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
   bool bf16() const { return config_.precision == Precision::kBf16; }
@@ -167,7 +173,7 @@ class Trainer {
   TrainConfig config_;
   torch::Device device_;
   Model model_{nullptr};
-  std::array<std::unique_ptr<torch::optim::RMSprop>, 3> optimizers_;  ///< by `Network` (null: absent)
+  std::array<std::unique_ptr<torch::optim::Optimizer>, 3> optimizers_;  ///< by `Network` (null: absent)
   VaeGanLossOptions loss_options_;
   Phase phase_ = Phase::kVaeGan;
   at::Generator generator_;
