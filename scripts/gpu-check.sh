@@ -18,6 +18,7 @@ PY="${VAEGAN_GPU_PYTHON:-python3}"
 BUILD="${VAEGAN_GPU_BUILD:-build-gpu}"
 BENCH_ARGS="${VAEGAN_GPU_BENCH_ARGS:---presets small32,paper64 --models vaegan --precisions fp32,bf16 --reps 20}"
 mkdir -p "$OUT_DIR"
+: >"$OUT_DIR/summary.txt"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 say() { echo "gpu-check: $*" | tee -a "$OUT_DIR/summary.txt"; }
 start=$SECONDS

@@ -191,7 +191,15 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--grad-clip", c.grad_clip, "Largest L2 norm of each network's gradient per step (0: none)")
       ->capture_default_str();
-  cmd->add_option("--lr-decay", c.lr_decay, "Learning-rate factor applied after each epoch (1: none)")
+  add_enum_option(cmd, "--lr-schedule", c.lr_schedule,
+                  "exponential (--lr-decay per epoch) or anneal (the authors': start * (1 - (e/T)^gamma * (1 - "
+                  "final ratio)))");
+  cmd->add_option("--lr-anneal-epochs", c.lr_anneal_epochs, "anneal: epochs T to the final rate")
+      ->capture_default_str();
+  cmd->add_option("--lr-anneal-gamma", c.lr_anneal_gamma, "anneal: exponent")->capture_default_str();
+  cmd->add_option("--lr-final-ratio", c.lr_final_ratio, "anneal: final rate over the start rate")
+      ->capture_default_str();
+  cmd->add_option("--lr-decay", c.lr_decay, "exponential: learning-rate factor applied after each epoch (1: none)")
       ->capture_default_str();
   cmd->add_option("--rmsprop-alpha", c.rmsprop_alpha, "RMSprop smoothing constant")->capture_default_str();
   cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")->capture_default_str();

@@ -13,16 +13,17 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                \
-  X(model)                                                                                                           \
-  X(dataset)                                                                                                         \
-  X(data_dir)                                                                                                        \
-  X(horizontal_flip) X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes)        \
-      X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) \
-          X(grad_clip) X(lr_decay) X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss)       \
-              X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(fused_step) X(channels_last) X(precision)  \
-                  X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)           \
-                      X(grid_size)
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                          \
+  X(model)                                                                                                     \
+  X(dataset)                                                                                                   \
+  X(data_dir)                                                                                                  \
+  X(horizontal_flip)                                                                                           \
+  X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr)  \
+      X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip) \
+          X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) \
+              X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) X(equilibrium) X(equilibrium_value)   \
+                  X(equilibrium_margin) X(fused_step) X(channels_last) X(precision) X(checkpoint_every)        \
+                      X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every) X(grid_size)
 
 namespace {
 
@@ -111,6 +112,10 @@ void validate(const TrainConfig& c) {
   require(c.weight_decay >= 0, fmt::format("--weight-decay: must be >= 0, got {}", c.weight_decay));
   require(c.grad_clip >= 0, fmt::format("--grad-clip: must be >= 0 (0: none), got {}", c.grad_clip));
   require(c.lr_decay > 0 && c.lr_decay <= 1, fmt::format("--lr-decay: must be in (0, 1], got {}", c.lr_decay));
+  require(c.lr_anneal_epochs >= 1, fmt::format("--lr-anneal-epochs: must be at least 1, got {}", c.lr_anneal_epochs));
+  require(c.lr_anneal_gamma > 0, fmt::format("--lr-anneal-gamma: must be > 0, got {}", c.lr_anneal_gamma));
+  require(c.lr_final_ratio >= 0 && c.lr_final_ratio <= 1,
+          fmt::format("--lr-final-ratio: must be in [0, 1], got {}", c.lr_final_ratio));
   require(c.rmsprop_alpha > 0 && c.rmsprop_alpha < 1,
           fmt::format("--rmsprop-alpha: must be in (0, 1), got {}", c.rmsprop_alpha));
   require(c.gamma >= 0, fmt::format("--gamma: must be >= 0, got {}", c.gamma));

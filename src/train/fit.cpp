@@ -320,7 +320,7 @@ class RunLoop {
   /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
   void end_epoch(const ProgressEvent& e) {
     write_images_and_plot(e);
-    trainer_.decay_learning_rates();
+    trainer_.decay_learning_rates(e.epoch + 1);
     state_.epoch = e.epoch + 1;
     state_.step_in_epoch = 0;
     state_.order_position = 0;

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/model/gan.h"
@@ -299,9 +301,14 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
   return s;
 }
 
-void Trainer::decay_learning_rates() {
+void Trainer::decay_learning_rates(int64_t epochs_done) {
+  const double t = static_cast<double>(std::min(epochs_done, config_.lr_anneal_epochs)) /
+                   static_cast<double>(config_.lr_anneal_epochs);
+  const double anneal = 1.0 - std::pow(t, config_.lr_anneal_gamma) * (1.0 - config_.lr_final_ratio);
   for (Network n : kNetworks) {
-    if (has_optimizer(n)) set_learning_rate(n, learning_rate(n) * config_.lr_decay);
+    if (!has_optimizer(n)) continue;
+    set_learning_rate(n, config_.lr_schedule == LrSchedule::kAnneal ? initial_learning_rate(n) * anneal
+                                                                    : learning_rate(n) * config_.lr_decay);
   }
 }
 

@@ -74,9 +74,27 @@ TEST(Trainer, LearningRateDecay) {
   TrainConfig c = tiny_config();
   c.lr_decay = 0.5;
   Trainer t(c, torch::kCPU);
-  t.decay_learning_rates();
-  t.decay_learning_rates();
+  t.decay_learning_rates(1);
+  t.decay_learning_rates(2);
   for (Network n : kNetworks) EXPECT_DOUBLE_EQ(t.learning_rate(n), c.lr * 0.25);
+}
+
+TEST(Trainer, AuthorsAnnealingScheduleFollowsItsClosedForm) {
+  // deeppy's GammaAnnealer(0.02, 1e-5, 150, gamma=0.75) as the authors' aegan.py uses it, over
+  // the batch size: 0.02 / 64 = 3.125e-4 at the start
+  TrainConfig c = tiny_config();
+  c.lr_schedule = LrSchedule::kAnneal;
+  c.lr = 0.02 / 64;
+  c.lr_discriminator = c.lr / 10;  // each network anneals from its own start
+  Trainer t(c, torch::kCPU);
+  for (int64_t e : {1, 10, 75, 149, 150, 151, 400}) {
+    t.decay_learning_rates(e);
+    const double ee = static_cast<double>(std::min<int64_t>(e, 150));
+    const double authors = 0.02 - std::pow(ee / 150, 0.75) * (0.02 - 1e-5);  // their value(e)
+    EXPECT_NEAR(t.learning_rate(Network::kEncoder), authors / 64, 1e-15) << e;
+    EXPECT_NEAR(t.learning_rate(Network::kDiscriminator), authors / 640, 1e-15) << e;
+  }
+  EXPECT_NEAR(t.learning_rate(Network::kDecoder), 1e-5 / 64, 1e-15);  // the final rate stays
 }
 
 TEST(Trainer, SameSeedSameSteps) {

@@ -38,6 +38,17 @@ enum class OptimizerType {
 };
 VAEGAN_ENUM_NAMES(OptimizerType, "--optimizer", 2, {OptimizerType::kRmsprop, "rmsprop"}, {OptimizerType::kAdam, "adam"})
 
+/// How the learning rates change from epoch to epoch (`--lr-schedule`).
+enum class LrSchedule {
+  kExponential,  ///< multiplied by `lr_decay` after every epoch (1: constant)
+  /// The authors' annealing (their `aegan.py`: deeppy's `GammaAnnealer(0.02, 1e-5, 150, gamma=0.75)`,
+  /// divided by the batch size): after e epochs each rate is its start value times
+  /// `1 - (min(e, T) / T)^gamma * (1 - lr_final_ratio)`, T = `lr_anneal_epochs`.
+  kAnneal,
+};
+VAEGAN_ENUM_NAMES(LrSchedule, "--lr-schedule", 2, {LrSchedule::kExponential, "exponential"},
+                  {LrSchedule::kAnneal, "anneal"})
+
 struct TrainConfig {
   ModelConfig model;
 
@@ -62,9 +73,15 @@ struct TrainConfig {
   /// two time-scale updates (Heusel et al. 2017).
   double lr_encoder = 0, lr_decoder = 0, lr_discriminator = 0;
   double adam_beta1 = 0.5, adam_beta2 = 0.999;  ///< Adam's betas (DCGAN practice, Radford et al. 2016)
-  double weight_decay = 0;     ///< L2 penalty the optimizer adds to each gradient (torch.optim's weight_decay)
-  double grad_clip = 0;        ///< largest L2 norm of one network's gradient in a step (0: no clipping)
-  double lr_decay = 1.0;       ///< learning rates are multiplied by this after every epoch (1: none)
+  double weight_decay = 0;  ///< L2 penalty the optimizer adds to each gradient (torch.optim's weight_decay)
+  double grad_clip = 0;     ///< largest L2 norm of one network's gradient in a step (0: no clipping)
+  LrSchedule lr_schedule = LrSchedule::kExponential;
+  double lr_decay = 1.0;  ///< exponential: learning rates are multiplied by this after every epoch (1: none)
+  /// anneal: epochs T to the final rate, the exponent, and the final rate over the start rate
+  /// (the authors': 150, 0.75 and 1e-5 / 0.02).
+  int64_t lr_anneal_epochs = 150;
+  double lr_anneal_gamma = 0.75;
+  double lr_final_ratio = 5e-4;
   double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (the authors' code: 0.9)
   double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
   double beta = 1.0;           ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)

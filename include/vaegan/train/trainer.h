@@ -129,8 +129,10 @@ class Trainer {
   /// optimizer starts afresh (its statistics belonged to another loss), at the decayed rate.
   void begin_gan_phase();
 
-  /// Multiplies every optimizer's learning rate by `config.lr_decay` (call after each epoch).
-  void decay_learning_rates();
+  /// Sets the learning rates for the epoch after `epochs_done` epochs (call after each epoch):
+  /// `exponential` multiplies each by `config.lr_decay`; `anneal` sets each to its start value
+  /// times the annealing factor of `epochs_done` (`LrSchedule::kAnneal`).
+  void decay_learning_rates(int64_t epochs_done);
   /// Whether network `which` exists, i.e. has an optimizer.
   bool has_optimizer(Network which) const { return optimizers_.at(static_cast<size_t>(which)) != nullptr; }
   /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
