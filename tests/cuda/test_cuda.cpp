@@ -19,8 +19,7 @@ TrainConfig tiny_config(const std::string& data_dir) {
   c.dataset = "mnist";
   c.data_dir = data_dir;
   c.batch_size = 16;
-  c.epochs = 1;
-  c.max_steps = 2;
+  c.epochs = 2;
   c.log_every = 1;
   c.grid_size = 4;
   c.seed = 5;
@@ -107,8 +106,14 @@ TEST(Cuda, CheckpointWrittenOnTheGpuLoadsAndResumesOnTheCpu) {
   const NoTf32 fp32;
   test::TempDir dir;
   test::write_tiny_idx_dataset(dir / "data", 64, 8);
-  TrainConfig c = tiny_config(dir / "data");
-  ASSERT_EQ(fit(c, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCUDA).steps, 2);
+  TrainConfig c = tiny_config(dir / "data");  // 2 epochs of 4 steps
+  FitObserver stop_after_two;
+  int64_t steps = 0;
+  stop_after_two.on_step = [&steps](const ProgressEvent& e) { steps = e.global_step; };
+  stop_after_two.should_stop = [&steps] { return steps >= 2; };  // as SIGINT would: checkpoint, resumable
+  const FitResult first = fit(c, dir / "run", /*overwrite=*/false, stop_after_two, /*resume=*/false, torch::kCUDA);
+  ASSERT_TRUE(first.interrupted);
+  ASSERT_EQ(first.steps, 2);
   LoadedModel on_cpu = load_model(dir / "run", torch::kCPU), on_gpu = load_model(dir / "run", torch::kCUDA);
   EXPECT_TRUE(on_cpu.model->parameters().front().is_cpu());
   EXPECT_TRUE(on_gpu.model->parameters().front().is_cuda());
@@ -116,11 +121,9 @@ TEST(Cuda, CheckpointWrittenOnTheGpuLoadsAndResumesOnTheCpu) {
   const torch::Tensor z = torch::randn({4, 16});
   const torch::Tensor a = on_cpu.model->decoder->forward(z), b = on_gpu.model->decoder->forward(z.cuda()).cpu();
   EXPECT_LE((a - b).abs().max().item<double>(), 1e-4);
-  // the GPU run continues on the CPU, optimizer states included
-  c.max_steps = 4;
-  TrainConfig resumed = c;
-  const FitResult r = fit(resumed, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/true, torch::kCPU);
-  EXPECT_EQ(r.steps, 4);
+  // the GPU run continues on the CPU to its end, optimizer states included
+  const FitResult r = fit(c, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/true, torch::kCPU);
+  EXPECT_EQ(r.steps, 8);
 }
 
 TEST(Cuda, Bf16AutocastComputesConvolutionsInBf16AndTrains) {
