@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,19 @@
 
 namespace vaegan::test {
 namespace fs = std::filesystem;
+
+/// The lines of `run_dir/metrics.jsonl` without the wall-clock field (`images_per_sec`): what
+/// two runs of the same configuration must agree on, line for line.
+inline std::vector<std::string> metric_lines(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("images_per_sec");
+    lines.push_back(j.dump());
+  }
+  return lines;
+}
 
 /// A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {

@@ -381,18 +381,8 @@ TEST_F(CliFaults, ConfigFileIsStrictAndFlagsOverrideIt) {
   // a run's own config.json repeats it: the same metrics, step for step
   const Result again = run_vaegan("train --config " + path("a/config.json") + " --out " + path("b"));
   ASSERT_EQ(again.code, 0) << again.output;
-  auto metrics = [this](const std::string& run) {
-    std::vector<nlohmann::json> lines;
-    std::ifstream in(path(run + "/metrics.jsonl"));
-    for (std::string line; std::getline(in, line);) {
-      nlohmann::json j = nlohmann::json::parse(line);
-      j.erase("images_per_sec");
-      lines.push_back(j);
-    }
-    return lines;
-  };
-  EXPECT_FALSE(metrics("a").empty());
-  EXPECT_EQ(metrics("a"), metrics("b"));
+  EXPECT_FALSE(test::metric_lines(path("a")).empty());
+  EXPECT_EQ(test::metric_lines(path("a")), test::metric_lines(path("b")));
 }
 
 }  // namespace

@@ -16,18 +16,6 @@ namespace vaegan {
 namespace {
 namespace fs = std::filesystem;
 
-/// metrics.jsonl without the wall-clock field.
-std::vector<std::string> metric_lines(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    j.erase("images_per_sec");
-    lines.push_back(j.dump());
-  }
-  return lines;
-}
-
 /// All weights and buffers of the newest checkpoint of `run_dir`.
 std::vector<torch::Tensor> final_weights(const std::string& run_dir) {
   LoadedModel m = load_model(run_dir, torch::kCPU);
@@ -65,7 +53,7 @@ class Resume : public ::testing::Test {
   void expect_resume_equals_uninterrupted(const TrainConfig& c, const std::vector<int64_t>& stops) {
     const std::string reference = dir_ / "reference";
     ASSERT_EQ(train(c, reference, 0).steps, 12);
-    const std::vector<std::string> ref_metrics = metric_lines(reference);
+    const std::vector<std::string> ref_metrics = test::metric_lines(reference);
     const std::vector<torch::Tensor> ref_weights = final_weights(reference);
     for (int64_t k : stops) {
       const std::string out = dir_ / ("stopped-at-" + std::to_string(k));
@@ -74,7 +62,7 @@ class Resume : public ::testing::Test {
       EXPECT_EQ(first.steps, k);
       const FitResult rest = train(c, out, 0, /*resume=*/true);
       EXPECT_EQ(rest.steps, 12) << k;
-      EXPECT_EQ(metric_lines(out), ref_metrics) << "stopped after step " << k;
+      EXPECT_EQ(test::metric_lines(out), ref_metrics) << "stopped after step " << k;
       const std::vector<torch::Tensor> w = final_weights(out);
       ASSERT_EQ(w.size(), ref_weights.size());
       for (size_t i = 0; i < w.size(); ++i)
@@ -128,7 +116,7 @@ TEST_F(Resume, TimeStopsResumeExactlyWhereTheyStopped) {
     r = fit(timed, out, /*overwrite=*/false, FitObserver{}, /*resume=*/true, torch::kCPU);
     EXPECT_EQ(r.steps, step);
   }
-  EXPECT_EQ(metric_lines(out), metric_lines(reference));
+  EXPECT_EQ(test::metric_lines(out), test::metric_lines(reference));
   const std::vector<torch::Tensor> w = final_weights(out), ref = final_weights(reference);
   ASSERT_EQ(w.size(), ref.size());
   for (size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(torch::equal(w[i], ref[i])) << "tensor " << i;

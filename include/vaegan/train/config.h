@@ -41,7 +41,8 @@ VAEGAN_ENUM_NAMES(OptimizerType, "--optimizer", 2, {OptimizerType::kRmsprop, "rm
 /// How the learning rates change from epoch to epoch (`--lr-schedule`).
 enum class LrSchedule {
   kExponential,  ///< multiplied by `lr_decay` after every epoch (1: constant)
-  /// The authors' annealing (their `aegan.py`: deeppy's `GammaAnnealer(0.02, 1e-5, 150, gamma=0.75)`,
+  /// The authors' annealing (their released code, github.com/andersbll/autoencoding_beyond_pixels,
+  /// `aegan.py`: deeppy's `GammaAnnealer(0.02, 1e-5, 150, gamma=0.75)`,
   /// divided by the batch size): after e epochs each rate is its start value times
   /// `1 - (min(e, T) / T)^gamma * (1 - lr_final_ratio)`, T = `lr_anneal_epochs`.
   kAnneal,
