@@ -295,6 +295,25 @@ std::vector<nlohmann::json> run_twin(const std::string& python, const std::strin
   return out;
 }
 
+/// The configuration bench model name `model` stands for at preset `arch` and batch `batch`:
+/// `vaegan train`'s defaults for a model type; `vaegan-literal`, Algorithm 1 as the paper writes
+/// it (joint batch norm, reconstructions in L_dis); `vaegan-original`, `--recipe original`.
+vaegan::TrainConfig bench_config(const std::string& model, const std::string& arch, int64_t batch) {
+  vaegan::TrainConfig config;
+  if (model == "vaegan-literal") {
+    config.batch_norm = vaegan::BatchNormMode::kJoint;
+    config.dis_on_recon = true;
+  } else if (model == "vaegan-original") {
+    vaegan::apply_recipe(vaegan::Recipe::kOriginal, config);
+  } else {
+    config.model.type = vaegan::parse_enum<vaegan::ModelType>(model);
+  }
+  config.model.arch = arch;
+  config.model.latent_dim = 0;  // the preset's
+  config.batch_size = batch;
+  return config;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -310,9 +329,11 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::IsMember(vaegan::arch_names()))
       ->capture_default_str();
-  app.add_option("--models", models, "Model types")
+  app.add_option("--models", models,
+                 "Model types, and VAE-GAN variants: vaegan-literal (Algorithm 1 as written: joint batch norm, "
+                 "reconstructions in L_dis) and vaegan-original (--recipe original at the preset's size)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"vaegan", "vae", "gan"}))
+      ->check(CLI::IsMember({"vaegan", "vae", "gan", "vaegan-literal", "vaegan-original"}))
       ->capture_default_str();
   app.add_option("--precisions", precisions, "Precisions")
       ->delimiter(',')
@@ -388,20 +409,22 @@ int main(int argc, char** argv) {
   }
   for (const std::string& arch : presets) {
     for (const std::string& model : models) {
-      vaegan::TrainConfig config;  // the defaults, as `vaegan train` runs them
-      config.model.arch = arch;
-      config.model.type = vaegan::parse_enum<vaegan::ModelType>(model);
-      config.batch_size = batch;
+      vaegan::TrainConfig config = bench_config(model, arch, batch);
+      const bool vaegan_model = config.model.type == vaegan::ModelType::kVaeGan;
       const int r = arch == "paper64" ? std::max(1, reps / 2) : reps;
       std::map<std::string, double> ips_of;  // "fp32", "bf16", "fp32-unfused"
       for (const std::string& precision : precisions) {
         config.precision = vaegan::parse_enum<vaegan::Precision>(precision);
         // the unfused step only exists for the VAE-GAN, and only matters in fp32
         const std::vector<bool> fused_modes =
-            model == "vaegan" && precision == "fp32" ? std::vector<bool>{true, false} : std::vector<bool>{true};
+            vaegan_model && precision == "fp32" ? std::vector<bool>{true, false} : std::vector<bool>{true};
         for (bool fused : fused_modes) {
           config.fused_step = fused;
-          const double flops = step_flops_per_image(vaegan::make_network_options(config.model), model, config);
+          // (the FLOP count models the joint and separate groupings, not the authors')
+          const double flops = config.batch_norm == vaegan::BatchNormMode::kOriginal
+                                   ? std::nan("")
+                                   : step_flops_per_image(vaegan::make_network_options(config.model),
+                                                          vaegan_model ? "vaegan" : model, config);
           const std::string profile = profile_dir.empty() ? ""
                                                           : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model,
                                                                         precision, fused ? "" : "-unfused");
@@ -428,7 +451,7 @@ int main(int argc, char** argv) {
             line["fraction_of_fp32_conv_peak"] = ips * flops / 1e9 / peak_fp32;
             line["fraction_of_bf16_conv_peak"] = ips * flops / 1e9 / peak_bf16;
           }
-          if (model == "vaegan") {
+          if (vaegan_model) {
             line["batch_norm"] = config.batch_norm;
             line["dis_on_recon"] = config.dis_on_recon;
             line["fused_step"] = fused;
@@ -438,7 +461,7 @@ int main(int argc, char** argv) {
           std::cout << line.dump() << std::endl;
         }
       }
-      if (model == "vaegan" && arch == "small32" && train_steps > 0) {
+      if (model == "vaegan" && arch == "small32" && train_steps > 0) {  // the defaults only
         // the same step inside `vaegan train`'s loop, with real data, against the bare step
         for (const std::string& precision : precisions) {
           vaegan::TrainConfig c = config;

@@ -7,6 +7,10 @@ per input, reconstructions not in L_dis; the VAE on its ELBO with BCE; the GAN's
 step) in the settings a careful PyTorch user would try: fp32, channels_last, bf16 autocast, both,
 and with torch 2.x also `torch.compile` of each network (fp32, and channels_last + bf16:
 compile, compile_both). On a GPU (--device cuda) each step is timed to the end of its kernels.
+Besides vaegan, vae and gan, two VAE-GAN variants: vaegan-literal (Algorithm 1 as the paper
+writes it: joint batch norm, reconstructions in L_dis) and vaegan-original (the authors' recipe:
+their batch-norm groups, minimax decoder term, real-vs-generated weighting, weight decay and
+equilibrium rule; vaegan's --recipe original).
 Prints one JSON line per (preset, model, setting).
 """
 import argparse
@@ -25,7 +29,7 @@ import vaegan_ref  # noqa: E402
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", default="small32,paper64")
-    ap.add_argument("--models", default="vaegan,vae,gan")
+    ap.add_argument("--models", default="vaegan,vae,gan", help="also vaegan-literal, vaegan-original")
     ap.add_argument("--settings", default=None,
                     help="default: fp32,channels_last,bf16,both (+ compile,compile_both with torch 2.x)")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -52,9 +56,15 @@ def main():
         cl = setting in ("channels_last", "both", "compile_both")
         ac = setting in ("bf16", "both", "compile_both")
         mf = torch.channels_last if cl else torch.contiguous_format
-        nets = {"vaegan": (enc, dec, dis), "vae": (enc, dec), "gan": (dec, dis)}[model]
+        nets = {"vae": (enc, dec), "gan": (dec, dis)}.get(model, (enc, dec, dis))
         nets = [n.to(dev, memory_format=mf) for n in nets]
-        opts = [torch.optim.RMSprop(n.parameters(), lr=3e-4, alpha=0.9) for n in nets]
+        original = model == "vaegan-original"
+        lr, wd = (0.025 / 64, 1e-5 / 64) if original else (3e-4, 0.0)
+        opts = [torch.optim.RMSprop(n.parameters(), lr=lr, alpha=0.9, weight_decay=wd) for n in nets]
+        variant = {"vaegan": dict(gamma=1e-2),
+                   "vaegan-literal": dict(gamma=1e-2, joint=True, dis_on_recon=True),
+                   "vaegan-original": dict(gamma=1e-6 / (1 - 1e-6), original=True, real_weight=0.5,
+                                           gan_loss="minimax", equilibrium=(0.68, 0.35, "decoder"))}.get(model)
         if setting.startswith("compile"):
             # the optimizers keep the original parameters; the compiled modules share them
             nets = [torch.compile(n) for n in nets]
@@ -65,8 +75,8 @@ def main():
             eps, zp = torch.randn(b, z, device=dev), torch.randn(b, z, device=dev)
             sync()
             t0 = time.perf_counter()
-            if model == "vaegan":
-                vaegan_ref.step(nets, opts, x, eps, zp, 1e-2, ac)
+            if variant is not None:
+                vaegan_ref.step(nets, opts, x, eps, zp, autocast=ac, **variant)
             elif model == "vae":
                 vaegan_ref.vae_step(nets, opts, x, eps, autocast=ac)
             else:

@@ -135,6 +135,21 @@ void setup_train(CLI::App& app, Runner& run) {
          "JSON configuration with the keys of a run's config.json (e.g. RUN/config.json to repeat a run); "
          "flags given beside it override its values")
       ->type_name("FILE");
+  // Second: a recipe's settings over the file's (or the defaults), before the flags given.
+  cmd->add_option_function<std::string>(
+         "--recipe",
+         [args](const std::string& name) {
+           try {
+             apply_recipe(parse_enum<Recipe>(name), args->config);
+           } catch (const InputError& e) {
+             throw CLI::ValidationError("--recipe", e.what());
+           }
+         },
+         "original: train as the authors' released code does (their CelebA experiment: batch-norm groups, "
+         "equilibrium rule, minimax decoder, annealing, initialisation, CelebA crop; docs/training-defaults.md); "
+         "flags given beside it override its values")
+      ->check(CLI::IsMember(enum_names<Recipe>()))
+      ->type_name("NAME");
   // Ranges are checked once, by `validate` (train/config.h), when training starts.
   add_enum_option(cmd, "--model", c.model.type,
                   "vaegan (the paper), vae (pixel-wise baseline), gan (DCGAN-style baseline), vae-then-gan (a VAE "
@@ -151,6 +166,9 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_flag("--flip", c.horizontal_flip, "Augment with random left-right flips");
   cmd->add_option("--loader-threads", c.loader_threads, "Threads decoding image files (folder, celeba)")
       ->capture_default_str();
+  add_enum_option(cmd, "--celeba-protocol", c.celeba_protocol,
+                  "celeba: standard (train partition 0, centred crop) or original (the authors': partitions 0 and 1, "
+                  "crop from row 40)");
   auto* out_opt = cmd->add_option("--out", args->out, "Run directory to create");
   cmd->add_option("--resume", args->resume,
                   "Continue the run in this directory from its newest valid checkpoint (its saved config applies)")
@@ -194,7 +212,10 @@ void setup_train(CLI::App& app, Runner& run) {
   add_enum_option(cmd, "--lr-schedule", c.lr_schedule,
                   "exponential (--lr-decay per epoch) or anneal (the authors': start * (1 - (e/T)^gamma * (1 - "
                   "final ratio)))");
-  cmd->add_option("--lr-anneal-epochs", c.lr_anneal_epochs, "anneal: epochs T to the final rate")
+  cmd->add_option("--lr-anneal-epochs", c.lr_anneal_epochs, "anneal: periods T to the final rate")
+      ->capture_default_str();
+  cmd->add_option("--lr-anneal-period", c.lr_anneal_period,
+                  "anneal: steps per period (0: one epoch; the authors' periods are 250 batches)")
       ->capture_default_str();
   cmd->add_option("--lr-anneal-gamma", c.lr_anneal_gamma, "anneal: exponent")->capture_default_str();
   cmd->add_option("--lr-final-ratio", c.lr_final_ratio, "anneal: final rate over the start rate")
@@ -207,11 +228,21 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
   add_enum_option(cmd, "--batch-norm", c.batch_norm,
-                  "joint: each network runs once on the concatenation of its inputs; separate: once per input");
+                  "joint: each network runs once on the concatenation of its inputs; separate: once per input; "
+                  "original: the authors' groups ([x_recon; x] for L_llike, [x; x_prior] for the GAN losses)");
   add_enum_option(cmd, "--gan-loss", c.gan_loss, "Decoder's adversarial term");
+  cmd->add_option("--dis-real-weight", c.dis_real_weight,
+                  "Weight of real images in L_dis against the generated ones (0: the plain sum; the authors': 0.5)")
+      ->capture_default_str();
+  add_enum_option(cmd, "--init", c.init,
+                  "Weight initialisation: pytorch (LibTorch's defaults) or original (the authors': uniform "
+                  "+-1/sqrt(3 fan_in), zero biases)");
   cmd->add_flag("--equilibrium", c.equilibrium, "Skip the update of the player that is ahead (the authors' rule)");
   cmd->add_option("--equilibrium-value", c.equilibrium_value, "Equilibrium BCE")->capture_default_str();
   cmd->add_option("--equilibrium-margin", c.equilibrium_margin, "Equilibrium margin")->capture_default_str();
+  add_enum_option(cmd, "--equilibrium-skip", c.equilibrium_skip,
+                  "What the decoder loses when it is ahead: adversarial (only L_adv) or decoder (its whole update, "
+                  "as the authors' code)");
   cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
       ->capture_default_str();
   cmd->add_option("--fused-step", c.fused_step,

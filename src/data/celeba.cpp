@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 
 /// Full paths of the images of `split`, from `list_eval_partition.txt`.
-std::vector<std::string> celeba_files(const std::string& data_dir, Split split) {
+std::vector<std::string> celeba_files(const std::string& data_dir, Split split, CelebAProtocol protocol) {
   const fs::path images = fs::path(data_dir) / "img_align_celeba";
   const fs::path partition = fs::path(data_dir) / "list_eval_partition.txt";
   if (!fs::is_directory(images)) {
@@ -26,6 +26,8 @@ std::vector<std::string> celeba_files(const std::string& data_dir, Split split) 
   std::ifstream in(partition);
   if (!in) throw InputError(fmt::format("{}: cannot open (CelebA's evaluation partition list)", partition.string()));
   const int wanted = split == Split::kTrain ? 0 : 2;
+  // the authors train on the validation partition (1) too
+  const bool with_validation = split == Split::kTrain && protocol == CelebAProtocol::kOriginal;
   std::vector<std::string> files;
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
@@ -36,7 +38,7 @@ std::vector<std::string> celeba_files(const std::string& data_dir, Split split) 
     if (!(row >> part) || part < 0 || part > 2) {
       throw InputError(fmt::format("{}:{}: expected \"FILE 0|1|2\", got \"{}\"", partition.string(), number, line));
     }
-    if (part == wanted) files.push_back((images / name).string());
+    if (part == wanted || (with_validation && part == 1)) files.push_back((images / name).string());
   }
   if (files.empty()) {
     throw InputError(fmt::format("{}: no image of the {} partition ({})", partition.string(),
@@ -91,8 +93,9 @@ CelebAAttributes read_celeba_attributes(const std::string& path) {
   return a;
 }
 
-CelebADataset::CelebADataset(const std::string& data_dir, Split split, int64_t image_size)
-    : ImageFolderDataset(celeba_files(data_dir, split), {}, data_dir, 3, image_size, kCelebACrop) {
+CelebADataset::CelebADataset(const std::string& data_dir, Split split, int64_t image_size, CelebAProtocol protocol)
+    : ImageFolderDataset(celeba_files(data_dir, split, protocol), {}, data_dir, 3, image_size, kCelebACrop,
+                         protocol == CelebAProtocol::kOriginal ? kCelebAOriginalCropTop : -1) {
   const fs::path attr_path = fs::path(data_dir) / "list_attr_celeba.txt";
   if (!fs::exists(attr_path)) return;
   CelebAAttributes a = read_celeba_attributes(attr_path.string());

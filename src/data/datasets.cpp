@@ -24,7 +24,7 @@ int64_t dataset_channels(const std::string& name) {
 }
 
 std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::string& data_dir, Split split,
-                                           int64_t channels, int64_t image_size) {
+                                           int64_t channels, int64_t image_size, CelebAProtocol celeba_protocol) {
   const int64_t own = dataset_channels(name);
   if (own != 0 && own != channels) {
     throw InputError(fmt::format("--channels: {} images have {} channel(s), not {}", name, own, channels));
@@ -40,7 +40,7 @@ std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::s
     return std::make_shared<TensorImageDataset>(images, idx.labels(), data_dir, name == "mnist" ? digits : fashion);
   }
   if (name == "cifar10") return load_cifar10(data_dir, split, image_size);
-  if (name == "celeba") return std::make_shared<CelebADataset>(data_dir, split, image_size);
+  if (name == "celeba") return std::make_shared<CelebADataset>(data_dir, split, image_size, celeba_protocol);
   return std::make_shared<ImageFolderDataset>(data_dir, split, channels, image_size);
 }
 

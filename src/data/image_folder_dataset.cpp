@@ -109,7 +109,8 @@ void decode_jpeg(const std::string& bytes, int64_t channels, std::vector<uint8_t
 
 }  // namespace
 
-torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop) {
+torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop,
+                                int64_t crop_top) {
   TORCH_CHECK(channels == 1 || channels == 3, "decode_image_file: channels must be 1 or 3");
   const std::string bytes = read_file(path);
   const auto* raw = reinterpret_cast<const stbi_uc*>(bytes.data());
@@ -140,7 +141,7 @@ torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64
   const int64_t c = channels;
   int64_t side = std::min(w, h);
   if (crop > 0) side = std::min(side, crop);
-  const int64_t top = (h - side) / 2, left = (w - side) / 2;
+  const int64_t top = crop_top >= 0 ? std::min<int64_t>(crop_top, h - side) : (h - side) / 2, left = (w - side) / 2;
   const stbi_uc* origin = pixels + (top * w + left) * c;
   torch::Tensor out = torch::empty({size, size, c}, torch::kUInt8);  // HWC, as stb writes it
   if (stbir_resize_uint8(origin, static_cast<int>(side), static_cast<int>(side), static_cast<int>(w * c),
@@ -248,20 +249,21 @@ ImageFolderDataset::ImageFolderDataset(const std::string& root_in, Split split, 
 }
 
 ImageFolderDataset::ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, std::string source,
-                                       int64_t channels, int64_t image_size, int64_t crop)
+                                       int64_t channels, int64_t image_size, int64_t crop, int64_t crop_top)
     : files_(std::move(files)),
       labels_(std::move(labels)),
       source_(std::move(source)),
       channels_(channels),
       image_size_(image_size),
-      crop_(crop) {
+      crop_(crop),
+      crop_top_(crop_top) {
   if (labels_.empty()) labels_.assign(files_.size(), -1);
   TORCH_CHECK(labels_.size() == files_.size(), "ImageFolderDataset: one label per file expected");
 }
 
 torch::Tensor ImageFolderDataset::image(int64_t i) const {
   if (i < 0 || i >= size()) throw std::out_of_range(fmt::format("{}: no image {}", source_, i));
-  return decode_image_file(files_[static_cast<size_t>(i)], channels_, image_size_, crop_);
+  return decode_image_file(files_[static_cast<size_t>(i)], channels_, image_size_, crop_, crop_top_);
 }
 
 int64_t ImageFolderDataset::label(int64_t i) const { return labels_.at(static_cast<size_t>(i)); }

@@ -50,7 +50,14 @@ torch::Tensor bce(const torch::Tensor& logits_in, double label) {
 }  // namespace
 
 torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
-                                 const torch::Tensor& prior_logits) {
+                                 const torch::Tensor& prior_logits, double real_weight) {
+  TORCH_CHECK(real_weight >= 0 && real_weight < 1, "discriminator_loss: real_weight must be in [0, 1), got ",
+              real_weight);
+  if (real_weight > 0) {
+    torch::Tensor generated = bce(prior_logits, 0.0);
+    if (recon_logits.defined()) generated = 0.5 * (generated + bce(recon_logits, 0.0));
+    return 2 * (real_weight * bce(real_logits, 1.0) + (1 - real_weight) * generated);
+  }
   torch::Tensor loss = bce(real_logits, 1.0) + bce(prior_logits, 0.0);
   if (recon_logits.defined()) loss = loss + bce(recon_logits, 0.0);
   return loss;

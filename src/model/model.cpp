@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "vaegan/core/error.h"
 
 namespace vaegan {
@@ -23,6 +25,27 @@ torch::Tensor ModelImpl::encode_mean(const torch::Tensor& x) {
 
 torch::Tensor ModelImpl::reconstruct(const torch::Tensor& x) { return decoder->forward(encode_mean(x)); }
 
+void initialize_weights(torch::nn::Module& model, WeightInit init) {
+  if (init == WeightInit::kPytorch) return;
+  torch::NoGradGuard no_grad;
+  model.apply([](torch::nn::Module& m) {
+    torch::Tensor weight, bias;
+    if (auto* linear = m.as<torch::nn::Linear>()) {
+      weight = linear->weight, bias = linear->bias;
+    } else if (auto* conv = m.as<torch::nn::Conv2d>()) {
+      weight = conv->weight, bias = conv->bias;
+    } else if (auto* deconv = m.as<torch::nn::ConvTranspose2d>()) {
+      weight = deconv->weight, bias = deconv->bias;
+    } else {
+      return;
+    }
+    const double fan_in = static_cast<double>(weight.numel() / weight.size(0));
+    const double bound = 1.0 / std::sqrt(3.0 * fan_in);
+    weight.uniform_(-bound, bound);
+    if (bias.defined()) bias.zero_();
+  });
+}
+
 namespace {
 
 /// Sizes along dim 0 of `inputs`, for splitting a joint output.
@@ -35,7 +58,7 @@ std::vector<int64_t> batch_sizes(std::initializer_list<torch::Tensor> inputs) {
 }  // namespace
 
 std::vector<torch::Tensor> decode_each(Decoder& decoder, std::initializer_list<torch::Tensor> z, BatchNormMode mode) {
-  if (mode == BatchNormMode::kSeparate) {
+  if (mode != BatchNormMode::kJoint) {
     std::vector<torch::Tensor> out;
     for (const auto& zi : z) out.push_back(decoder->forward(zi));  // [B_i, C, S, S]
     return out;

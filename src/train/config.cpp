@@ -13,17 +13,19 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                          \
-  X(model)                                                                                                     \
-  X(dataset)                                                                                                   \
-  X(data_dir)                                                                                                  \
-  X(horizontal_flip)                                                                                           \
-  X(loader_threads) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr)  \
-      X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip) \
-          X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) \
-              X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) X(equilibrium) X(equilibrium_value)   \
-                  X(equilibrium_margin) X(fused_step) X(channels_last) X(precision) X(checkpoint_every)        \
-                      X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every) X(grid_size)
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                \
+  X(model)                                                                                                           \
+  X(dataset)                                                                                                         \
+  X(data_dir)                                                                                                        \
+  X(horizontal_flip)                                                                                                 \
+  X(loader_threads)                                                                                                  \
+  X(celeba_protocol) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr)       \
+      X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)       \
+          X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio)    \
+              X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight) X(init) \
+                  X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(equilibrium_skip) X(fused_step)        \
+                      X(channels_last) X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) \
+                          X(threads) X(log_every) X(grid_size)
 
 namespace {
 
@@ -113,6 +115,8 @@ void validate(const TrainConfig& c) {
   require(c.grad_clip >= 0, fmt::format("--grad-clip: must be >= 0 (0: none), got {}", c.grad_clip));
   require(c.lr_decay > 0 && c.lr_decay <= 1, fmt::format("--lr-decay: must be in (0, 1], got {}", c.lr_decay));
   require(c.lr_anneal_epochs >= 1, fmt::format("--lr-anneal-epochs: must be at least 1, got {}", c.lr_anneal_epochs));
+  require(c.lr_anneal_period >= 0,
+          fmt::format("--lr-anneal-period: must be >= 0 (0: one epoch), got {}", c.lr_anneal_period));
   require(c.lr_anneal_gamma > 0, fmt::format("--lr-anneal-gamma: must be > 0, got {}", c.lr_anneal_gamma));
   require(c.lr_final_ratio >= 0 && c.lr_final_ratio <= 1,
           fmt::format("--lr-final-ratio: must be in [0, 1], got {}", c.lr_final_ratio));
@@ -120,6 +124,8 @@ void validate(const TrainConfig& c) {
           fmt::format("--rmsprop-alpha: must be in (0, 1), got {}", c.rmsprop_alpha));
   require(c.gamma >= 0, fmt::format("--gamma: must be >= 0, got {}", c.gamma));
   require(c.beta >= 0, fmt::format("--beta: must be >= 0, got {}", c.beta));
+  require(c.dis_real_weight >= 0 && c.dis_real_weight < 1,
+          fmt::format("--dis-real-weight: must be in [0, 1) (0: the plain sum), got {}", c.dis_real_weight));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));
   require(c.checkpoint_every >= 0, fmt::format("--checkpoint-every: must be >= 0, got {}", c.checkpoint_every));
   require(c.keep_checkpoints >= 1, fmt::format("--keep-checkpoints: must be at least 1, got {}", c.keep_checkpoints));
@@ -127,6 +133,49 @@ void validate(const TrainConfig& c) {
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));
   require(c.grid_size >= 1 && c.grid_size <= 1024, fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));
+}
+
+void apply_recipe(Recipe recipe, TrainConfig& c) {
+  if (recipe != Recipe::kOriginal) return;
+  // celeba_aegan.py: 64×64 images, 128 latent dimensions, batch 64, the reconstruction error at
+  // the 9th layer of the discriminator (the output of its 4th convolution, before batch norm).
+  c.model.arch = "paper64";
+  c.model.latent_dim = 128;
+  c.model.feature_layer = 4;
+  c.batch_size = 64;
+  c.celeba_protocol = CelebAProtocol::kOriginal;
+  // aegan.py, train(): RMSprop (deeppy's: decay 0.9, eps 1e-8 after the square root, as
+  // torch.optim.RMSprop), learning rate annealed from 0.025 to 1e-5 over 250 "epochs" of 250
+  // batches with gamma 0.75, divided by the batch size because their losses are sums over the
+  // batch (ours are means; RMSprop's step does not depend on the gradient's scale).
+  c.optimizer = OptimizerType::kRmsprop;
+  c.rmsprop_alpha = 0.9;
+  c.lr = 0.025 / 64;
+  c.lr_encoder = c.lr_decoder = c.lr_discriminator = 0;
+  c.lr_schedule = LrSchedule::kAnneal;
+  c.lr_anneal_epochs = 250;
+  c.lr_anneal_period = 250;
+  c.lr_anneal_gamma = 0.75;
+  c.lr_final_ratio = 1e-5 / 0.025;
+  c.epochs = 0;
+  c.max_steps = 250 * 250;
+  // architectures.py: weight decay 1e-5 on a summed loss, so 1e-5 / 64 on our batch means.
+  c.weight_decay = 1e-5 / 64;
+  c.grad_clip = 0;
+  // model/aegan.py: the decoder's gradient is w * grad L_llike - (1 - w) * grad L_dis(generated),
+  // w = recon_vs_gan_weight = 1e-6: the minimax adversarial term with gamma = w / (1 - w).
+  c.gamma = 1e-6 / (1 - 1e-6);
+  c.beta = 1.0;
+  c.gan_loss = GanLoss::kMinimax;
+  c.dis_on_recon = false;   // discriminate_ae_recon=False
+  c.dis_real_weight = 0.5;  // real_vs_gen_weight
+  c.batch_norm = BatchNormMode::kOriginal;
+  c.init = WeightInit::kOriginal;  // deeppy's AutoFiller, biases 0
+  // aegan.py, GradientDescent: margin 0.35 around 0.68; the decoder skips its whole update.
+  c.equilibrium = true;
+  c.equilibrium_value = 0.68;
+  c.equilibrium_margin = 0.35;
+  c.equilibrium_skip = EquilibriumSkip::kDecoder;
 }
 
 int64_t vae_phase_epochs(const TrainConfig& c) {

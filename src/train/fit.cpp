@@ -147,9 +147,9 @@ class RunLoop {
         run_dir_(std::move(run_dir)),
         observer_(observer),
         train_set_(open_dataset(config.dataset, config.data_dir, Split::kTrain, config.model.channels,
-                                model_image_size(config.model))),
+                                model_image_size(config.model), config.celeba_protocol)),
         test_set_(open_dataset(config.dataset, config.data_dir, Split::kTest, config.model.channels,
-                               model_image_size(config.model))),
+                               model_image_size(config.model), config.celeba_protocol)),
         length_(run_length(config, train_set_->size())),
         threads_(configure_threads(config.threads)),
         trainer_(config, device) {
@@ -239,6 +239,9 @@ class RunLoop {
       }
       e.stats = trainer_.step(batch->images);
       state_.step += 1;
+      if (anneals_by_steps() && state_.step % config_.lr_anneal_period == 0) {
+        trainer_.decay_learning_rates(state_.step / config_.lr_anneal_period);
+      }
       state_.step_in_epoch = i + 1;
       state_.order_position = batch->end_position;
       const double elapsed = seconds_since(epoch_start);
@@ -266,6 +269,9 @@ class RunLoop {
     end_epoch(e);
     return !result_.stopped_by_time && !result_.interrupted;
   }
+
+  /// Whether the learning rates follow `--lr-anneal-period` steps instead of epochs.
+  bool anneals_by_steps() const { return config_.lr_schedule == LrSchedule::kAnneal && config_.lr_anneal_period > 0; }
 
   /// Counts the skipped updates of step `e`; throws when `max_bad_steps` steps in a row diverged.
   void count(const ProgressEvent& e) {
@@ -320,7 +326,7 @@ class RunLoop {
   /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
   void end_epoch(const ProgressEvent& e) {
     write_images_and_plot(e);
-    trainer_.decay_learning_rates(e.epoch + 1);
+    if (!anneals_by_steps()) trainer_.decay_learning_rates(e.epoch + 1);
     state_.epoch = e.epoch + 1;
     state_.step_in_epoch = 0;
     state_.order_position = 0;

@@ -12,7 +12,10 @@ void to_json(nlohmann::json& j, const MetricsRecord& r) {
   const StepStats& s = r.stats;
   j = {{"step", r.step}, {"epoch", r.epoch}, {"phase", s.phase}};
   if (s.phase != Phase::kGan) j["loss_prior"] = s.loss_prior;
-  if (s.phase == Phase::kVaeGan) j["loss_llike"] = s.loss_llike;
+  if (s.phase == Phase::kVaeGan) {
+    j["loss_llike"] = s.loss_llike;
+    j["mse"] = s.mse;
+  }
   if (s.phase == Phase::kVae) j["loss_pixel"] = s.loss_pixel;
   if (s.phase != Phase::kVae) {
     j["loss_dis"] = s.loss_dis;

@@ -28,6 +28,11 @@ std::vector<torch::Tensor> grad_or_zeros(const torch::Tensor& loss, const std::v
 
 torch::Tensor mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean(); }
 
+/// Mean squared error per pixel between reconstructions and images, both on the `[-1, 1]` scale.
+torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x) {
+  return (x_recon.detach().to(torch::kFloat32) - x.to(torch::kFloat32)).pow(2).mean();
+}
+
 /// The values of the one-element tensors `scalars`, read with one device-to-host copy (each
 /// `item()` on a GPU would wait for the device separately).
 std::vector<double> scalar_values(const std::vector<torch::Tensor>& scalars) {
@@ -79,10 +84,10 @@ VaeGanGradients vae_gan_gradients(Model& model, const VaeGanLosses& losses, cons
   return g;  // the caller drops `losses`, which frees the graph
 }
 
-std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double equilibrium, double margin) {
+std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_generated, double equilibrium, double margin) {
   bool update_dis = true, decoder_adv = true;
-  if (bce_real < equilibrium - margin || bce_prior < equilibrium - margin) update_dis = false;
-  if (bce_real > equilibrium + margin || bce_prior > equilibrium + margin) decoder_adv = false;
+  if (bce_real < equilibrium - margin || bce_generated < equilibrium - margin) update_dis = false;
+  if (bce_real > equilibrium + margin || bce_generated > equilibrium + margin) decoder_adv = false;
   if (!update_dis && !decoder_adv) update_dis = decoder_adv = true;
   return {update_dis, decoder_adv};
 }
@@ -93,6 +98,7 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device)
   config_.precision = resolve_precision(config_.precision, device_);
   torch::manual_seed(config_.seed);  // weight initialization
   model_ = Model(config_.model);
+  initialize_weights(*model_, config_.init);
   model_->to(device_);
   if (config_.channels_last) to_channels_last(*model_);
   model_->train();
@@ -100,7 +106,7 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device)
     const std::vector<torch::Tensor> params = parameters(n);
     if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params, initial_learning_rate(n));
   }
-  loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(config_.gan_loss);
+  loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(config_.gan_loss).real_weight(config_.dis_real_weight);
   switch (config_.model.type) {
     case ModelType::kVae:
     case ModelType::kVaeThenGan:
@@ -209,18 +215,25 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
     VaeGanLosses losses;
     {
       AutocastGuard autocast(device_, bf16());
-      f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm);
+      f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon);
       losses = vae_gan_losses(f, loss_options_);
     }
     {
       torch::NoGradGuard no_grad;
       const torch::Tensor bce_real =
           F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits));
-      const torch::Tensor bce_prior =
+      // The generated images' cost: the mean BCE over all of them that L_dis sees, as the
+      // authors' code averages it.
+      torch::Tensor bce_generated =
           F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits));
+      if (config_.dis_on_recon) {
+        bce_generated = 0.5 * (bce_generated +
+                               F::binary_cross_entropy_with_logits(f.recon.logits, torch::zeros_like(f.recon.logits)));
+      }
       const std::vector<double> v =
           scalar_values({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
-                         mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real, bce_prior});
+                         mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real, bce_generated,
+                         pixel_mse(f.x_recon, x)});
       s.loss_prior = v[0];
       s.loss_llike = v[1];
       s.loss_dis = v[2];
@@ -228,6 +241,7 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
       s.d_real = v[4];
       s.d_recon = v[5];
       s.d_prior = v[6];
+      s.mse = v[9];
       if (config_.equilibrium) {
         std::tie(s.dis_updated, s.dec_adv_updated) =
             equilibrium_gate(v[7], v[8], config_.equilibrium_value, config_.equilibrium_margin);
@@ -240,7 +254,10 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
                                               .decoder_adversarial(s.dec_adv_updated)
                                               .discriminator(s.dis_updated)
                                               .fused(config_.fused_step));
-    updates = {{Network::kEncoder, std::move(g.encoder)}, {Network::kDecoder, std::move(g.decoder)}};
+    updates = {{Network::kEncoder, std::move(g.encoder)}};
+    // The authors' rule skips the decoder's whole update when it is ahead.
+    const bool decoder_steps = s.dec_adv_updated || config_.equilibrium_skip == EquilibriumSkip::kAdversarial;
+    if (decoder_steps) updates.push_back({Network::kDecoder, std::move(g.decoder)});
     if (s.dis_updated) updates.push_back({Network::kDiscriminator, std::move(g.discriminator)});
   }
   s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
@@ -301,8 +318,8 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
   return s;
 }
 
-void Trainer::decay_learning_rates(int64_t epochs_done) {
-  const double t = static_cast<double>(std::min(epochs_done, config_.lr_anneal_epochs)) /
+void Trainer::decay_learning_rates(int64_t periods_done) {
+  const double t = static_cast<double>(std::min(periods_done, config_.lr_anneal_epochs)) /
                    static_cast<double>(config_.lr_anneal_epochs);
   const double anneal = 1.0 - std::pow(t, config_.lr_anneal_gamma) * (1.0 - config_.lr_final_ratio);
   for (Network n : kNetworks) {

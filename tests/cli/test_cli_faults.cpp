@@ -385,5 +385,40 @@ TEST_F(CliFaults, ConfigFileIsStrictAndFlagsOverrideIt) {
   EXPECT_EQ(test::metric_lines(path("a")), test::metric_lines(path("b")));
 }
 
+TEST_F(CliFaults, RecipeOriginalSetsTheAuthorsSettingsAndFlagsOverrideIt) {
+  const Result bad = run_vaegan(train_args(path("bad"), "--recipe authors"));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--recipe"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(path("bad")));
+  // small32 and batch 16 over the recipe's paper64 and 64; 4 steps with an annealing period of 2
+  const Result r = run_vaegan(train_args(path("run"),
+                                         "--recipe original --arch small32 --max-steps 4 "
+                                         "--lr-anneal-period 2 --log-every 1 --precision fp32"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json saved = nlohmann::json::parse(std::ifstream(path("run/config.json")));
+  EXPECT_EQ(saved.at("model").at("arch"), "small32");  // flags
+  EXPECT_EQ(saved.at("batch_size"), 16);
+  EXPECT_EQ(saved.at("batch_norm"), "original");  // the recipe
+  EXPECT_EQ(saved.at("init"), "original");
+  EXPECT_EQ(saved.at("gan_loss"), "minimax");
+  EXPECT_EQ(saved.at("equilibrium"), true);
+  EXPECT_EQ(saved.at("equilibrium_skip"), "decoder");
+  EXPECT_EQ(saved.at("dis_real_weight"), 0.5);
+  EXPECT_EQ(saved.at("celeba_protocol"), "original");
+  EXPECT_EQ(saved.at("lr_schedule"), "anneal");
+  // the learning rate after each step follows the annealing of the periods done (2 steps each)
+  const double lr0 = 0.025 / 64, final_ratio = 1e-5 / 0.025;
+  const std::vector<std::string> lines = test::metric_lines(path("run"));
+  ASSERT_EQ(lines.size(), 4u);
+  for (const std::string& text : lines) {
+    const nlohmann::json line = nlohmann::json::parse(text);
+    const int64_t periods = line.at("step").get<int64_t>() / 2;
+    const double expected = lr0 * (1 - std::pow(static_cast<double>(periods) / 250, 0.75) * (1 - final_ratio));
+    EXPECT_NEAR(line.at("lr_decoder").get<double>(), expected, 1e-15) << line.dump();
+    EXPECT_TRUE(line.contains("mse")) << line.dump();  // the VAE-GAN's pixel error is logged
+    EXPECT_GT(line.at("mse").get<double>(), 0.0);
+  }
+}
+
 }  // namespace
 }  // namespace vaegan

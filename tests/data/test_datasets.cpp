@@ -212,6 +212,37 @@ TEST(CelebA, ReadsPartitionsAttributesAndCropsTo64) {
   EXPECT_LE(f.max().item<float>(), 1.0f);
 }
 
+TEST(CelebA, OriginalProtocolTrainsOnTrainAndValidationAndCropsFromRow40) {
+  test::TempDir dir;
+  test::write_celeba(dir.path(), 9);
+  CelebADataset train(dir.path(), Split::kTrain, 64, CelebAProtocol::kOriginal),
+      test(dir.path(), Split::kTest, 64, CelebAProtocol::kOriginal);
+  EXPECT_EQ(train.size(), 6);  // partitions 0 and 1: i = 0, 1, 3, 4, 6, 7
+  EXPECT_EQ(test.size(), 3);   // partition 2 as before
+  EXPECT_EQ(fs::path(train.files()[1]).filename(), "000002.jpg");
+  // A 178×218 PNG whose pixel (y, x) holds y (red) and x (green): at size 148 (no resampling)
+  // the crop's first row is 40 and its first column 15; the centred crop starts at row 35.
+  const int w = 178, h = 218;
+  std::vector<uint8_t> px(static_cast<size_t>(w * h * 3));
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      px[static_cast<size_t>((y * w + x) * 3)] = static_cast<uint8_t>(y);
+      px[static_cast<size_t>((y * w + x) * 3 + 1)] = static_cast<uint8_t>(x);
+    }
+  }
+  const std::string png = dir / "coded.png";
+  ASSERT_NE(stbi_write_png(png.c_str(), w, h, 3, px.data(), w * 3), 0);
+  const torch::Tensor original = decode_image_file(png, 3, kCelebACrop, kCelebACrop, kCelebAOriginalCropTop);
+  const torch::Tensor centred = decode_image_file(png, 3, kCelebACrop, kCelebACrop);
+  EXPECT_EQ(original[0][0][0].item<int>(), 40);
+  EXPECT_EQ(original[0][147][0].item<int>(), 187);
+  EXPECT_EQ(original[1][0][0].item<int>(), 15);
+  EXPECT_EQ(original[1][0][147].item<int>(), 162);
+  EXPECT_EQ(centred[0][0][0].item<int>(), 35);
+  // a top row too low for the square is moved up so that the crop stays inside the image
+  EXPECT_EQ(decode_image_file(png, 3, kCelebACrop, kCelebACrop, 200)[0][0][0].item<int>(), h - kCelebACrop);
+}
+
 TEST(CelebA, RejectsMissingAttributeColumnsAndBadPartitions) {
   test::TempDir dir;
   test::write_celeba(dir.path(), 6, /*short_row=*/true);

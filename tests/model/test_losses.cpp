@@ -84,6 +84,13 @@ TEST(Losses, BinaryCrossEntropyTermsHandComputed) {
               1e-12);
   EXPECT_NEAR(adversarial_loss(t(x), t(p), GanLoss::kMinimax).item<double>(), -(mean(x, bce0) + mean(p, bce0)), 1e-12);
   EXPECT_NEAR(adversarial_loss(torch::Tensor(), t(p), GanLoss::kMinimax).item<double>(), -mean(p, bce0), 1e-12);
+  // the authors' weighting of real against generated images: 2 (r BCE(real) + (1 - r) G), G the
+  // mean over all generated images; r = 0.5 without reconstructions is the plain sum
+  EXPECT_NEAR(discriminator_loss(t(r), t(x), t(p), 0.66).item<double>(),
+              2 * (0.66 * mean(r, bce1) + 0.34 * (mean(x, bce0) + mean(p, bce0)) / 2), 1e-12);
+  EXPECT_NEAR(discriminator_loss(t(r), torch::Tensor(), t(p), 0.5).item<double>(),
+              discriminator_loss(t(r), torch::Tensor(), t(p)).item<double>(), 1e-12);
+  EXPECT_THROW(discriminator_loss(t(r), torch::Tensor(), t(p), 1.0), c10::Error);
   // stable for large logits (sigmoid followed by log would give inf)
   EXPECT_NEAR(discriminator_loss(t({200.0, 200.0}), torch::Tensor(), t({-200.0, -200.0})).item<double>(), 0.0, 1e-12);
 }

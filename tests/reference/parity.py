@@ -5,8 +5,9 @@ Everything runs in float64 on both sides, so the two implementations agree to ~1
 real difference stands out. Reads from --dir: model.pt (the C++ model before training, `torch::save(VaeGan)`), and x.npy
 [T, B, C, S, S], eps.npy [T, B, Z], zp.npy [T, B, Z] (the batches and noise of T steps).
 Writes to --dir: py_grads/<network>.<parameter>.npy (each network's gradient at step 0, before
-any update, routed as docs/design.md, "The algorithm" says) and py_losses.npy [T, K] (the losses of every step of T
-RMSprop steps: vaegan L_prior, L_llike, L_dis, L_adv; vae L_prior, L_pixel; gan L_dis, L_adv).
+any update, routed as docs/design.md, "The algorithm" says), py_losses.npy [T, K] (the losses of every step of T
+RMSprop steps: vaegan L_prior, L_llike, L_dis, L_adv; vae L_prior, L_pixel; gan L_dis, L_adv) and, for vaegan,
+py_gates.npy [T, 2] (the equilibrium rule's decisions: discriminator updated, decoder's adversarial term used).
 """
 import argparse
 import os
@@ -41,7 +42,7 @@ def main():
     ap.add_argument("--gamma", type=float, required=True)
     ap.add_argument("--lr", type=float, required=True)
     ap.add_argument("--alpha", type=float, required=True)
-    ap.add_argument("--batch-norm", choices=("joint", "separate"), required=True)
+    ap.add_argument("--batch-norm", choices=("joint", "separate", "original"), required=True)
     ap.add_argument("--dis-on-recon", choices=("true", "false"), required=True)
     ap.add_argument("--device", default="cpu", help="cpu or cuda: where the reference computes")
     ap.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
@@ -49,6 +50,9 @@ def main():
     ap.add_argument("--betas", default="0.5,0.999")
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm per network (0: none)")
+    ap.add_argument("--gan-loss", choices=("non-saturating", "minimax"), default="non-saturating")
+    ap.add_argument("--real-weight", type=float, default=0.0, help="weight of real images in L_dis (0: plain sum)")
+    ap.add_argument("--equilibrium", default=None, help="VALUE,MARGIN,adversarial|decoder: the equilibrium rule")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.set_num_threads(1)
@@ -56,7 +60,12 @@ def main():
     x, eps, zp = (torch.from_numpy(np.load(os.path.join(d, f))).double().to(dev)
                   for f in ("x.npy", "eps.npy", "zp.npy"))
 
-    mode = dict(joint=args.batch_norm == "joint", dis_on_recon=args.dis_on_recon == "true")
+    mode = dict(joint=args.batch_norm == "joint", dis_on_recon=args.dis_on_recon == "true",
+                original=args.batch_norm == "original", real_weight=args.real_weight, gan_loss=args.gan_loss)
+    equilibrium = None
+    if args.equilibrium:
+        value, margin, skip = args.equilibrium.split(",")
+        equilibrium = (float(value), float(margin), skip)
 
     def load():
         nets = vaegan_ref.load_cpp_checkpoint(os.path.join(d, "model.pt"), args.preset, args.latent, args.model)
@@ -73,7 +82,7 @@ def main():
         l_prior, l_pixel = vaegan_ref.vae_losses(*nets.values(), x[0], eps[0], args.recon_loss)
         objectives = {"encoder": l_prior + l_pixel, "decoder": l_prior + l_pixel}
     else:
-        l_dis, l_adv = vaegan_ref.gan_losses(*nets.values(), x[0], zp[0], mode["joint"])
+        l_dis, l_adv = vaegan_ref.gan_losses(*nets.values(), x[0], zp[0], mode["joint"] or mode["original"])
         objectives = {"decoder": l_adv, "discriminator": l_dis}
     os.makedirs(os.path.join(d, "py_grads"), exist_ok=True)
     for name, net in nets.items():
@@ -101,15 +110,20 @@ def main():
         return Clipped(opt, net, args.grad_clip)
 
     opts = [optimizer(name, net) for name, net in loaded.items()]
-    losses = []
+    losses, gates = [], []
     for t in range(x.shape[0]):
         if args.model == "vaegan":
-            losses.append(vaegan_ref.step(nets, opts, x[t], eps[t], zp[t], args.gamma, **mode))
+            step_losses, gate = vaegan_ref.step(nets, opts, x[t], eps[t], zp[t], args.gamma, equilibrium=equilibrium,
+                                                **mode)
+            losses.append(step_losses)
+            gates.append(gate)
         elif args.model == "vae":
             losses.append(vaegan_ref.vae_step(nets, opts, x[t], eps[t], args.recon_loss))
         else:
-            losses.append(vaegan_ref.gan_step(nets, opts, x[t], zp[t], mode["joint"]))
+            losses.append(vaegan_ref.gan_step(nets, opts, x[t], zp[t], mode["joint"] or mode["original"]))
     np.save(os.path.join(d, "py_losses.npy"), np.array(losses, dtype=np.float64))
+    if gates:
+        np.save(os.path.join(d, "py_gates.npy"), np.array(gates, dtype=np.float64))
 
 
 if __name__ == "__main__":

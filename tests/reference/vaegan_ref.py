@@ -150,12 +150,17 @@ def gan_losses(dec, dis, x, zp, joint=False):
     return bce(lx, torch.ones_like(lx)) + bce(lf, torch.zeros_like(lf)), bce(lf, torch.ones_like(lf))
 
 
-def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False):
-    """L_prior, L_llike, L_dis, L_adv (non-saturating) of docs/design.md, "The algorithm".
+def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=False, real_weight=0.0,
+           gan_loss="non-saturating", with_fake_cost=False):
+    """L_prior, L_llike, L_dis, L_adv of docs/design.md, "The algorithm".
 
     joint: decoder on [z; zp] and discriminator on [x; xr; xp] in one batch each (batch norm
-    over the concatenation); otherwise one call per input. dis_on_recon: the discriminator's
-    loss and the decoder's adversarial term include the reconstructions.
+    over the concatenation); original: the authors' groups (decoder once per input, the
+    discriminator on [xr; x] for L_llike and on [x; xp], or [x; xr; xp], for the GAN losses);
+    otherwise one call per input. dis_on_recon: the discriminator's loss and the decoder's
+    adversarial term include the reconstructions. real_weight r > 0: L_dis is
+    2 (r BCE(real) + (1 - r) mean BCE(generated)). gan_loss: "non-saturating" BCE(fake, 1) or
+    "minimax" -BCE(fake, 0). with_fake_cost: also return (BCE on real, mean BCE on generated).
     """
     b = x.shape[0]
     mu, logvar = enc(x)
@@ -165,19 +170,37 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False):
         logits, feat = dis(torch.cat([x, xd]))
         lx, lr, lp = logits[:b], logits[b:2 * b], logits[2 * b:]
         fx, fr = feat[:b], feat[b:2 * b]
+    elif original:
+        xr, xp = dec(z), dec(zp)
+        _, feat = dis(torch.cat([xr, x]))
+        fr, fx = feat[:b], feat[b:]
+        if dis_on_recon:
+            logits, _ = dis(torch.cat([x, xr, xp]))
+            lx, lr, lp = logits[:b], logits[b:2 * b], logits[2 * b:]
+        else:
+            logits, _ = dis(torch.cat([x, xp]))
+            lx, lp, lr = logits[:b], logits[b:], None
     else:
         (lx, fx), (lr, fr), (lp, _) = dis(x), dis(dec(z)), dis(dec(zp))
     # losses in at least fp32 (under bf16 autocast the networks' outputs are bf16)
-    lx, lr, lp, fx, fr, mu, logvar = (t.float() if t.dtype == torch.bfloat16 else t
+    lx, lr, lp, fx, fr, mu, logvar = (t.float() if t is not None and t.dtype == torch.bfloat16 else t
                                       for t in (lx, lr, lp, fx, fr, mu, logvar))
     l_prior = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
     l_llike = 0.5 * (fr - fx).pow(2).sum(1).mean()
     bce = F.binary_cross_entropy_with_logits
-    l_dis = bce(lx, torch.ones_like(lx)) + bce(lp, torch.zeros_like(lp))
-    l_adv = bce(lp, torch.ones_like(lp))
-    if dis_on_recon:
-        l_dis = l_dis + bce(lr, torch.zeros_like(lr))
-        l_adv = l_adv + bce(lr, torch.ones_like(lr))
+    real = bce(lx, torch.ones_like(lx))
+    generated = [bce(lp, torch.zeros_like(lp))] + ([bce(lr, torch.zeros_like(lr))] if dis_on_recon else [])
+    if real_weight > 0:
+        l_dis = 2 * (real_weight * real + (1 - real_weight) * sum(generated) / len(generated))
+    else:
+        l_dis = real + sum(generated)
+    fakes = [lp] + ([lr] if dis_on_recon else [])
+    if gan_loss == "minimax":
+        l_adv = -sum(generated)
+    else:
+        l_adv = sum(bce(f, torch.ones_like(f)) for f in fakes)
+    if with_fake_cost:
+        return l_prior, l_llike, l_dis, l_adv, (float(real.detach()), float(sum(generated).detach()) / len(generated))
     return l_prior, l_llike, l_dis, l_adv
 
 
@@ -200,16 +223,33 @@ def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
     return enc, dec, dis
 
 
-def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_recon=False):
-    """One Algorithm-1 step; returns the four losses before the update."""
+def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_recon=False, original=False,
+         real_weight=0.0, gan_loss="non-saturating", equilibrium=None):
+    """One Algorithm-1 step; returns the four losses before the update and the gate's decisions
+    (update discriminator, decoder's adversarial term). equilibrium: None, or (value, margin,
+    skip) with skip "adversarial" (drop L_adv from the decoder's gradient) or "decoder" (skip
+    the decoder's update), the rule of the authors' code on BCE(real) and the mean BCE of the
+    generated images."""
     enc, dec, dis = nets
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-        l_prior, l_llike, l_dis, l_adv = losses(enc, dec, dis, x, eps, zp, joint, dis_on_recon)
+        out = losses(enc, dec, dis, x, eps, zp, joint, dis_on_recon, original, real_weight, gan_loss,
+                     with_fake_cost=equilibrium is not None)
+    l_prior, l_llike, l_dis, l_adv = out[:4]
+    update_dis, dec_adv = True, True
+    if equilibrium is not None:
+        (c_real, c_fake), (value, margin, _) = out[4], equilibrium
+        update_dis = not (c_real < value - margin or c_fake < value - margin)
+        dec_adv = not (c_real > value + margin or c_fake > value + margin)
+        if not update_dis and not dec_adv:
+            update_dis = dec_adv = True
+    skip_decoder = equilibrium is not None and equilibrium[2] == "decoder" and not dec_adv
     ge = torch.autograd.grad(l_prior + l_llike, list(enc.parameters()), retain_graph=True)
-    gd = torch.autograd.grad(gamma * l_llike + l_adv, list(dec.parameters()), retain_graph=True)
+    gd = torch.autograd.grad(gamma * l_llike + (l_adv if dec_adv else 0), list(dec.parameters()), retain_graph=True)
     gc = torch.autograd.grad(l_dis, list(dis.parameters()))
-    apply(nets, opts, (ge, gd, gc))
-    return [float(v.detach()) for v in (l_prior, l_llike, l_dis, l_adv)]
+    for net, gs, opt, go in zip(nets, (ge, gd, gc), opts, (True, not skip_decoder, update_dis)):
+        if go:
+            apply([net], [opt], [gs])
+    return [float(v.detach()) for v in (l_prior, l_llike, l_dis, l_adv)], (update_dis, dec_adv)
 
 
 def apply(nets, opts, grads):

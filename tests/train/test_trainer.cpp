@@ -70,6 +70,66 @@ TEST(Trainer, DiscriminatorSkippedWhenGateCloses) {
   for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(params[i], dis[i]));
 }
 
+TEST(Trainer, AuthorsEquilibriumRuleSkipsTheWholeDecoderUpdate) {
+  // equilibrium 0, margin 0: every BCE is above it, so the decoder is always "ahead"
+  TrainConfig c = tiny_config();
+  c.equilibrium = true;
+  c.equilibrium_value = 0.0;
+  c.equilibrium_margin = 0.0;
+  for (EquilibriumSkip skip : {EquilibriumSkip::kDecoder, EquilibriumSkip::kAdversarial}) {
+    c.equilibrium_skip = skip;
+    Trainer t(c, torch::kCPU);
+    auto enc = snapshot(*t.model()->encoder), dec = snapshot(*t.model()->decoder),
+         dis = snapshot(*t.model()->discriminator);
+    StepStats s = t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
+    EXPECT_TRUE(s.dis_updated);
+    EXPECT_FALSE(s.dec_adv_updated);
+    auto unchanged = [](torch::nn::Module& m, const std::vector<torch::Tensor>& before) {
+      const auto params = m.parameters();
+      size_t same = 0;
+      for (size_t i = 0; i < params.size(); ++i) same += torch::equal(params[i], before[i]);
+      return same == params.size();
+    };
+    // kDecoder: the decoder keeps every weight; kAdversarial: it still steps on gamma * L_llike.
+    EXPECT_EQ(unchanged(*t.model()->decoder, dec), skip == EquilibriumSkip::kDecoder) << enum_name(skip);
+    EXPECT_FALSE(unchanged(*t.model()->encoder, enc)) << enum_name(skip);
+    EXPECT_FALSE(unchanged(*t.model()->discriminator, dis)) << enum_name(skip);
+  }
+}
+
+TEST(Trainer, OriginalInitDrawsTheAuthorsUniformWeightsAndZeroBiases) {
+  // deeppy's AutoFiller: U(-a, a), a = 1 / sqrt(3 fan_in), so a standard deviation of a / sqrt(3)
+  TrainConfig c = tiny_config();
+  c.init = WeightInit::kOriginal;
+  Trainer t(c, torch::kCPU);
+  int64_t weights = 0, biases = 0;
+  t.model()->apply([&](const std::string& name, torch::nn::Module& m) {
+    for (const auto& p : m.named_parameters(/*recurse=*/false)) {
+      const torch::Tensor v = p.value().detach().to(torch::kFloat64);
+      const bool batch_norm = m.as<torch::nn::BatchNorm1d>() || m.as<torch::nn::BatchNorm2d>();
+      if (batch_norm) {
+        EXPECT_TRUE(torch::equal(v, torch::full_like(v, p.key() == "weight" ? 1.0 : 0.0))) << name << "." << p.key();
+      } else if (p.key() == "bias") {
+        EXPECT_EQ(v.abs().max().item<double>(), 0.0) << name;
+        ++biases;
+      } else {
+        const double bound = 1.0 / std::sqrt(3.0 * static_cast<double>(v.numel() / v.size(0)));
+        EXPECT_LE(v.abs().max().item<double>(), bound) << name;
+        if (v.numel() >= 1000) {  // enough draws for the moments: std within 5 %, mean near 0
+          EXPECT_NEAR(v.std().item<double>(), bound / std::sqrt(3.0), 0.05 * bound / std::sqrt(3.0)) << name;
+          EXPECT_LT(std::abs(v.mean().item<double>()), 0.05 * bound) << name;
+        }
+        ++weights;
+      }
+    }
+  });
+  EXPECT_GE(weights, 10);
+  EXPECT_GE(biases, 3);
+  // LibTorch's default init draws non-zero biases: the option changed something
+  Trainer d(tiny_config(), torch::kCPU);
+  EXPECT_GT(d.model()->encoder->mu->bias.abs().max().item<double>(), 0.0);
+}
+
 TEST(Trainer, LearningRateDecay) {
   TrainConfig c = tiny_config();
   c.lr_decay = 0.5;

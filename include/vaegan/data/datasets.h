@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "vaegan/data/celeba.h"
 #include "vaegan/data/image_dataset.h"
 
 namespace vaegan {
@@ -23,11 +24,12 @@ int64_t resolve_channels(const std::string& name, int64_t requested);
 
 /// Opens `split` of the dataset `name` in `data_dir` at `image_size` with `channels`:
 /// fashion-mnist / mnist (IDX, `IdxDataset::from_directory`, padded to the size), cifar10
-/// (`load_cifar10`), celeba (`CelebADataset`), folder (`ImageFolderDataset`).
+/// (`load_cifar10`), celeba (`CelebADataset` under `celeba_protocol`), folder (`ImageFolderDataset`).
 /// Throws `InputError` naming the flag or file for an unknown name, a channel count the dataset
 /// does not have, or unreadable data.
 std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::string& data_dir, Split split,
-                                           int64_t channels, int64_t image_size);
+                                           int64_t channels, int64_t image_size,
+                                           CelebAProtocol celeba_protocol = CelebAProtocol::kStandard);
 
 /// Default data directory of a named dataset: Debian's `dataset-fashion-mnist` package path
 /// for `fashion-mnist`, `data/NAME` otherwise.

@@ -12,10 +12,12 @@ namespace vaegan {
 
 /// Decodes the PNG or JPEG file `path` (told apart by their signatures, not the name) to `uint8`
 /// `[channels, size, size]`: JPEG with libjpeg-turbo (CMYK ones too), PNG with stb_image; converted to grey (1) or RGB
-/// (3), centre-cropped to a square of side `crop` (0: the largest centred square; clamped to the image), then resized
+/// (3), cropped to a square of side `crop` (0: the largest square; clamped to the image), centred, or from row
+/// `crop_top` when it is >= 0 (clamped so that the square fits), then resized
 /// to `size` (stb_image_resize's default filter). Throws `ImageReadError` naming `path` with the decoder's reason when
 /// it cannot be read or decoded, or when it has more than 8192×8192 pixels (checked before decoding).
-torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0);
+torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0,
+                                int64_t crop_top = -1);
 
 /// Image files under `root`, recursively, sorted: extensions .png .jpg .jpeg (any case).
 /// Directory links are followed, each directory entered once; an entry that cannot be examined
@@ -31,9 +33,10 @@ class ImageFolderDataset : public ImageDataset {
   /// Lists the images of `split` under `root`. Throws `InputError` naming `root` when it does not
   /// exist or holds no image file, or when `channels` is not 1 or 3.
   ImageFolderDataset(const std::string& root, Split split, int64_t channels, int64_t image_size);
-  /// An explicit file list (CelebA) with labels (-1 for none; empty: all -1).
+  /// An explicit file list (CelebA) with labels (-1 for none; empty: all -1), cropped as
+  /// `decode_image_file` says.
   ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, std::string source, int64_t channels,
-                     int64_t image_size, int64_t crop);
+                     int64_t image_size, int64_t crop, int64_t crop_top = -1);
 
   int64_t size() const override { return static_cast<int64_t>(files_.size()); }
   int64_t channels() const override { return channels_; }
@@ -49,7 +52,7 @@ class ImageFolderDataset : public ImageDataset {
   std::vector<int64_t> labels_;
   std::vector<std::string> class_names_;
   std::string source_;
-  int64_t channels_, image_size_, crop_ = 0;
+  int64_t channels_, image_size_, crop_ = 0, crop_top_ = -1;
 };
 
 }  // namespace vaegan

@@ -42,8 +42,13 @@ torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, cons
 /// `L_dis = BCE(real, 1) + BCE(recon, 0) + BCE(prior, 0)` on logits `[B, 1]` (paper §2.1,
 /// "discriminating based on samples from p(z) and q(z|x)"). `recon_logits` may be undefined,
 /// in which case its term is left out (the original code's CelebA setting).
+/// With `real_weight` r in (0, 1), the authors' weighting of real against generated images
+/// (`real_vs_gen_weight` in their released code, `model/aegan.py`):
+/// `2 * (r * BCE(real, 1) + (1 - r) * G)`, G the mean BCE over all generated images (the mean of
+/// the recon and prior terms, or the prior term alone); r = 0.5 without reconstructions is the
+/// plain sum. Throws `c10::Error` for r outside [0, 1).
 torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
-                                 const torch::Tensor& prior_logits);
+                                 const torch::Tensor& prior_logits, double real_weight = 0);
 
 /// Decoder's adversarial term on fake logits `[B, 1]`: non-saturating
 /// `BCE(recon, 1) + BCE(prior, 1)` or minimax `-(BCE(recon, 0) + BCE(prior, 0))`.

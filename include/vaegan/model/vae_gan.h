@@ -25,9 +25,14 @@ struct VaeGanForward {
 /// reparameterization and `z_prior` `[B, Z]` for prior samples. `kJoint`: the decoder runs once
 /// on `[z; z_prior]` (`[2B, Z]`) and the discriminator once on `[x; x_recon; x_prior]`
 /// (`[3B, C, S, S]`), as Algorithm 1 is written; `kSeparate` (the default, by measurement: see
-/// docs/training-defaults.md): once per input.
+/// docs/training-defaults.md): once per input; `kOriginal`: the decoder once per input, the
+/// discriminator once on `[x_recon; x]` (the features of `L_llike`; `recon.logits` from this
+/// pass are for statistics) and once on `[x; x_prior]`, or on `[x; x_recon; x_prior]` when
+/// `dis_on_recon` (the logits of the GAN losses), as the authors' released code groups them.
+/// `dis_on_recon` matters only for `kOriginal`.
 VaeGanForward vae_gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor& eps,
-                              const torch::Tensor& z_prior, BatchNormMode mode = BatchNormMode::kSeparate);
+                              const torch::Tensor& z_prior, BatchNormMode mode = BatchNormMode::kSeparate,
+                              bool dis_on_recon = false);
 
 /// The four loss values of one step (float32 scalars, graph kept).
 struct VaeGanLosses {
@@ -44,6 +49,8 @@ struct VaeGanLossOptions {
   /// measurement (docs/training-defaults.md), no.
   TORCH_ARG(bool, dis_on_recon) = false;
   TORCH_ARG(GanLoss, gan_loss) = GanLoss::kNonSaturating;
+  /// Weight of the real images in `L_dis` (`discriminator_loss`): 0 for Algorithm 1's plain sum.
+  TORCH_ARG(double, real_weight) = 0;
 };
 
 /// The losses of docs/design.md, "The algorithm", for a forward pass.

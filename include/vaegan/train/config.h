@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "vaegan/core/enum_names.h"
+#include "vaegan/data/celeba.h"
 #include "vaegan/model/losses.h"
 #include "vaegan/model/model.h"
 #include "vaegan/model/model_config.h"
@@ -50,14 +51,24 @@ enum class LrSchedule {
 VAEGAN_ENUM_NAMES(LrSchedule, "--lr-schedule", 2, {LrSchedule::kExponential, "exponential"},
                   {LrSchedule::kAnneal, "anneal"})
 
+/// What the equilibrium rule withholds from the decoder when it is ahead (`--equilibrium-skip`).
+enum class EquilibriumSkip {
+  kAdversarial,  ///< only L_adv: the decoder still steps on `gamma * L_llike` (vaegan's default)
+  /// its whole update, as the authors' released code does (`model/aegan.py`, `GradientDescent`)
+  kDecoder,
+};
+VAEGAN_ENUM_NAMES(EquilibriumSkip, "--equilibrium-skip", 2, {EquilibriumSkip::kAdversarial, "adversarial"},
+                  {EquilibriumSkip::kDecoder, "decoder"})
+
 struct TrainConfig {
   ModelConfig model;
 
   // data
-  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist | cifar10 | celeba | folder
-  std::string data_dir;                   ///< empty: `default_data_dir(dataset)`
-  bool horizontal_flip = false;           ///< mirror training images left-right at random
-  int64_t loader_threads = 1;             ///< threads decoding image files (folder, celeba)
+  std::string dataset = "fashion-mnist";                       ///< fashion-mnist | mnist | cifar10 | celeba | folder
+  std::string data_dir;                                        ///< empty: `default_data_dir(dataset)`
+  bool horizontal_flip = false;                                ///< mirror training images left-right at random
+  int64_t loader_threads = 1;                                  ///< threads decoding image files (folder, celeba)
+  CelebAProtocol celeba_protocol = CelebAProtocol::kStandard;  ///< celeba: partitions and crop
 
   // schedule
   int64_t epochs = 10;      ///< passes over the training set
@@ -78,9 +89,11 @@ struct TrainConfig {
   double grad_clip = 0;     ///< largest L2 norm of one network's gradient in a step (0: no clipping)
   LrSchedule lr_schedule = LrSchedule::kExponential;
   double lr_decay = 1.0;  ///< exponential: learning rates are multiplied by this after every epoch (1: none)
-  /// anneal: epochs T to the final rate, the exponent, and the final rate over the start rate
+  /// anneal: periods T to the final rate, the exponent, and the final rate over the start rate
   /// (the authors': 150, 0.75 and 1e-5 / 0.02).
   int64_t lr_anneal_epochs = 150;
+  /// anneal: steps per period (0: one epoch; the authors' "epochs" are 250 batches).
+  int64_t lr_anneal_period = 0;
   double lr_anneal_gamma = 0.75;
   double lr_final_ratio = 5e-4;
   double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (the authors' code: 0.9)
@@ -93,11 +106,16 @@ struct TrainConfig {
   /// mixes real and generated images; joint: once on the concatenation of its inputs.
   BatchNormMode batch_norm = BatchNormMode::kSeparate;
   GanLoss gan_loss = GanLoss::kNonSaturating;  ///< decoder's adversarial term
+  /// Weight of real images in L_dis (`discriminator_loss`; 0: Algorithm 1's plain sum; the
+  /// authors' code: 0.5, 0.66 in an earlier CelebA script).
+  double dis_real_weight = 0;
+  WeightInit init = WeightInit::kPytorch;  ///< how the weights are drawn
 
   // equilibrium (the authors' code): skip the update of the player that is ahead
   bool equilibrium = false;
-  double equilibrium_value = 0.68;   ///< target BCE of the discriminator
-  double equilibrium_margin = 0.35;  ///< band around it
+  double equilibrium_value = 0.68;                                   ///< target BCE of the discriminator
+  double equilibrium_margin = 0.35;                                  ///< band around it
+  EquilibriumSkip equilibrium_skip = EquilibriumSkip::kAdversarial;  ///< what the decoder loses when ahead
 
   // speed (neither changes what is computed)
   bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
@@ -131,6 +149,19 @@ void from_json(const nlohmann::json& j, TrainConfig& c);
 /// Checks every field's range and the combinations, once. Throws `InputError` naming the flag,
 /// e.g. "--batch-size: must be at least 2, got 1".
 void validate(const TrainConfig& c);
+
+/// Recipes (`--recipe`): named sets of settings applied over a config.
+enum class Recipe {
+  kNone,
+  /// The authors' released code, github.com/andersbll/autoencoding_beyond_pixels (its CelebA
+  /// experiment, `celeba_aegan.py` with `aegan.py` and `model/aegan.py`); docs/training-defaults.md,
+  /// "The authors' recipe", gives each setting's source and what differs.
+  kOriginal,
+};
+VAEGAN_ENUM_NAMES(Recipe, "--recipe", 2, {Recipe::kNone, "none"}, {Recipe::kOriginal, "original"})
+
+/// Sets the fields `recipe` fixes in `c` and leaves the others (`kNone`: nothing).
+void apply_recipe(Recipe recipe, TrainConfig& c);
 
 /// Epochs of the VAE phase of a `vae-then-gan` run: `pretrain_epochs`, or half of `epochs`
 /// (at least 1) when 0.

@@ -80,13 +80,18 @@ constexpr std::array<Network, 3> kNetworks = {Network::kEncoder, Network::kDecod
 /// Scalars of one training step; the losses a phase does not have stay 0.
 struct StepStats {
   Phase phase = Phase::kVaeGan;
-  double loss_prior = 0;                        ///< KL (vaegan, vae)
-  double loss_llike = 0;                        ///< feature-wise reconstruction error (vaegan)
-  double loss_pixel = 0;                        ///< pixel-wise reconstruction error (vae)
+  double loss_prior = 0;  ///< KL (vaegan, vae)
+  double loss_llike = 0;  ///< feature-wise reconstruction error (vaegan)
+  double loss_pixel = 0;  ///< pixel-wise reconstruction error (vae)
+  /// vaegan: mean squared error per pixel of the reconstructions (on `[-1, 1]`; not a loss of
+  /// the step, a measure of it)
+  double mse = 0;
   double loss_dis = 0, loss_adv = 0;            ///< discriminator's and decoder's GAN losses (vaegan, gan)
   double d_real = 0, d_recon = 0, d_prior = 0;  ///< mean sigmoid(Dis(.)) on X, x_recon, x_prior
   bool dis_updated = true;                      ///< false when the equilibrium rule skipped it
-  bool dec_adv_updated = true;                  ///< false when the equilibrium rule dropped L_adv
+  /// false when the equilibrium rule held the decoder back: it dropped L_adv
+  /// (`EquilibriumSkip::kAdversarial`) or the decoder's whole update (`kDecoder`)
+  bool dec_adv_updated = true;
   /// true when a loss or a gradient was NaN or Inf: no network was updated.
   bool update_skipped = false;
   /// Sum of the losses of the phase (NaN or Inf when one of them is).
@@ -94,10 +99,12 @@ struct StepStats {
 };
 
 /// The equilibrium rule of the authors' code (docs/design.md, "Stabilisers"): from the
-/// discriminator's mean BCE on real images and on prior samples, decide whether to update the
-/// discriminator and whether to give the decoder its adversarial term. If both would be
-/// skipped, both are done. Returns {update_discriminator, decoder_adversarial}.
-std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_prior, double equilibrium, double margin);
+/// discriminator's mean BCE on real images and on the generated images of L_dis (prior samples,
+/// and reconstructions when it has them), decide whether to update the discriminator and
+/// whether the decoder may use its adversarial term (`TrainConfig::equilibrium_skip` says what
+/// it loses otherwise). If both would be skipped, both are done. Returns
+/// {update_discriminator, decoder_adversarial}.
+std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_generated, double equilibrium, double margin);
 
 /// Owns the model, one optimizer per network and the noise generator; runs training steps of
 /// the model type of `config.model.type`.
@@ -129,10 +136,11 @@ class Trainer {
   /// optimizer starts afresh (its statistics belonged to another loss), at the decayed rate.
   void begin_gan_phase();
 
-  /// Sets the learning rates for the epoch after `epochs_done` epochs (call after each epoch):
-  /// `exponential` multiplies each by `config.lr_decay`; `anneal` sets each to its start value
-  /// times the annealing factor of `epochs_done` (`LrSchedule::kAnneal`).
-  void decay_learning_rates(int64_t epochs_done);
+  /// Sets the learning rates for the period after `periods_done` periods (call after each one:
+  /// an epoch, or `config.lr_anneal_period` steps under `anneal`): `exponential` multiplies each
+  /// by `config.lr_decay`; `anneal` sets each to its start value times the annealing factor of
+  /// `periods_done` (`LrSchedule::kAnneal`).
+  void decay_learning_rates(int64_t periods_done);
   /// Whether network `which` exists, i.e. has an optimizer.
   bool has_optimizer(Network which) const { return optimizers_.at(static_cast<size_t>(which)) != nullptr; }
   /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
