@@ -49,7 +49,7 @@ LoadedModel load_for_command(const std::string& checkpoint, const RuntimeArgs& r
 
 std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
   return open_dataset(m.config.dataset, data_dir.empty() ? m.config.data_dir : data_dir, split, m.config.model.channels,
-                      model_image_size(m.config.model), m.config.celeba_protocol);
+                      model_image_size(m.config.model), dataset_options(m.config));
 }
 
 CLI::Validator at_least(int64_t min) {

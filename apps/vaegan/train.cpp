@@ -110,6 +110,13 @@ int run_train(TrainArgs a) {
     spdlog::info("stopped by --max-minutes {} at step {}; continue with: vaegan train --resume {}",
                  r.config.max_minutes, r.steps, run_dir);
   }
+  if (r.early_stopped) {
+    spdlog::info("stopped early: {} epochs without a better val_score (--early-stop-patience {})",
+                 r.config.early_stop_patience, r.config.early_stop_patience);
+  }
+  if (!r.best_checkpoint.empty()) {
+    spdlog::info("best val_score {:.6g}: {}", r.best_score, r.best_checkpoint);
+  }
   if (r.images_skipped > 0) spdlog::warn("{} training images could not be read and were skipped", r.images_skipped);
   spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
                format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
@@ -165,6 +172,16 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_flag("--flip", c.horizontal_flip, "Augment with random left-right flips");
   cmd->add_option("--loader-threads", c.loader_threads, "Threads decoding image files (folder, celeba)")
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", c.val_fraction,
+                  "folder without train/ and test/: fraction of its images held out for validation and evaluation "
+                  "(fixed seed; 0: none, validation on the training images)")
+      ->capture_default_str();
+  cmd->add_option("--val-images", c.val_images, "Test images each epoch's validation averages over (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--early-stop-patience", c.early_stop_patience,
+                  "Stop after this many epochs without a better val_score (vae: negative ELBO; vaegan, vae-then-gan: "
+                  "reconstruction MSE; 0: never)")
       ->capture_default_str();
   add_enum_option(cmd, "--celeba-protocol", c.celeba_protocol,
                   "celeba: standard (train partition 0, centred crop) or original (the authors': partitions 0 and 1, "

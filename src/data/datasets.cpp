@@ -24,7 +24,7 @@ int64_t dataset_channels(const std::string& name) {
 }
 
 std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::string& data_dir, Split split,
-                                           int64_t channels, int64_t image_size, CelebAProtocol celeba_protocol) {
+                                           int64_t channels, int64_t image_size, const DatasetOptions& options) {
   const int64_t own = dataset_channels(name);
   if (own != 0 && own != channels) {
     throw InputError(fmt::format("--channels: {} images have {} channel(s), not {}", name, own, channels));
@@ -40,8 +40,8 @@ std::shared_ptr<ImageDataset> open_dataset(const std::string& name, const std::s
     return std::make_shared<TensorImageDataset>(images, idx.labels(), data_dir, name == "mnist" ? digits : fashion);
   }
   if (name == "cifar10") return load_cifar10(data_dir, split, image_size);
-  if (name == "celeba") return std::make_shared<CelebADataset>(data_dir, split, image_size, celeba_protocol);
-  return std::make_shared<ImageFolderDataset>(data_dir, split, channels, image_size);
+  if (name == "celeba") return std::make_shared<CelebADataset>(data_dir, split, image_size, options.celeba_protocol());
+  return std::make_shared<ImageFolderDataset>(data_dir, split, channels, image_size, options.val_fraction());
 }
 
 std::string default_data_dir(const std::string& dataset) {

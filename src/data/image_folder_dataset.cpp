@@ -1,5 +1,6 @@
 #include "vaegan/data/image_folder_dataset.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <stb_image.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cmath>
 #include <csetjmp>
 #include <cstring>
 #include <filesystem>
@@ -210,12 +212,14 @@ std::vector<std::string> list_image_files(const std::string& root) {
   return files;
 }
 
-ImageFolderDataset::ImageFolderDataset(const std::string& root_in, Split split, int64_t channels, int64_t image_size)
+ImageFolderDataset::ImageFolderDataset(const std::string& root_in, Split split, int64_t channels, int64_t image_size,
+                                       double val_fraction)
     : source_(root_in), channels_(channels), image_size_(image_size) {
   if (channels != 1 && channels != 3) throw InputError(fmt::format("--channels: must be 1 or 3, got {}", channels));
   fs::path root(root_in);
   if (!fs::is_directory(root)) throw InputError(fmt::format("--data-dir: {} is not a directory", root_in));
-  if (fs::is_directory(root / "train") && fs::is_directory(root / "test")) {
+  const bool has_splits = fs::is_directory(root / "train") && fs::is_directory(root / "test");
+  if (has_splits) {
     root /= split == Split::kTrain ? "train" : "test";
     source_ = root.string();
   }
@@ -246,6 +250,31 @@ ImageFolderDataset::ImageFolderDataset(const std::string& root_in, Split split, 
     }
     for (size_t i = 0; i < files_.size(); ++i) labels_[i] = classes.at(first_level[i]);
   }
+  if (!has_splits && val_fraction > 0) hold_out(split, val_fraction);
+}
+
+void ImageFolderDataset::hold_out(Split split, double val_fraction) {
+  const auto n = static_cast<int64_t>(files_.size());
+  const int64_t held = std::max<int64_t>(1, std::llround(static_cast<double>(n) * val_fraction));
+  if (held >= n) {
+    throw InputError(
+        fmt::format("--val-fraction: {} of the {} images in {} leaves none to train on", val_fraction, n, source_));
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(kValidationSplitSeed);
+  const torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+  std::vector<bool> is_held(static_cast<size_t>(n), false);
+  for (int64_t i = 0; i < held; ++i) is_held[static_cast<size_t>(order[i].item<int64_t>())] = true;
+  std::vector<std::string> files;
+  std::vector<int64_t> labels;
+  for (size_t i = 0; i < files_.size(); ++i) {
+    if (is_held[i] != (split == Split::kTest)) continue;
+    files.push_back(files_[i]);
+    labels.push_back(labels_[i]);
+  }
+  files_ = std::move(files);
+  labels_ = std::move(labels);
+  source_ = fmt::format("{} ({} split: {} of {} images, --val-fraction {})", source_, enum_name(split), files_.size(),
+                        n, val_fraction);
 }
 
 ImageFolderDataset::ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, std::string source,

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -133,16 +134,21 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
     torch::Tensor rng_now = trainer.generator().get_state();
     std::vector<torch::Tensor> rng = {rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
     save_atomically(rng, (tmp_dir / "rng.pt").string());
-    const nlohmann::json st = {{"format_version", kFormatVersion},
-                               {"step", state.step},
-                               {"epoch", state.epoch},
-                               {"step_in_epoch", state.step_in_epoch},
-                               {"order_position", state.order_position},
-                               {"dis_skipped", state.dis_skipped},
-                               {"dec_adv_skipped", state.dec_adv_skipped},
-                               {"bad_steps", state.bad_steps},
-                               {"phase", trainer.phase()},
-                               {"lr", lr}};
+    const nlohmann::json st = {
+        {"format_version", kFormatVersion},
+        {"step", state.step},
+        {"epoch", state.epoch},
+        {"step_in_epoch", state.step_in_epoch},
+        {"order_position", state.order_position},
+        {"dis_skipped", state.dis_skipped},
+        {"dec_adv_skipped", state.dec_adv_skipped},
+        {"bad_steps", state.bad_steps},
+        // null before the first validation (JSON has no NaN)
+        {"best_score", std::isnan(state.best_score) ? nlohmann::json(nullptr) : nlohmann::json(state.best_score)},
+        {"best_step", state.best_step},
+        {"validations_since_best", state.validations_since_best},
+        {"phase", trainer.phase()},
+        {"lr", lr}};
     write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
     write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
     nlohmann::json sums = nlohmann::json::object();
@@ -166,6 +172,25 @@ std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const 
   std::vector<fs::path> all = list_checkpoints(checkpoints);
   for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
   return final_dir.string();
+}
+
+std::string save_best_checkpoint(const std::string& run_dir, const std::string& checkpoint) {
+  const fs::path checkpoints = fs::path(run_dir) / "checkpoints";
+  const fs::path best = checkpoints / "best", tmp = checkpoints / ".tmp-best";
+  try {
+    fs::remove_all(tmp);
+    fs::copy(checkpoint, tmp, fs::copy_options::recursive);
+    for (const auto& entry : fs::directory_iterator(tmp)) fsync_path(entry.path().string());
+    fsync_path(tmp.string());
+    fs::remove_all(best);
+    fs::rename(tmp, best);
+    fsync_path(checkpoints.string());
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw std::runtime_error(fmt::format("{}: cannot write the best checkpoint: {}", best.string(), e.what()));
+  }
+  return best.string();
 }
 
 void verify_checkpoint(const std::string& dir_in) {
@@ -230,6 +255,10 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
     s.dis_skipped = st.at("dis_skipped").get<int64_t>();
     s.dec_adv_skipped = st.at("dec_adv_skipped").get<int64_t>();
     s.bad_steps = st.at("bad_steps").get<int64_t>();
+    // absent from checkpoints written before validation existed
+    if (st.contains("best_score") && !st.at("best_score").is_null()) s.best_score = st.at("best_score").get<double>();
+    s.best_step = st.value("best_step", int64_t{0});
+    s.validations_since_best = st.value("validations_since_best", int64_t{0});
     lrs = st.at("lr");
     // The GAN phase of a vae-then-gan run has a fresh decoder optimizer: switch before loading it.
     const Phase phase = st.at("phase").get<Phase>();

@@ -19,13 +19,14 @@ namespace vaegan {
   X(data_dir)                                                                                                        \
   X(horizontal_flip)                                                                                                 \
   X(loader_threads)                                                                                                  \
-  X(celeba_protocol) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr)       \
+  X(celeba_protocol)                                                                                                 \
+  X(val_fraction) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr)          \
       X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)       \
           X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio)    \
               X(rmsprop_alpha) X(gamma) X(beta) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight) X(init) \
                   X(equilibrium) X(equilibrium_value) X(equilibrium_margin) X(equilibrium_skip) X(fused_step)        \
                       X(channels_last) X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) \
-                          X(threads) X(log_every) X(grid_size)
+                          X(threads) X(log_every) X(grid_size) X(val_images) X(early_stop_patience)
 
 namespace {
 
@@ -132,6 +133,13 @@ void validate(const TrainConfig& c) {
   require(c.max_bad_steps >= 1, fmt::format("--max-bad-steps: must be at least 1, got {}", c.max_bad_steps));
   require(c.threads >= 0, fmt::format("--threads: must be >= 0, got {}", c.threads));
   require(c.log_every >= 1, fmt::format("--log-every: must be at least 1, got {}", c.log_every));
+  require(c.val_fraction >= 0 && c.val_fraction <= 0.9,
+          fmt::format("--val-fraction: must be in [0, 0.9], got {}", c.val_fraction));
+  require(c.val_images >= 0, fmt::format("--val-images: must be >= 0 (0: all), got {}", c.val_images));
+  require(c.early_stop_patience >= 0,
+          fmt::format("--early-stop-patience: must be >= 0 (0: never), got {}", c.early_stop_patience));
+  require(c.early_stop_patience == 0 || c.model.type != ModelType::kGan,
+          "--early-stop-patience: a gan has no validation score to stop on (it has no encoder to reconstruct with)");
   require(c.grid_size >= 1 && c.grid_size <= 1024, fmt::format("--grid-size: must be in 1..1024, got {}", c.grid_size));
 }
 

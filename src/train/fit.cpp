@@ -14,6 +14,8 @@
 #include "vaegan/data/loader.h"
 #include "vaegan/io/fs.h"
 #include "vaegan/io/image_io.h"
+#include "vaegan/model/gan.h"
+#include "vaegan/model/vae.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/metrics_logger.h"
 
@@ -138,6 +140,24 @@ std::string precision_reason(torch::Device device) {
                         : "this CPU has no bf16 instructions";
 }
 
+/// Batch-size-weighted running means of named values, in the order first added.
+class Means {
+ public:
+  void add(const std::string& key, const torch::Tensor& value, int64_t n) {
+    auto it = std::find_if(sums_.begin(), sums_.end(), [&](const auto& e) { return e.first == key; });
+    if (it == sums_.end()) it = sums_.insert(sums_.end(), {key, torch::zeros({}, torch::kFloat64)});
+    it->second += value.detach().to(torch::kCPU, torch::kFloat64) * static_cast<double>(n);
+  }
+  std::vector<std::pair<std::string, double>> means(int64_t n) const {
+    std::vector<std::pair<std::string, double>> out;
+    for (const auto& [key, sum] : sums_) out.emplace_back(key, sum.item<double>() / static_cast<double>(n));
+    return out;
+  }
+
+ private:
+  std::vector<std::pair<std::string, torch::Tensor>> sums_;
+};
+
 /// The run loop of `fit`, one epoch at a time.
 class RunLoop {
  public:
@@ -147,9 +167,9 @@ class RunLoop {
         run_dir_(std::move(run_dir)),
         observer_(observer),
         train_set_(open_dataset(config.dataset, config.data_dir, Split::kTrain, config.model.channels,
-                                model_image_size(config.model), config.celeba_protocol)),
+                                model_image_size(config.model), dataset_options(config))),
         test_set_(open_dataset(config.dataset, config.data_dir, Split::kTest, config.model.channels,
-                               model_image_size(config.model), config.celeba_protocol)),
+                               model_image_size(config.model), dataset_options(config))),
         length_(run_length(config, train_set_->size())),
         threads_(configure_threads(config.threads)),
         trainer_(config, device) {
@@ -186,6 +206,9 @@ class RunLoop {
     at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed + 1);
     grid_ = GridInputs{test_set_->first_images(config_.grid_size),
                        torch::randn({config_.grid_size, trainer_.model()->latent_dim()}, grid_gen)};
+    const int64_t n_val = config_.val_images > 0 ? std::min(config_.val_images, test_set_->size()) : test_set_->size();
+    val_images_ = test_set_->first_images(n_val);
+    spdlog::info("validation: {} images of {}", n_val, test_set_->summary());
     metrics_.emplace(run_dir_ + "/metrics.jsonl");
     plots_ = gnuplot_available();
     if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
@@ -202,6 +225,8 @@ class RunLoop {
     result_.steps = state_.step;
     result_.bad_steps = state_.bad_steps;
     result_.images_skipped = train_set_->unreadable_count();
+    result_.best_score = state_.best_score;
+    if (!std::isnan(state_.best_score)) result_.best_checkpoint = run_dir_ + "/checkpoints/best";
     result_.seconds = seconds_since(start_);
     result_.images_per_sec =
         static_cast<double>((state_.step - first_step) * config_.batch_size) / std::max(result_.seconds, 1e-9);
@@ -267,8 +292,35 @@ class RunLoop {
       if (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0 && !epoch_ends) checkpoint();
     }
     end_epoch(e);
-    return !result_.stopped_by_time && !result_.interrupted;
+    return !result_.stopped_by_time && !result_.interrupted && !result_.early_stopped;
   }
+
+  /// Validates after epoch `e`, logs the validation line and updates the best score; returns
+  /// whether the score improved (strictly lower than the best so far, or the first).
+  bool validate_epoch(const ProgressEvent& e) {
+    const Validation v = validate(trainer_, val_images_);
+    nlohmann::json line = {{"step", e.global_step}, {"epoch", e.epoch}, {"split", "validation"}};
+    for (const auto& [key, value] : v.values) line[key] = value;
+    if (!std::isnan(v.score)) line["val_score"] = v.score;
+    metrics_->log(line);
+    if (std::isnan(v.score) && unscored()) return false;  // gan: nothing to compare
+    // a NaN or infinite score (diverged) is never an improvement
+    const bool improved = std::isfinite(v.score) && (std::isnan(state_.best_score) || v.score < state_.best_score);
+    if (improved) {
+      state_.best_score = v.score;
+      state_.best_step = state_.step;
+      state_.validations_since_best = 0;
+    } else {
+      state_.validations_since_best += 1;
+    }
+    spdlog::info("epoch {}: val_score {:.6g} ({}; best {:.6g} at step {})", e.epoch + 1, v.score,
+                 improved ? "best so far" : fmt::format("{} without improvement", state_.validations_since_best),
+                 state_.best_score, state_.best_step);
+    return improved;
+  }
+
+  /// Whether the model has no validation score (`Validation::score`).
+  bool unscored() const { return !config_.model.has_encoder(); }
 
   /// Whether the learning rates follow `--lr-anneal-period` steps instead of epochs.
   bool anneals_by_steps() const { return config_.lr_schedule == LrSchedule::kAnneal && config_.lr_anneal_period > 0; }
@@ -331,7 +383,11 @@ class RunLoop {
     state_.step_in_epoch = 0;
     state_.order_position = 0;
     state_.rng_epoch_start = torch::Tensor();
+    const bool improved = validate_epoch(e);
     checkpoint();
+    if (improved) save_best_checkpoint(run_dir_, result_.last_checkpoint);
+    result_.early_stopped =
+        config_.early_stop_patience > 0 && state_.validations_since_best >= config_.early_stop_patience;
     result_.epochs = e.epoch + 1;
     if (observer_.on_epoch_end) observer_.on_epoch_end(e, run_dir_ + "/images");
   }
@@ -346,6 +402,7 @@ class RunLoop {
   TrainingState state_;
   FitResult result_;
   GridInputs grid_;
+  torch::Tensor val_images_;  ///< [N, C, S, S]: the test images each validation averages over
   std::optional<MetricsLogger> metrics_;
   Clock::time_point start_;
   bool resuming_ = false;
@@ -354,6 +411,65 @@ class RunLoop {
 };
 
 }  // namespace
+
+Validation validate(Trainer& trainer, const torch::Tensor& images) {
+  const TrainConfig& c = trainer.config();
+  Model& model = trainer.model();
+  const torch::Device device = trainer.device();
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 2);
+  const int64_t n = images.size(0), z_dim = model->latent_dim();
+  Means means;
+  model->eval();
+  try {
+    torch::NoGradGuard no_grad;
+    for (int64_t start = 0; start < n; start += c.batch_size) {
+      const int64_t b = std::min(c.batch_size, n - start);
+      const torch::Tensor eps = torch::randn({b, z_dim}, gen).to(device);
+      const torch::Tensor z_prior = torch::randn({b, z_dim}, gen).to(device);
+      torch::Tensor x = images.narrow(0, start, b).to(device);
+      if (c.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      AutocastGuard autocast(device, c.precision == Precision::kBf16);
+      if (c.model.has_encoder() && c.model.has_discriminator()) {
+        const VaeGanLosses l = vae_gan_losses(
+            vae_gan_forward(model, x, eps, z_prior, c.batch_norm, c.dis_on_recon),
+            VaeGanLossOptions().dis_on_recon(c.dis_on_recon).gan_loss(c.gan_loss).real_weight(c.dis_real_weight));
+        means.add("val_loss_prior", l.prior, b);
+        means.add("val_loss_llike", l.llike, b);
+        means.add("val_loss_dis", l.dis, b);
+        means.add("val_loss_adv", l.adv, b);
+      } else if (c.model.has_encoder()) {
+        const VaeLosses l = vae_losses(vae_forward(model, x, eps), x, c.model.recon_loss);
+        means.add("val_loss_prior", l.prior, b);
+        means.add("val_loss_pixel", l.pixel, b);
+      } else {
+        const GanLosses l = gan_losses(gan_forward(model, x, z_prior, c.batch_norm), c.gan_loss);
+        means.add("val_loss_dis", l.dis, b);
+        means.add("val_loss_adv", l.adv, b);
+      }
+      if (c.model.has_encoder()) {
+        means.add("val_mse", (model->reconstruct(x).to(torch::kFloat32) - x.to(torch::kFloat32)).pow(2).mean(), b);
+      }
+    }
+  } catch (...) {
+    model->train();
+    throw;
+  }
+  model->train();
+  Validation v;
+  v.values = means.means(n);
+  auto value = [&v](const std::string& key) {
+    for (const auto& [k, x] : v.values) {
+      if (k == key) return x;
+    }
+    return std::numeric_limits<double>::quiet_NaN();
+  };
+  if (c.model.type == ModelType::kVae) {
+    v.score = value("val_loss_prior") + value("val_loss_pixel");
+  } else if (c.model.has_encoder()) {
+    v.score = value("val_mse");
+  }
+  return v;
+}
 
 FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer,
               bool resume, std::optional<torch::Device> device) {

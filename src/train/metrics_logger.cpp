@@ -64,8 +64,10 @@ MetricsLogger::MetricsLogger(const std::string& path) : path_(path), out_(path, 
   if (!out_) throw std::runtime_error(fmt::format("{}: cannot open for writing", path));
 }
 
-void MetricsLogger::log(const MetricsRecord& record) {
-  out_ << nlohmann::json(record).dump() << '\n';
+void MetricsLogger::log(const MetricsRecord& record) { log(nlohmann::json(record)); }
+
+void MetricsLogger::log(const nlohmann::json& line) {
+  out_ << line.dump() << '\n';
   out_.flush();
   if (!out_) throw std::runtime_error(fmt::format("{}: write failed", path_));
 }

@@ -34,6 +34,17 @@ class Cli : public ::testing::Test {
 };
 test::TempDir* Cli::dir_ = nullptr;
 
+/// The training lines of RUN/metrics.jsonl (`validation`: the validation lines instead).
+std::vector<nlohmann::json> read_metrics(const std::string& run_dir, bool validation = false) {
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("split") == validation) lines.push_back(std::move(j));
+  }
+  return lines;
+}
+
 TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   namespace fs = std::filesystem;
   const std::string runs = path("run");
@@ -51,11 +62,17 @@ TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   // --precision auto is resolved before it is saved
   EXPECT_TRUE(config.at("precision") == "fp32" || config.at("precision") == "bf16") << config.at("precision");
 
-  // metrics.jsonl: 96 / 16 = 6 steps per epoch, a line every 2 steps
-  std::ifstream mf(runs + "/metrics.jsonl");
-  std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(mf, line);) lines.push_back(nlohmann::json::parse(line));
+  // metrics.jsonl: 96 / 16 = 6 steps per epoch, a line every 2 steps, and a validation line
+  // after each epoch with the test split's losses
+  const std::vector<nlohmann::json> lines = read_metrics(runs);
   ASSERT_EQ(lines.size(), 6u);
+  const std::vector<nlohmann::json> val = read_metrics(runs, /*validation=*/true);
+  ASSERT_EQ(val.size(), 2u);
+  EXPECT_EQ(val[1].at("step"), 12);
+  for (const char* key : {"val_loss_prior", "val_loss_llike", "val_loss_dis", "val_loss_adv", "val_mse", "val_score"}) {
+    EXPECT_TRUE(val[1].contains(key)) << key;
+  }
+  EXPECT_EQ(val[1].at("val_score"), val[1].at("val_mse"));
   EXPECT_EQ(lines.back().at("step"), 12);
   EXPECT_EQ(lines.back().at("epoch"), 1);
   for (const char* key : {"loss_prior", "loss_llike", "loss_dis", "loss_adv", "d_real", "d_recon", "d_prior",
@@ -166,14 +183,6 @@ TEST_F(Cli, TruncatedDataFileIsAUsageError) {
   EXPECT_FALSE(std::filesystem::exists(path("bad3") + "/checkpoints")) << "no run directory for failed input";
 }
 
-/// Reads every line of RUN/metrics.jsonl.
-std::vector<nlohmann::json> read_metrics(const std::string& run_dir) {
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
 TEST_F(Cli, EveryModelTrainsAndItsCheckpointServesTheTools) {
   namespace fs = std::filesystem;
   const std::string common =
@@ -239,7 +248,8 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
   const std::vector<Case> cases = {
       {"cifar10", "--dataset cifar10 --data-dir " + cifar, 3, 32},
       {"celeba", "--dataset celeba --data-dir " + celeba + " --image-size 32 --flip", 3, 32},
-      {"folder", "--dataset folder --data-dir " + folder + " --channels 1 --image-size 16", 1, 16},
+      // --val-fraction 0: five files, one corrupt, so a held-out one could be the corrupt one
+      {"folder", "--dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --val-fraction 0", 1, 16},
   };
   // every model on every dataset kind
   for (const auto& c : cases) {
@@ -261,8 +271,9 @@ TEST_F(Cli, TrainsOnCifarCelebAAndImageFolders) {
     }
   }
   // The folder's corrupt file was skipped during training with one warning naming it.
-  Result again = run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --model vae" +
-                     common + "--out " + path("d-folder2"));
+  Result again =
+      run("train --dataset folder --data-dir " + folder + " --channels 1 --image-size 16 --val-fraction 0 --model vae" +
+          common + "--out " + path("d-folder2"));
   ASSERT_EQ(again.code, 0) << again.output;
   EXPECT_NE(again.output.find("skipping unreadable image"), std::string::npos) << again.output;
   EXPECT_NE(again.output.find("corrupt.png"), std::string::npos) << again.output;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <set>
 
 #include "../test_util.h"
 // clang-format off
@@ -103,6 +104,32 @@ TEST(ImageFolder, UsesTrainAndTestSubfoldersAsSplits) {
   test::write_image(dir / "test/c.png", 8, 8);
   EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTrain, 3, 8).size(), 2);
   EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTest, 3, 8).size(), 1);
+}
+
+TEST(ImageFolder, HoldsOutAFixedFractionWithoutSplitFolders) {
+  test::TempDir dir;
+  for (int i = 0; i < 20; ++i) test::write_image(dir / fmt::format("img{:02d}.png", i), 12, 10);
+  const ImageFolderDataset train(dir.path(), Split::kTrain, 3, 8, 0.25), test(dir.path(), Split::kTest, 3, 8, 0.25);
+  EXPECT_EQ(train.size(), 15);
+  EXPECT_EQ(test.size(), 5);
+  std::set<std::string> all(train.files().begin(), train.files().end());
+  for (const auto& f : test.files()) EXPECT_TRUE(all.insert(f).second) << f << " is in both splits";
+  EXPECT_EQ(all.size(), 20u);
+  // the same files on every opening (a fixed seed), and not simply the last ones
+  EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTest, 3, 8, 0.25).files(), test.files());
+  std::vector<std::string> last_five;
+  for (int i = 15; i < 20; ++i) last_five.push_back(dir / fmt::format("img{:02d}.png", i));
+  EXPECT_NE(test.files(), last_five);
+  EXPECT_NE(test.summary().find("--val-fraction 0.25"), std::string::npos) << test.summary();
+  // 0: both splits are every image; a fraction that leaves nothing to train on is an error
+  EXPECT_EQ(ImageFolderDataset(dir.path(), Split::kTest, 3, 8, 0).size(), 20);
+  expect_input_error([&] { ImageFolderDataset(dir.path(), Split::kTrain, 3, 8, 0.99); },
+                     {"--val-fraction", "leaves none to train on"});
+  // train/ and test/ folders are the splits whatever the fraction
+  test::TempDir split;
+  test::write_image(split / "train/a.png", 8, 8);
+  test::write_image(split / "test/b.png", 8, 8);
+  EXPECT_EQ(ImageFolderDataset(split.path(), Split::kTrain, 3, 8, 0.5).size(), 1);
 }
 
 TEST(ImageFolder, RejectsEmptyAndMissingFoldersAndNamesCorruptFiles) {

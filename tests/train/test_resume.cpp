@@ -146,8 +146,11 @@ TEST_F(Resume, DamagedNewestCheckpointIsRefusedAndResumeFallsBack) {
   EXPECT_EQ(train(c, out, 0, true).steps, 12);
   // keep_checkpoints bounds the directory
   int count = 0;
-  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) count += e.is_directory();
+  for (const auto& e : fs::directory_iterator(out + "/checkpoints")) {
+    count += e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0;
+  }
   EXPECT_EQ(count, 3);
+  EXPECT_TRUE(fs::exists(out + "/checkpoints/best/model.pt"));  // kept besides them
   // without any valid checkpoint, resume is a clear usage error
   fs::remove_all(out + "/checkpoints");
   EXPECT_THROW(train(c, out, 0, true), InputError);

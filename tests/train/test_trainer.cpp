@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "../test_util.h"
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/fit.h"
 #include "vaegan/train/trainer.h"
@@ -155,6 +159,58 @@ TEST(Trainer, AuthorsAnnealingScheduleFollowsItsClosedForm) {
     EXPECT_NEAR(t.learning_rate(Network::kDiscriminator), authors / 640, 1e-15) << e;
   }
   EXPECT_NEAR(t.learning_rate(Network::kDecoder), 1e-5 / 64, 1e-15);  // the final rate stays
+}
+
+TEST(Fit, ValidatesEveryEpochKeepsTheBestCheckpointAndStopsEarly) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "data");
+  test::write_tiny_idx_dataset(dir / "data", 96, 40);
+  TrainConfig c;
+  c.dataset = "mnist";
+  c.data_dir = dir / "data";
+  c.model.type = ModelType::kVae;
+  c.model.arch = "mlp28";
+  c.batch_size = 16;
+  c.lr = 3e-3;  // large steps: the validation score goes up as well as down
+  c.epochs = 8;
+  c.early_stop_patience = 1;
+  c.grid_size = 4;
+  c.threads = 1;
+  c.precision = Precision::kFp32;
+  const FitResult r = fit(c, dir / "run", false, {});
+  std::vector<nlohmann::json> val;
+  {
+    std::ifstream in(dir / "run/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (j.value("split", "") == "validation") val.push_back(j);
+    }
+  }
+  ASSERT_EQ(static_cast<int64_t>(val.size()), r.epochs);  // one validation per epoch
+  // The stop the rule implies, recomputed from the logged scores: the first epoch whose score is
+  // not below every earlier one (patience 1), else the last epoch.
+  size_t expected_epochs = val.size(), best = 0;
+  for (size_t k = 0; k < val.size(); ++k) {
+    const double score = val[k].at("val_score").get<double>();
+    EXPECT_NEAR(score, val[k].at("val_loss_prior").get<double>() + val[k].at("val_loss_pixel").get<double>(), 1e-9);
+    if (k > 0 && score >= val[best].at("val_score").get<double>()) {
+      expected_epochs = k + 1;
+      break;
+    }
+    if (k == 0 || score < val[best].at("val_score").get<double>()) best = k;
+  }
+  EXPECT_EQ(static_cast<size_t>(r.epochs), expected_epochs);
+  EXPECT_EQ(r.early_stopped, expected_epochs < 8u);
+  EXPECT_TRUE(r.early_stopped) << "the scores kept improving: the test did not see a stop";
+  // checkpoints/best is the epoch of the lowest score, and its model gives the logged val_mse
+  ASSERT_EQ(r.best_checkpoint, dir / "run/checkpoints/best");
+  EXPECT_DOUBLE_EQ(r.best_score, val[best].at("val_score").get<double>());
+  LoadedModel m = load_model(r.best_checkpoint, torch::kCPU);
+  EXPECT_EQ(m.state.step, val[best].at("step").get<int64_t>());
+  const torch::Tensor x = open_dataset("mnist", c.data_dir, Split::kTest, 1, 28)->first_images(40);
+  torch::NoGradGuard no_grad;
+  const double mse = (m.model->reconstruct(x) - x).pow(2).mean().item<double>();
+  EXPECT_NEAR(mse, val[best].at("val_mse").get<double>(), 1e-6);
 }
 
 TEST(Trainer, SameSeedSameSteps) {

@@ -69,7 +69,7 @@ class ImageDataset {
 
   /// Records that image `i` could not be read because of `error` (which names the file) and logs
   /// "skipping unreadable image: ERROR" once per process for each distinct error: the train and
-  /// test splits of a folder without `train/` and `test/` are the same files, reported once.
+  /// test splits of a folder without `train/`, `test/` and a held-out fraction are the same files, reported once.
   void mark_unreadable(int64_t i, const std::string& error) const;
   /// How many distinct images were found unreadable so far.
   int64_t unreadable_count() const;

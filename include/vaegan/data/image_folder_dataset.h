@@ -25,14 +25,21 @@ torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64
 /// itself cannot be listed.
 std::vector<std::string> list_image_files(const std::string& root);
 
+/// Seed of the permutation that picks a folder's held-out images (`ImageFolderDataset`).
+constexpr uint64_t kValidationSplitSeed = 20161231;
+
 /// A folder of images. Labels: when every image lies in a first-level subfolder, the sorted
 /// subfolder names are the classes; otherwise there are none (-1). Splits: when `root` has
-/// `train/` and `test/` subfolders they are the splits, otherwise both splits are the whole folder.
+/// `train/` and `test/` subfolders they are the splits; otherwise a fraction `val_fraction` of
+/// the images, drawn with the fixed seed `kValidationSplitSeed` (the same files on every run), is
+/// the test split and the rest the train split (`val_fraction` 0: both splits are every image).
 class ImageFolderDataset : public ImageDataset {
  public:
   /// Lists the images of `split` under `root`. Throws `InputError` naming `root` when it does not
   /// exist or holds no image file, or when `channels` is not 1 or 3.
-  ImageFolderDataset(const std::string& root, Split split, int64_t channels, int64_t image_size);
+  /// Throws `InputError` naming `--val-fraction` when the split would leave no training image.
+  ImageFolderDataset(const std::string& root, Split split, int64_t channels, int64_t image_size,
+                     double val_fraction = 0);
   /// An explicit file list (CelebA) with labels (-1 for none; empty: all -1), cropped as
   /// `decode_image_file` says.
   ImageFolderDataset(std::vector<std::string> files, std::vector<int64_t> labels, std::string source, int64_t channels,
@@ -48,6 +55,9 @@ class ImageFolderDataset : public ImageDataset {
   const std::vector<std::string>& files() const { return files_; }
 
  private:
+  /// Keeps the files of `split` when a fraction `val_fraction` is held out.
+  void hold_out(Split split, double val_fraction);
+
   std::vector<std::string> files_;
   std::vector<int64_t> labels_;
   std::vector<std::string> class_names_;

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <string>
 
 #include "vaegan/model/model.h"
@@ -28,6 +29,11 @@ struct TrainingState {
   int64_t dis_skipped = 0, dec_adv_skipped = 0;  ///< equilibrium counters
   int64_t bad_steps = 0;                         ///< updates skipped for NaN/Inf so far
   torch::Tensor rng_epoch_start;                 ///< generator state before the epoch's data order was drawn
+  /// Best validation score so far (`val_score`, lower is better; NaN before the first), the step
+  /// of its checkpoint (`checkpoints/best`) and the validations since it (early stopping).
+  double best_score = std::numeric_limits<double>::quiet_NaN();
+  int64_t best_step = 0;
+  int64_t validations_since_best = 0;
 };
 
 /// Writes a checkpoint of `trainer` at `state` into `run_dir/checkpoints/`, updates `last`, and
@@ -35,6 +41,11 @@ struct TrainingState {
 /// Throws `std::runtime_error` naming the path when writing fails (the previous checkpoint
 /// and `last` stay intact).
 std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state, int keep = 2);
+
+/// Copies checkpoint directory `checkpoint` to `run_dir/checkpoints/best` (through a temporary
+/// name, so `best` is always a whole checkpoint, if briefly absent) and returns its path. The
+/// copy is never removed by `keep`. Throws `std::runtime_error` naming the path when writing fails.
+std::string save_best_checkpoint(const std::string& run_dir, const std::string& checkpoint);
 
 /// Checks `dir`'s format version and the CRC-32 of every file listed in its `checksums.json`.
 /// Throws `InputError` naming the checkpoint and the file that is missing or damaged.

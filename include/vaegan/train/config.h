@@ -12,6 +12,7 @@
 
 #include "vaegan/core/enum_names.h"
 #include "vaegan/data/celeba.h"
+#include "vaegan/data/datasets.h"
 #include "vaegan/model/losses.h"
 #include "vaegan/model/model.h"
 #include "vaegan/model/model_config.h"
@@ -69,6 +70,9 @@ struct TrainConfig {
   bool horizontal_flip = false;                                ///< mirror training images left-right at random
   int64_t loader_threads = 1;                                  ///< threads decoding image files (folder, celeba)
   CelebAProtocol celeba_protocol = CelebAProtocol::kStandard;  ///< celeba: partitions and crop
+  /// folder without `train/` and `test/`: fraction of its images held out as the test split
+  /// (validation, evaluation), chosen by a fixed seed (0: none; both splits are every image)
+  double val_fraction = 0.1;
 
   // schedule
   int64_t epochs = 10;      ///< passes over the training set
@@ -134,7 +138,10 @@ struct TrainConfig {
 
   // logging
   int64_t log_every = 50;  ///< steps between metrics.jsonl lines
-  int64_t grid_size = 64;  ///< images in each per-epoch grid
+  // validation after every epoch, on the test split (docs/design.md, "Validation")
+  int64_t val_images = 2048;        ///< test images the validation losses average over (0: all)
+  int64_t early_stop_patience = 0;  ///< stop after this many validations without a better val_score (0: never)
+  int64_t grid_size = 64;           ///< images in each per-epoch grid
 };
 
 /// `config.json`: every field of `TrainConfig` under its own name, `model` as an object,
@@ -162,6 +169,11 @@ VAEGAN_ENUM_NAMES(Recipe, "--recipe", 2, {Recipe::kNone, "none"}, {Recipe::kOrig
 
 /// Sets the fields `recipe` fixes in `c` and leaves the others (`kNone`: nothing).
 void apply_recipe(Recipe recipe, TrainConfig& c);
+
+/// The dataset choices of `c` (`open_dataset`): its CelebA protocol and validation fraction.
+inline DatasetOptions dataset_options(const TrainConfig& c) {
+  return DatasetOptions().celeba_protocol(c.celeba_protocol).val_fraction(c.val_fraction);
+}
 
 /// Epochs of the VAE phase of a `vae-then-gan` run: `pretrain_epochs`, or half of `epochs`
 /// (at least 1) when 0.

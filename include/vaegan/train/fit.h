@@ -3,6 +3,7 @@
 /// "Run directory"): config, metrics, image grids, loss plots and checkpoints; resumes one.
 
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,24 @@ struct FitObserver {
   std::function<bool()> should_stop;
 };
 
+/// The validation losses of one epoch (`validate`).
+struct Validation {
+  /// `val_loss_prior`, `val_loss_llike`, `val_loss_pixel`, `val_loss_dis`, `val_loss_adv` (those
+  /// the model has, as its training step defines them) and `val_mse`, in order
+  std::vector<std::pair<std::string, double>> values;
+  /// What `checkpoints/best` and early stopping compare, lower is better: `vae` the negative
+  /// ELBO (`val_loss_prior + val_loss_pixel`), `vaegan` and `vae-then-gan` `val_mse`; NaN for `gan`.
+  double score = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// The model of `trainer` evaluated on `images` `[N, C, S, S]` in `[-1, 1]`, in batches of the
+/// config's batch size: eval mode (batch norm from its running statistics), no gradients, the
+/// training precision, the reparameterization and prior noise drawn from a generator seeded
+/// with `config.seed + 2` (the same noise at every epoch). `val_mse` is the mean squared error
+/// per pixel of `Model::reconstruct` (the posterior mean), on the `[-1, 1]` scale. Each value is
+/// the mean over the images. Leaves the model in train mode.
+Validation validate(Trainer& trainer, const torch::Tensor& images);
+
 /// Summary of a finished run.
 struct FitResult {
   TrainConfig config;  ///< the configuration trained (resolved; on resume, the run's own)
@@ -41,8 +60,11 @@ struct FitResult {
   std::string last_checkpoint;
   bool stopped_by_time = false;  ///< ended by `max_minutes` (resumable: `--resume` continues)
   bool interrupted = false;      ///< ended by `FitObserver::should_stop`
-  int64_t bad_steps = 0;         ///< updates skipped for NaN/Inf
-  int64_t images_skipped = 0;    ///< training images that could not be read (each warned about once)
+  bool early_stopped = false;    ///< ended by `early_stop_patience` validations without a better score
+  std::string best_checkpoint;   ///< `checkpoints/best` (empty when no validation score was kept)
+  double best_score = std::numeric_limits<double>::quiet_NaN();  ///< its `val_score`
+  int64_t bad_steps = 0;                                         ///< updates skipped for NaN/Inf
+  int64_t images_skipped = 0;  ///< training images that could not be read (each warned about once)
 };
 
 /// Trains per `config` and writes `run_dir`: `config.json` (resolved: data directory and

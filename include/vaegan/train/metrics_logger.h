@@ -1,7 +1,8 @@
 #pragma once
-/// `metrics.jsonl`: one JSON object per logged step, appended and flushed as training goes. This
-/// file owns its schema: `MetricsRecord` writes the keys and `loss_series` names the losses that
-/// `vaegan plot` and `plots/losses.png` draw.
+/// `metrics.jsonl`: one JSON object per logged step, appended and flushed as training goes, and
+/// after every epoch one validation line (`"split": "validation"`, the `val_*` keys of
+/// `Validation`, train/fit.h). This file owns the step lines' schema: `MetricsRecord` writes the
+/// keys and `loss_series` names the losses that `vaegan plot` and `plots/losses.png` draw.
 
 #include <array>
 #include <fstream>
@@ -30,8 +31,10 @@ struct MetricsRecord {
 };
 
 /// The record as its JSON line: `step`, `epoch`, `phase`, the losses of the phase (`loss_prior`,
-/// `loss_llike`, `loss_pixel`, `loss_dis`, `loss_adv`), `d_real`/`d_recon`/`d_prior`, `lr_*`,
-/// `images_per_sec`, the skip counters.
+/// `loss_llike`, `loss_pixel`, `loss_dis`, `loss_adv`), `mse` (vaegan), `d_real`/`d_recon`/`d_prior`
+/// (`d_recon` is computed from the reconstructions' pass that gives `L_llike`'s features under
+/// `--batch-norm original` without reconstructions in `L_dis`), `lr_*`, `images_per_sec`, the skip
+/// counters.
 void to_json(nlohmann::json& j, const MetricsRecord& r);
 
 /// The learning rates of `trainer`'s networks, in `MetricsRecord::learning_rates` form.
@@ -50,6 +53,8 @@ class MetricsLogger {
   explicit MetricsLogger(const std::string& path);
   /// Appends `record` as one line and flushes it. Throws `std::runtime_error` on write failure.
   void log(const MetricsRecord& record);
+  /// Appends a JSON object as one line (the validation lines) and flushes it; throws likewise.
+  void log(const nlohmann::json& line);
 
   /// Resume: drops the lines of `path` whose step is after `step` (they are logged again) and a
   /// last line cut short by a crash; rewrites the file atomically. A missing file stays missing.
