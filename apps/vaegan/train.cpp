@@ -263,7 +263,8 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
       ->capture_default_str();
   cmd->add_option("--fused-step", c.fused_step,
-                  "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network)")
+                  "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network; "
+                  "never with --batch-norm joint, where it saves nothing)")
       ->capture_default_str();
   add_enum_option(cmd, "--precision", c.precision,
                   "fp32, or bf16 autocast (weights, optimizer states and losses stay fp32); auto: bf16 on GPUs with "

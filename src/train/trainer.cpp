@@ -247,13 +247,16 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
             equilibrium_gate(v[7], v[8], config_.equilibrium_value, config_.equilibrium_margin);
       }
     }
-    VaeGanGradients g = vae_gan_gradients(model_, losses,
-                                          GradientOptions()
-                                              .gamma(config_.gamma)
-                                              .beta(config_.beta)
-                                              .decoder_adversarial(s.dec_adv_updated)
-                                              .discriminator(s.dis_updated)
-                                              .fused(config_.fused_step));
+    VaeGanGradients g =
+        vae_gan_gradients(model_, losses,
+                          GradientOptions()
+                              .gamma(config_.gamma)
+                              .beta(config_.beta)
+                              .decoder_adversarial(s.dec_adv_updated)
+                              .discriminator(s.dis_updated)
+                              // with one joint batch every pass covers every row:
+                              // fusing saves nothing and costs a pass
+                              .fused(config_.fused_step && config_.batch_norm != BatchNormMode::kJoint));
     updates = {{Network::kEncoder, std::move(g.encoder)}};
     // The authors' rule skips the decoder's whole update when it is ahead.
     const bool decoder_steps = s.dec_adv_updated || config_.equilibrium_skip == EquilibriumSkip::kAdversarial;

@@ -122,7 +122,9 @@ struct TrainConfig {
   EquilibriumSkip equilibrium_skip = EquilibriumSkip::kAdversarial;  ///< what the decoder loses when ahead
 
   // speed (neither changes what is computed)
-  bool fused_step = true;     ///< share the L_llike backward pass between encoder and decoder (exact)
+  /// share the L_llike backward pass between encoder and decoder (exact; never with joint batch
+  /// norm, where it saves nothing: `vae_gan_gradients`)
+  bool fused_step = true;
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
   /// `auto` is resolved (`resolve_precision`) before training and saved resolved.
   Precision precision = Precision::kAuto;

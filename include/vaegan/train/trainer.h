@@ -58,7 +58,7 @@ struct GradientOptions {
 /// reconstruction branch of the decoder and the lower discriminator layers are traversed once
 /// instead of twice (11 % fewer FLOPs). With batch norm over concatenated batches every pass
 /// covers every row, so fusing saves nothing and adds the decoder's weight gradients to the
-/// first pass: use `fused(false)` there (`--batch-norm joint --fused-step false`).
+/// first pass: the trainer does not fuse there (`Trainer::step` with `--batch-norm joint`).
 VaeGanGradients vae_gan_gradients(Model& model, const VaeGanLosses& losses, const GradientOptions& options);
 
 /// What a training step optimizes; its name is the `phase` value of metrics.jsonl and state.json.
