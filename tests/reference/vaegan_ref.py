@@ -245,7 +245,7 @@ def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_reco
     skip_decoder = equilibrium is not None and equilibrium[2] == "decoder" and not dec_adv
     ge = torch.autograd.grad(l_prior + l_llike, list(enc.parameters()), retain_graph=True)
     gd = torch.autograd.grad(gamma * l_llike + (l_adv if dec_adv else 0), list(dec.parameters()), retain_graph=True)
-    gc = torch.autograd.grad(l_dis, list(dis.parameters()))
+    gc = torch.autograd.grad(l_dis, list(dis.parameters())) if update_dis else None  # held back: not needed
     for net, gs, opt, go in zip(nets, (ge, gd, gc), opts, (True, not skip_decoder, update_dis)):
         if go:
             apply([net], [opt], [gs])
