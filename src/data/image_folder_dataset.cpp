@@ -261,9 +261,10 @@ void ImageFolderDataset::hold_out(Split split, double val_fraction) {
         fmt::format("--val-fraction: {} of the {} images in {} leaves none to train on", val_fraction, n, source_));
   }
   auto gen = at::make_generator<at::CPUGeneratorImpl>(kValidationSplitSeed);
-  const torch::Tensor order = torch::randperm(n, gen, torch::kLong);
+  const torch::Tensor order = torch::randperm(n, gen, torch::kLong).contiguous();
   std::vector<bool> is_held(static_cast<size_t>(n), false);
-  for (int64_t i = 0; i < held; ++i) is_held[static_cast<size_t>(order[i].item<int64_t>())] = true;
+  const int64_t* picked = order.data_ptr<int64_t>();
+  for (int64_t i = 0; i < held; ++i) is_held[static_cast<size_t>(picked[i])] = true;
   std::vector<std::string> files;
   std::vector<int64_t> labels;
   for (size_t i = 0; i < files_.size(); ++i) {

@@ -40,6 +40,10 @@ torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation_in, c
   return per_pixel.flatten(1).sum(1).mean();  // per-image sum, batch mean
 }
 
+torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x) {
+  return (widened(x_recon.detach()) - widened(x.detach())).pow(2).mean();
+}
+
 namespace {
 /// Mean BCE of logits against a constant label (0 or 1): one logit per image, so the
 /// per-sample sum is the value itself and the batch mean is the loss.

@@ -204,11 +204,13 @@ class RunLoop {
 
   FitResult run() {
     at::Generator grid_gen = at::make_generator<at::CPUGeneratorImpl>(config_.seed + 1);
-    grid_ = GridInputs{test_set_->first_images(config_.grid_size),
-                       torch::randn({config_.grid_size, trainer_.model()->latent_dim()}, grid_gen)};
+    // The grid's test images are the first of the validation images: the test split is read once.
     const int64_t n_val = config_.val_images > 0 ? std::min(config_.val_images, test_set_->size()) : test_set_->size();
-    val_images_ = test_set_->first_images(n_val);
-    spdlog::info("validation: {} images of {}", n_val, test_set_->summary());
+    const torch::Tensor first = test_set_->first_images(std::max(n_val, config_.grid_size));
+    grid_ = GridInputs{first.narrow(0, 0, std::min(config_.grid_size, first.size(0))),
+                       torch::randn({config_.grid_size, trainer_.model()->latent_dim()}, grid_gen)};
+    val_images_ = first.narrow(0, 0, std::min(n_val, first.size(0)));
+    spdlog::info("validation: {} images of {}", val_images_.size(0), test_set_->summary());
     metrics_.emplace(run_dir_ + "/metrics.jsonl");
     plots_ = gnuplot_available();
     if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
@@ -430,9 +432,8 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
       if (c.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       AutocastGuard autocast(device, c.precision == Precision::kBf16);
       if (c.model.has_encoder() && c.model.has_discriminator()) {
-        const VaeGanLosses l = vae_gan_losses(
-            vae_gan_forward(model, x, eps, z_prior, c.batch_norm, c.dis_on_recon),
-            VaeGanLossOptions().dis_on_recon(c.dis_on_recon).gan_loss(c.gan_loss).real_weight(c.dis_real_weight));
+        const VaeGanLosses l = vae_gan_losses(vae_gan_forward(model, x, eps, z_prior, c.batch_norm, c.dis_on_recon),
+                                              trainer.loss_options());
         means.add("val_loss_prior", l.prior, b);
         means.add("val_loss_llike", l.llike, b);
         means.add("val_loss_dis", l.dis, b);
@@ -447,7 +448,7 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
         means.add("val_loss_adv", l.adv, b);
       }
       if (c.model.has_encoder()) {
-        means.add("val_mse", (model->reconstruct(x).to(torch::kFloat32) - x.to(torch::kFloat32)).pow(2).mean(), b);
+        means.add("val_mse", pixel_mse(model->reconstruct(x), x), b);
       }
     }
   } catch (...) {

@@ -28,11 +28,6 @@ std::vector<torch::Tensor> grad_or_zeros(const torch::Tensor& loss, const std::v
 
 torch::Tensor mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean(); }
 
-/// Mean squared error per pixel between reconstructions and images, both on the `[-1, 1]` scale.
-torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x) {
-  return (x_recon.detach().to(torch::kFloat32) - x.to(torch::kFloat32)).pow(2).mean();
-}
-
 /// The values of the one-element tensors `scalars`, read with one device-to-host copy (each
 /// `item()` on a GPU would wait for the device separately).
 std::vector<double> scalar_values(const std::vector<torch::Tensor>& scalars) {

@@ -39,6 +39,11 @@ torch::Tensor feature_reconstruction_loss(const torch::Tensor& recon_features, c
 torch::Tensor pixel_reconstruction_loss(const torch::Tensor& preactivation, const torch::Tensor& target,
                                         ReconLoss form);
 
+/// Mean squared error per pixel between reconstructions and images `[B, C, H, W]`, both on the
+/// `[-1, 1]` scale, in fp32 at least, without a graph: a measure logged beside the losses
+/// (`mse`, `val_mse`), not one that trains.
+torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x);
+
 /// `L_dis = BCE(real, 1) + BCE(recon, 0) + BCE(prior, 0)` on logits `[B, 1]` (paper §2.1,
 /// "discriminating based on samples from p(z) and q(z|x)"). `recon_logits` may be undefined,
 /// in which case its term is left out (the original code's CelebA setting).

@@ -154,6 +154,8 @@ class Trainer {
   /// throws `std::out_of_range` for a missing network.
   torch::optim::Optimizer& optimizer(Network which);
   const TrainConfig& config() const { return config_; }
+  /// The VAE-GAN loss options of `config()` (reconstructions in L_dis, GAN loss, real weight).
+  const VaeGanLossOptions& loss_options() const { return loss_options_; }
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
   at::Generator& generator() { return generator_; }
