@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test test-asan demo bench fuzz clean build-torch2 test-torch2 bench-torch2
+.PHONY: deps build test test-asan demo bench bench-scaling fuzz clean build-torch2 test-torch2 bench-torch2
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,11 @@ demo: build
 
 bench: build
 	./$(BUILD)/bench/vaegan_bench
+
+# Data-parallel scaling on this machine: 1 process x N threads against N ranks x 1 thread
+# (docs/scaling.md; a few minutes on 2 cores).
+bench-scaling: build
+	VAEGAN=$(BUILD)/vaegan bash bench/scaling.sh
 
 # The second build: LibTorch 2.x with CUDA, from the pinned PyPI torch in the project's virtual
 # environment (scripts/setup-torch2.sh; about 4 GB). Its tests run on the CPU here (the `cuda`

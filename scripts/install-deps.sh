@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ccache pkg-config
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev
   dataset-fashion-mnist
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev libjpeg-dev
   libgtest-dev

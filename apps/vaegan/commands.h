@@ -29,6 +29,18 @@ struct RuntimeArgs {
   bool deterministic = false;   ///< deterministic algorithms only (`configure_device`)
 };
 
+/// How `vaegan train` joins or starts a data-parallel job (torchrun's flags; docs/design.md,
+/// "Data parallelism").
+struct LaunchArgs {
+  int nproc = 0;                          ///< ranks to start on this machine (0: none, run as one process or as
+                                          ///< the rank RANK/WORLD_SIZE name)
+  int nnodes = 1;                         ///< machines in the job
+  int node_rank = 0;                      ///< this machine, 0 .. nnodes - 1
+  std::string master_addr = "127.0.0.1";  ///< host of rank 0 (the rendezvous store)
+  int master_port = 0;                    ///< its port (0: a free one when nnodes is 1, else 29500)
+  double dist_timeout = 300;              ///< seconds a collective waits for the other ranks
+};
+
 /// `vaegan train`: a `TrainConfig` plus where to write it and where to compute (its
 /// `runtime.threads` is unused: `config.threads` is saved with the run).
 struct TrainArgs {
@@ -39,6 +51,7 @@ struct TrainArgs {
   int64_t channels = 0;                        ///< 0: the dataset's (`resolve_channels`)
   std::vector<std::string> ignored_on_resume;  ///< flags given with `--resume` (its saved config applies)
   RuntimeArgs runtime;
+  LaunchArgs launch;
 };
 
 /// `vaegan sample`.
@@ -118,6 +131,21 @@ void setup_classifier(CLI::App& app, Runner& run);
 void setup_plot(CLI::App& app, Runner& run);
 
 // ---------------------------------------------------------------- shared pieces
+
+/// Starts `args.nproc` ranks of this program on this machine (ranks `node_rank * nproc` ..
+/// `(node_rank + 1) * nproc - 1` of `nnodes * nproc`), each with `command_line` and the
+/// environment variables torchrun sets (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+/// GROUP_RANK, MASTER_ADDR, MASTER_PORT), and waits for them. SIGTERM is passed on to them;
+/// SIGINT from a terminal reaches them directly and is ignored here. When one rank fails, the
+/// others get `dist_timeout` + 10 s to stop on their own (their collectives fail), then SIGKILL.
+/// Returns 0 when every rank succeeded, else the exit code of the lowest rank that failed (128 +
+/// signal for a rank killed by one). Throws `std::runtime_error` when a process cannot be started.
+int launch_local_ranks(const LaunchArgs& args, const std::vector<std::string>& command_line);
+
+/// The command line `main` was called with (for `launch_local_ranks`).
+const std::vector<std::string>& command_line();
+/// Records the command line (`main` calls it first).
+void set_command_line(int argc, char** argv);
 
 /// Writes `text` to stderr, ignoring a failed write (closed or full stderr); never throws.
 void write_stderr(const std::string& text) noexcept;

@@ -85,6 +85,7 @@ void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads) {
 }  // namespace vaegan::cli
 
 int main(int argc, char** argv) {
+  vaegan::cli::set_command_line(argc, argv);
   // Logs go to stderr, line by line, so they interleave correctly with the progress bar and
   // reach a log file as they happen.
   spdlog::set_default_logger(spdlog::stderr_color_mt("vaegan"));

@@ -2,6 +2,7 @@
 // plain log lines otherwise.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
+#include "vaegan/dist/process_group.h"
 #include "vaegan/train/fit.h"
 
 namespace vaegan::cli {
@@ -82,8 +84,39 @@ FitObserver make_progress(bool terminal, int64_t log_every) {
 
 }  // namespace
 
+/// The process group of this rank when RANK/WORLD_SIZE describe a job of several processes (null
+/// otherwise); on CUDA, the rank's GPU is LOCAL_RANK unless `device` names one. Ranks other than
+/// 0 log warnings and errors only, each line marked with its rank.
+std::shared_ptr<ProcessGroup> join_job(const LaunchArgs& launch, torch::Device& device) {
+  const std::optional<DistributedEnv> env = distributed_env_from_environment();
+  if (launch.nproc > 0 && env && std::getenv("VAEGAN_LAUNCHED") == nullptr) {
+    spdlog::warn("--nproc {}: ignored, this process is rank {} of a job started by torchrun", launch.nproc, env->rank);
+  }
+  if (std::getenv("VAEGAN_LAUNCHED") != nullptr) {
+    // A rank of `--nproc`: if the launcher dies, stop as on SIGTERM (checkpoint, exit) instead of
+    // training on as an orphan.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() == 1) std::raise(SIGTERM);  // the launcher was already gone
+  }
+  if (!env || env->world_size == 1) return nullptr;
+  spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}] [%^%l%$] %v", env->rank));
+  if (env->rank != 0) spdlog::set_level(spdlog::level::warn);
+  if (device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
+  return std::make_shared<ProcessGroup>(
+      *env, ProcessGroupOptions()
+                .timeout(std::chrono::milliseconds(static_cast<int64_t>(launch.dist_timeout * 1000)))
+                .device(device));
+}
+
 int run_train(TrainArgs a) {
   if (a.out.empty() && a.resume.empty()) throw InputError("train: give --out RUN_DIR (or --resume RUN_DIR)");
+  if (a.launch.node_rank >= a.launch.nnodes) {
+    throw InputError(
+        fmt::format("--node-rank: must be below --nnodes {}, got {}", a.launch.nnodes, a.launch.node_rank));
+  }
+  if (a.launch.nproc > 0 && distributed_env_from_environment() == std::nullopt) {
+    return launch_local_ranks(a.launch, command_line());
+  }
   TrainConfig& config = a.config;
   config.model.channels = resolve_channels(config.dataset, a.channels);
   const std::string& run_dir = a.resume.empty() ? a.out : a.resume;
@@ -95,9 +128,10 @@ int run_train(TrainArgs a) {
     spdlog::warn("--resume continues with the run's saved configuration; ignoring {}",
                  fmt::join(a.ignored_on_resume, ", "));
   }
-  const torch::Device device = parse_device(a.runtime.device);
+  torch::Device device = parse_device(a.runtime.device);
+  std::shared_ptr<ProcessGroup> group = join_job(a.launch, device);
   configure_device(device, a.runtime.deterministic);
-  const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty(), device);
+  const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty(), device, group);
   if (r.interrupted) {
     const int sig = stop_signal();
     if (terminal) write_stderr("\n");
@@ -120,6 +154,11 @@ int run_train(TrainArgs a) {
   if (r.images_skipped > 0) spdlog::warn("{} training images could not be read and were skipped", r.images_skipped);
   spdlog::info("done: {} steps, {} epochs in {} ({:.0f} img/s); checkpoint {}", r.steps, r.epochs,
                format_duration(r.seconds), r.images_per_sec, r.last_checkpoint);
+  if (group) {
+    spdlog::info("collectives: {:.1f} s of {:.1f} s ({:.1f} %, {:.1f} ms per step) on rank 0", r.collective_seconds,
+                 r.seconds, 100 * r.collective_seconds / std::max(r.seconds, 1e-9),
+                 1e3 * r.collective_seconds / std::max<double>(1, static_cast<double>(r.steps)));
+  }
   return 0;
 }
 
@@ -272,12 +311,34 @@ void setup_train(CLI::App& app, Runner& run) {
   add_seed_option(cmd, c.seed, "Seed of weights, data order and noise");
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
   add_runtime_options(cmd, args->runtime, /*threads=*/false);
+  LaunchArgs& launch = args->launch;
+  cmd->add_option("--nproc", launch.nproc,
+                  "Data parallelism: start this many ranks on this machine (as torchrun --nproc-per-node; "
+                  "--batch-size is per rank; 0: one process, or the rank that RANK/WORLD_SIZE name)")
+      ->check(at_least(0));
+  cmd->add_option("--nnodes", launch.nnodes, "Data parallelism: machines in the job (each runs --nproc ranks)")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--node-rank", launch.node_rank, "Data parallelism: this machine, 0 .. --nnodes - 1")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--master-addr", launch.master_addr, "Data parallelism: address of node 0 (MASTER_ADDR)")
+      ->capture_default_str();
+  cmd->add_option("--master-port", launch.master_port,
+                  "Data parallelism: port of node 0's rendezvous store (0: a free one with one node, else 29500)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--dist-timeout", launch.dist_timeout,
+                  "Data parallelism: seconds a collective waits for the other ranks before the job fails")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->capture_default_str();
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->capture_default_str();
   cmd->callback([&run, args, cmd] {
     for (const CLI::Option* opt : cmd->get_options()) {
       const std::string name = opt->get_name();
-      const bool applies = name == "--resume" || name == "--help" || name == "--device" || name == "--deterministic";
+      const bool applies = name == "--resume" || name == "--help" || name == "--device" || name == "--deterministic" ||
+                           name == "--nproc" || name == "--nnodes" || name == "--node-rank" ||
+                           name == "--master-addr" || name == "--master-port" || name == "--dist-timeout";
       if (opt->count() > 0 && !applies) args->ignored_on_resume.push_back(name);
     }
     run = [args] { return run_train(*args); };

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
@@ -21,7 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
+  std::ifstream in(p, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open", p.string()));
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -38,40 +39,50 @@ nlohmann::json read_state_json(const fs::path& dir) {
   }
 }
 
-/// Loads `path` into `model` (onto the model's device) and checks that every parameter and buffer kept the shape the
-/// model's config gives it (LibTorch's loader replaces a tensor of another shape silently, and
-/// the mismatch would surface later as a raw shape error). Throws `InputError` naming the file
-/// and the first mismatch, or the loader's error.
-void load_weights(Model& model, const fs::path& path) {
+/// Loads the archive `bytes` (the file `name`) into `model` (onto the model's device) and checks
+/// that every parameter and buffer kept the shape the model's config gives it (LibTorch's loader
+/// replaces a tensor of another shape silently, and the mismatch would surface later as a raw
+/// shape error). Throws `InputError` naming `name` and the first mismatch, or the loader's error.
+void load_weights(Model& model, const std::string& bytes, const std::string& name) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
   for (const auto& p : model->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
   for (const auto& b : model->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
   try {
     // Tensors load onto the model's device whatever device they were saved from (a checkpoint
     // written on a GPU loads on a CPU-only machine).
-    torch::load(model, path.string(), model->parameters().front().device());
+    std::istringstream in(bytes);
+    torch::load(model, in, model->parameters().front().device());
   } catch (const c10::Error& e) {
-    throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}",
-                                 path.string(), e.what_without_backtrace()));
+    throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}", name,
+                                 e.what_without_backtrace()));
   }
   std::map<std::string, std::vector<int64_t>> loaded;
   for (const auto& p : model->named_parameters()) loaded[p.key()] = p.value().sizes().vec();
   for (const auto& b : model->named_buffers()) loaded[b.key()] = b.value().sizes().vec();
-  for (const auto& [name, shape] : expected) {
-    if (loaded.at(name) != shape) {
+  for (const auto& [key, shape] : expected) {
+    if (loaded.at(key) != shape) {
       throw InputError(fmt::format(
           "{}: {} has shape [{}] but the config ({} {}, latent size {}) needs [{}]: weights and config.json "
           "do not belong together",
-          path.string(), name, fmt::join(loaded.at(name), ", "), enum_name(model->config.type), model->config.arch,
+          name, key, fmt::join(loaded.at(key), ", "), enum_name(model->config.type), model->config.arch,
           model->latent_dim(), fmt::join(shape, ", ")));
     }
   }
 }
 
+/// The bytes of `name` in `files`; throws `InputError` naming `where/name` when it is absent.
+const std::string& file_bytes(const CheckpointFiles& files, const std::string& name, const std::string& where) {
+  const auto it = files.find(name);
+  if (it == files.end()) throw InputError(fmt::format("{}/{}: missing", where, name));
+  return it->second;
+}
+
 /// Checks that `config` (the run's config.json, which built the trainer) equals the copy saved in
-/// checkpoint `dir`. Throws `InputError` naming both files and the first key that differs.
-void check_config_matches(const TrainConfig& config, const fs::path& dir) {
-  const nlohmann::json ours = config, saved = load_config((dir / "config.json").string());
+/// the checkpoint (`saved_text`, the file `where/config.json`). Throws `InputError` naming both
+/// files and the first key that differs.
+void check_config_matches(const TrainConfig& config, const std::string& saved_text, const std::string& where) {
+  const std::string path = where + "/config.json";
+  const nlohmann::json ours = config, saved = parse_config(saved_text, path);
   if (ours == saved) return;
   std::string key;
   for (const auto& [k, v] : ours.items()) {
@@ -83,8 +94,7 @@ void check_config_matches(const TrainConfig& config, const fs::path& dir) {
   throw InputError(fmt::format(
       "--resume: the run's config.json differs from the copy in {} (key '{}': {} there, {} now); a run resumes "
       "with the configuration it was trained with",
-      (dir / "config.json").string(), key, saved.value(key, nlohmann::json()).dump(),
-      ours.value(key, nlohmann::json()).dump()));
+      where, key, saved.value(key, nlohmann::json()).dump(), ours.value(key, nlohmann::json()).dump()));
 }
 
 /// Checkpoint directories under `checkpoints`, oldest first (names sort by step).
@@ -111,46 +121,67 @@ uint32_t file_crc32(const fs::path& p) {
   return static_cast<uint32_t>(crc);
 }
 
+/// `torch::save(value)` into bytes.
+template <typename T>
+std::string archive_bytes(const T& value) {
+  std::ostringstream out;
+  torch::save(value, out);
+  return out.str();
+}
+
 }  // namespace
+
+CheckpointFiles checkpoint_files(Trainer& trainer, const TrainingState& state) {
+  CheckpointFiles files;
+  files["model.pt"] = archive_bytes(trainer.model());
+  nlohmann::json lr = nlohmann::json::array();
+  for (Network n : kNetworks) {
+    if (!trainer.has_optimizer(n)) {
+      lr.push_back(nullptr);
+      continue;
+    }
+    files[optimizer_file(n)] = archive_bytes(trainer.optimizer(n));
+    lr.push_back(trainer.learning_rate(n));
+  }
+  torch::Tensor rng_now = trainer.generator().get_state();
+  files["rng.pt"] = archive_bytes(
+      std::vector<torch::Tensor>{rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now});
+  const nlohmann::json st = {
+      {"format_version", kFormatVersion},
+      {"step", state.step},
+      {"epoch", state.epoch},
+      {"step_in_epoch", state.step_in_epoch},
+      {"order_position", state.order_position},
+      {"world_size", state.world_size},
+      {"dis_skipped", state.dis_skipped},
+      {"dec_adv_skipped", state.dec_adv_skipped},
+      {"bad_steps", state.bad_steps},
+      // null before the first validation (JSON has no NaN)
+      {"best_score", std::isnan(state.best_score) ? nlohmann::json(nullptr) : nlohmann::json(state.best_score)},
+      {"best_step", state.best_step},
+      {"validations_since_best", state.validations_since_best},
+      {"phase", trainer.phase()},
+      {"lr", lr}};
+  files["state.json"] = st.dump(2) + "\n";
+  files["config.json"] = nlohmann::json(trainer.config()).dump(2) + "\n";
+  return files;
+}
+
+std::string checkpoint_path(const std::string& run_dir, int64_t step) {
+  return (fs::path(run_dir) / "checkpoints" / fmt::format("step-{:07d}", step)).string();
+}
 
 std::string save_checkpoint(const std::string& run_dir, Trainer& trainer, const TrainingState& state, int keep) {
   const fs::path checkpoints = fs::path(run_dir) / "checkpoints";
-  const std::string name = fmt::format("step-{:07d}", state.step);
-  const fs::path final_dir = checkpoints / name;
+  const fs::path final_dir = checkpoint_path(run_dir, state.step);
+  const std::string name = final_dir.filename().string();
   const fs::path tmp_dir = checkpoints / (".tmp-" + name);
   try {
     fs::remove_all(tmp_dir);
     fs::create_directories(tmp_dir);
-    save_atomically(trainer.model(), (tmp_dir / "model.pt").string());
-    nlohmann::json lr = nlohmann::json::array();
-    for (Network n : kNetworks) {
-      if (!trainer.has_optimizer(n)) {
-        lr.push_back(nullptr);
-        continue;
-      }
-      save_atomically(trainer.optimizer(n), (tmp_dir / optimizer_file(n)).string());
-      lr.push_back(trainer.learning_rate(n));
+    for (const auto& [file, bytes] : checkpoint_files(trainer, state)) {
+      write_text_atomically((tmp_dir / file).string(), bytes);  // throws on a failed write
     }
-    torch::Tensor rng_now = trainer.generator().get_state();
-    std::vector<torch::Tensor> rng = {rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now};
-    save_atomically(rng, (tmp_dir / "rng.pt").string());
-    const nlohmann::json st = {
-        {"format_version", kFormatVersion},
-        {"step", state.step},
-        {"epoch", state.epoch},
-        {"step_in_epoch", state.step_in_epoch},
-        {"order_position", state.order_position},
-        {"dis_skipped", state.dis_skipped},
-        {"dec_adv_skipped", state.dec_adv_skipped},
-        {"bad_steps", state.bad_steps},
-        // null before the first validation (JSON has no NaN)
-        {"best_score", std::isnan(state.best_score) ? nlohmann::json(nullptr) : nlohmann::json(state.best_score)},
-        {"best_step", state.best_step},
-        {"validations_since_best", state.validations_since_best},
-        {"phase", trainer.phase()},
-        {"lr", lr}};
-    write_text_atomically((tmp_dir / "state.json").string(), st.dump(2) + "\n");  // throws on a failed write
-    write_text_atomically((tmp_dir / "config.json").string(), nlohmann::json(trainer.config()).dump(2) + "\n");
     nlohmann::json sums = nlohmann::json::object();
     for (const auto& entry : fs::directory_iterator(tmp_dir)) {
       sums[entry.path().filename().string()] = file_crc32(entry.path());
@@ -242,9 +273,14 @@ std::string newest_valid_checkpoint(const std::string& run_dir) {
   throw InputError(fmt::format("--resume: {} holds no complete checkpoint", run_dir));
 }
 
-TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
-  const fs::path dir(dir_in);
-  const nlohmann::json st = read_state_json(dir);
+TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& trainer, const std::string& where) {
+  const std::string state_path = where + "/state.json";
+  nlohmann::json st;
+  try {
+    st = nlohmann::json::parse(file_bytes(files, "state.json", where));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{}: damaged checkpoint state ({})", state_path, e.what()));
+  }
   TrainingState s;
   nlohmann::json lrs;
   try {
@@ -252,6 +288,7 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
     s.epoch = st.at("epoch").get<int64_t>();
     s.step_in_epoch = st.at("step_in_epoch").get<int64_t>();
     s.order_position = st.at("order_position").get<int64_t>();
+    s.world_size = st.value("world_size", int64_t{1});  // absent before data parallelism
     s.dis_skipped = st.at("dis_skipped").get<int64_t>();
     s.dec_adv_skipped = st.at("dec_adv_skipped").get<int64_t>();
     s.bad_steps = st.at("bad_steps").get<int64_t>();
@@ -268,27 +305,42 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
                                    enum_name(trainer.config().model.type)));
     }
   } catch (const std::exception& e) {
-    throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
+    throw InputError(fmt::format("{}: damaged checkpoint state ({})", state_path, e.what()));
   }
-  check_config_matches(trainer.config(), dir);
-  load_weights(trainer.model(), dir / "model.pt");
+  check_config_matches(trainer.config(), file_bytes(files, "config.json", where), where);
+  load_weights(trainer.model(), file_bytes(files, "model.pt", where), where + "/model.pt");
   try {
     if (trainer.config().channels_last) to_channels_last(*trainer.model());
     for (Network n : kNetworks) {
       if (!trainer.has_optimizer(n)) continue;
-      torch::load(trainer.optimizer(n), (dir / optimizer_file(n)).string(), trainer.device());
+      std::istringstream in(file_bytes(files, optimizer_file(n), where));
+      torch::load(trainer.optimizer(n), in, trainer.device());
       // LibTorch's optimizer archive keeps the state but not the options: restore the schedule
       const nlohmann::json& lr = lrs.at(static_cast<size_t>(n));
       if (lr.is_number()) trainer.set_learning_rate(n, lr.get<double>());
     }
     std::vector<torch::Tensor> rng;
-    torch::load(rng, (dir / "rng.pt").string(), torch::Device(torch::kCPU));
+    std::istringstream in(file_bytes(files, "rng.pt", where));
+    torch::load(rng, in, torch::Device(torch::kCPU));
     trainer.generator().set_state(rng.at(0));
     s.rng_epoch_start = rng.at(1);
   } catch (const c10::Error& e) {
-    throw InputError(fmt::format("{}: cannot restore training state: {}", dir_in, e.what_without_backtrace()));
+    throw InputError(fmt::format("{}: cannot restore training state: {}", where, e.what_without_backtrace()));
   }
   return s;
+}
+
+TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
+  const fs::path dir(dir_in);
+  CheckpointFiles files;
+  std::vector<std::string> names = {"state.json", "config.json", "model.pt", "rng.pt"};
+  for (Network n : kNetworks) {
+    if (trainer.has_optimizer(n)) names.push_back(optimizer_file(n));
+  }
+  for (const std::string& name : names) {
+    if (fs::exists(dir / name)) files[name] = read_text(dir / name);
+  }
+  return restore_checkpoint_files(files, trainer, dir_in);
 }
 
 ResumePoint resume_from_newest(const std::string& run_dir, Trainer& trainer) {
@@ -330,7 +382,7 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
     throw InputError(fmt::format("{}: damaged checkpoint state ({})", (dir / "state.json").string(), e.what()));
   }
   out.model = Model(out.config.model);
-  load_weights(out.model, dir / "model.pt");
+  load_weights(out.model, read_text(dir / "model.pt"), (dir / "model.pt").string());
   out.model->to(device);
   out.device = device;
   if (out.config.channels_last) to_channels_last(*out.model);  // the fast convolution paths, as in training

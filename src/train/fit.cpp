@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
@@ -71,12 +72,15 @@ struct RunLength {
   int64_t total_steps = 0;
 };
 
-RunLength run_length(const TrainConfig& config, int64_t n_train) {
+/// The length of a run of `config` on `n_train` images split over `world_size` ranks (each rank
+/// takes `n_train / world_size` of every epoch, `config.batch_size` per step).
+RunLength run_length(const TrainConfig& config, int64_t n_train, int world_size) {
   RunLength r;
-  r.steps_per_epoch = n_train / config.batch_size;
+  r.steps_per_epoch = n_train / world_size / config.batch_size;
   if (r.steps_per_epoch < 1) {
-    throw InputError(fmt::format("--batch-size: {} is larger than the {} training images in {}", config.batch_size,
-                                 n_train, config.data_dir));
+    throw InputError(fmt::format("--batch-size: {}{} is larger than the {} training images in {}", config.batch_size,
+                                 world_size > 1 ? fmt::format(" per rank on {} ranks", world_size) : "", n_train,
+                                 config.data_dir));
   }
   r.epochs = config.epochs;
   if (config.max_steps > 0) {
@@ -140,45 +144,94 @@ std::string precision_reason(torch::Device device) {
                         : "this CPU has no bf16 instructions";
 }
 
-/// Batch-size-weighted running means of named values, in the order first added.
+/// Batch-size-weighted running means of named values, summed over the ranks of `group` (when
+/// given) at the end; the keys are fixed up front, so every rank sums the same list even when it
+/// saw no batch.
 class Means {
  public:
-  void add(const std::string& key, const torch::Tensor& value, int64_t n) {
-    auto it = std::find_if(sums_.begin(), sums_.end(), [&](const auto& e) { return e.first == key; });
-    if (it == sums_.end()) it = sums_.insert(sums_.end(), {key, torch::zeros({}, torch::kFloat64)});
-    it->second += value.detach().to(torch::kCPU, torch::kFloat64) * static_cast<double>(n);
+  explicit Means(std::vector<std::string> keys) : keys_(std::move(keys)) {
+    for (size_t i = 0; i < keys_.size(); ++i) sums_.push_back(torch::zeros({}, torch::kFloat64));
   }
-  std::vector<std::pair<std::string, double>> means(int64_t n) const {
+  void add(const std::string& key, const torch::Tensor& value, int64_t n) {
+    const auto it = std::find(keys_.begin(), keys_.end(), key);
+    TORCH_CHECK(it != keys_.end(), "Means: unknown key ", key);
+    sums_[static_cast<size_t>(it - keys_.begin())] +=
+        value.detach().to(torch::kCPU, torch::kFloat64) * static_cast<double>(n);
+  }
+  /// Each key's sum over every rank, divided by `n`.
+  std::vector<std::pair<std::string, double>> means(int64_t n, ProcessGroup* group) const {
+    std::vector<double> sums;
+    for (const auto& sum : sums_) sums.push_back(sum.item<double>());
+    if (group != nullptr) sums = group->all_reduce_sum(sums);
     std::vector<std::pair<std::string, double>> out;
-    for (const auto& [key, sum] : sums_) out.emplace_back(key, sum.item<double>() / static_cast<double>(n));
+    for (size_t i = 0; i < keys_.size(); ++i) out.emplace_back(keys_[i], sums[i] / static_cast<double>(n));
     return out;
   }
 
  private:
-  std::vector<std::pair<std::string, torch::Tensor>> sums_;
+  std::vector<std::string> keys_;
+  std::vector<torch::Tensor> sums_;
 };
+
+/// The values `validate` reports for `c`'s model, in order.
+std::vector<std::string> validation_keys(const TrainConfig& c) {
+  if (c.model.has_encoder() && c.model.has_discriminator()) {
+    return {"val_loss_prior", "val_loss_llike", "val_loss_dis", "val_loss_adv", "val_mse"};
+  }
+  if (c.model.has_encoder()) return {"val_loss_prior", "val_loss_pixel", "val_mse"};
+  return {"val_loss_dis", "val_loss_adv"};
+}
+
+/// Intra-op threads of one rank: `threads`, or when 0 the machine's cores shared among the
+/// `local_world_size` ranks on it (two ranks on 2 cores: one thread each).
+int rank_threads(int threads, int local_world_size) {
+  if (threads > 0 || local_world_size <= 1) return threads;
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return std::max(1, cores / local_world_size);
+}
+
+/// A checkpoint's files as one byte string (CBOR: a map of name to bytes), for a broadcast.
+std::string encode_files(const CheckpointFiles& files) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, bytes] : files) j[name] = nlohmann::json::binary({bytes.begin(), bytes.end()});
+  const std::vector<uint8_t> cbor = nlohmann::json::to_cbor(j);
+  return {cbor.begin(), cbor.end()};
+}
+
+CheckpointFiles decode_files(const std::string& encoded) {
+  const nlohmann::json j = nlohmann::json::from_cbor(encoded);
+  CheckpointFiles files;
+  for (const auto& [name, value] : j.items()) {
+    const auto& bytes = value.get_binary();
+    files[name] = std::string(bytes.begin(), bytes.end());
+  }
+  return files;
+}
 
 /// The run loop of `fit`, one epoch at a time.
 class RunLoop {
  public:
   RunLoop(const TrainConfig& config, std::string run_dir, const FitObserver& observer, bool resume,
-          torch::Device device)
+          torch::Device device, std::shared_ptr<ProcessGroup> group)
       : config_(config),
         run_dir_(std::move(run_dir)),
         observer_(observer),
+        group_(group),
+        writer_(!group || group->rank() == 0),
+        world_(group ? group->world_size() : 1),
         train_set_(open_dataset(config.dataset, config.data_dir, Split::kTrain, config.model.channels,
                                 model_image_size(config.model), dataset_options(config))),
         test_set_(open_dataset(config.dataset, config.data_dir, Split::kTest, config.model.channels,
                                model_image_size(config.model), dataset_options(config))),
-        length_(run_length(config, train_set_->size())),
-        threads_(configure_threads(config.threads)),
-        trainer_(config, device) {
-    if (resume) {
+        length_(run_length(config, train_set_->size(), world_)),
+        threads_(configure_threads(rank_threads(config.threads, group ? group->env().local_world_size : 1))),
+        trainer_(config, device, group) {
+    resuming_ = resume;  // the other ranks receive the resumed state from rank 0 (`sync_from_rank0`)
+    if (resume && writer_) {
       remove_stale_temporaries(run_dir_);
       const ResumePoint p = resume_from_newest(run_dir_, trainer_);
       state_ = p.state;
       result_.last_checkpoint = p.checkpoint;
-      resuming_ = true;
       MetricsLogger::truncate_after(run_dir_ + "/metrics.jsonl", state_.step);
       spdlog::info("resuming {} from {} (step {}, epoch {})", run_dir_, p.checkpoint, state_.step, state_.epoch + 1);
     }
@@ -192,7 +245,29 @@ class RunLoop {
                  config.max_steps > 0 ? fmt::format(" (at most {} steps)", config.max_steps) : "", device.str(),
                  threads_, run_dir_);
     spdlog::info("train: {}", train_set_->summary());
+    if (group_) {
+      int64_t parameters = 0;
+      for (const auto& p : trainer_.model()->parameters()) parameters += p.numel();
+      spdlog::info(
+          "data parallel: {} ranks ({}) x batch {} = global batch {}; {} steps per epoch; all-reduce of at most {} "
+          "gradient values ({:.2f} MB in fp32) per step",
+          world_, group_->backend(), config.batch_size, config.batch_size * world_, length_.steps_per_epoch, parameters,
+          static_cast<double>(parameters) * 4 / 1e6);
+    }
   }
+
+  /// Data parallelism: every rank takes rank 0's weights, batch-norm statistics, optimizer
+  /// states, generator and training position (rank 0's resumed checkpoint, or its fresh model),
+  /// as a checkpoint's files in one broadcast, so that the ranks start equal (as DDP's
+  /// constructor does) and a resume needs the run directory on rank 0's machine only.
+  void sync_from_rank0() {
+    if (!group_) return;
+    const std::string bytes = group_->broadcast(writer_ ? encode_files(checkpoint_files(trainer_, state_)) : "");
+    if (!writer_) state_ = restore_checkpoint_files(decode_files(bytes), trainer_, "rank 0's training state");
+  }
+
+  /// Whether this process writes the run directory (rank 0, or the only process).
+  bool writer() const { return writer_; }
 
   /// Writes config.json for a new run (after `prepare_run_dir`).
   void write_config() {
@@ -211,10 +286,13 @@ class RunLoop {
                        torch::randn({config_.grid_size, trainer_.model()->latent_dim()}, grid_gen)};
     val_images_ = first.narrow(0, 0, std::min(n_val, first.size(0)));
     spdlog::info("validation: {} images of {}", val_images_.size(0), test_set_->summary());
-    metrics_.emplace(run_dir_ + "/metrics.jsonl");
-    plots_ = gnuplot_available();
-    if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
+    if (writer_) {
+      metrics_.emplace(run_dir_ + "/metrics.jsonl");
+      plots_ = gnuplot_available();
+      if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
+    }
     start_ = Clock::now();
+    collective_start_ = group_ ? group_->collective_seconds() : 0.0;
     const int64_t first_step = state_.step;
     const int64_t vae_epochs = config_.model.type == ModelType::kVaeThenGan ? vae_phase_epochs(config_) : 0;
     for (int64_t epoch = state_.epoch; epoch < length_.epochs && state_.step < length_.total_steps; ++epoch) {
@@ -222,7 +300,16 @@ class RunLoop {
         trainer_.begin_gan_phase();
         spdlog::info("vae-then-gan: VAE phase done after {} epochs; GAN phase from the VAE's decoder", vae_epochs);
       }
-      if (!run_epoch(epoch)) break;
+      try {
+        if (!run_epoch(epoch)) break;
+      } catch (const DistributedError& e) {
+        throw DistributedError(
+            fmt::format("{}; {}", e.what(),
+                        result_.last_checkpoint.empty()
+                            ? fmt::format("no checkpoint of {} was written yet", run_dir_)
+                            : fmt::format("the last checkpoint is {} (continue with: vaegan train --resume {})",
+                                          result_.last_checkpoint, run_dir_)));
+      }
     }
     result_.steps = state_.step;
     result_.bad_steps = state_.bad_steps;
@@ -230,8 +317,9 @@ class RunLoop {
     result_.best_score = state_.best_score;
     if (!std::isnan(state_.best_score)) result_.best_checkpoint = run_dir_ + "/checkpoints/best";
     result_.seconds = seconds_since(start_);
+    if (group_) result_.collective_seconds = group_->collective_seconds() - collective_start_;
     result_.images_per_sec =
-        static_cast<double>((state_.step - first_step) * config_.batch_size) / std::max(result_.seconds, 1e-9);
+        static_cast<double>((state_.step - first_step) * config_.batch_size * world_) / std::max(result_.seconds, 1e-9);
     return result_;
   }
 
@@ -241,25 +329,47 @@ class RunLoop {
   bool run_epoch(int64_t epoch) {
     const bool continuing = resuming_ && epoch == state_.epoch && state_.step_in_epoch > 0;
     resuming_ = false;
-    const torch::Tensor order = epoch_order(trainer_, state_, train_set_->size(), continuing);
-    const int64_t first = continuing ? state_.step_in_epoch : 0;
-    BatchLoader loader(train_set_, order,
+    const int64_t n = train_set_->size(), global_batch = config_.batch_size * world_;
+    const torch::Tensor order = epoch_order(trainer_, state_, n, continuing);
+    // Where the epoch continues: entries of `order` already consumed (by all ranks), and the
+    // step that follows them; a checkpoint of another world size has its position translated.
+    const int64_t position = continuing ? state_.order_position : 0;
+    const int64_t first = !continuing                   ? 0
+                          : state_.world_size == world_ ? state_.step_in_epoch
+                                                        : position / global_batch;
+    if (continuing && state_.world_size != world_) {
+      spdlog::info("resuming a checkpoint of {} rank(s) on {}: epoch position {} of {} is step {} at global batch {}",
+                   state_.world_size, world_, position, n, first, global_batch);
+    }
+    // This rank's share of the rest of the epoch (DistributedSampler's: every world_-th entry
+    // from its rank, the same count on every rank): global step i takes a window of
+    // global_batch entries of `order`, the rows of which are split among the ranks.
+    const int64_t per_rank = (n - position) / world_;
+    const int64_t rank = group_ ? group_->rank() : 0;
+    const torch::Tensor shard =
+        world_ == 1 ? order : order.slice(0, position + rank, position + per_rank * world_, world_);
+    BatchLoader loader(train_set_, shard,
                        LoaderOptions()
                            .batch_size(config_.batch_size)
                            .horizontal_flip(config_.horizontal_flip)
                            .seed(config_.seed)
                            .threads(config_.loader_threads)
                            .pin_memory(trainer_.device().is_cuda()),
-                       epoch, continuing ? state_.order_position : 0, first);
+                       epoch, world_ == 1 ? position : 0, first);
     const auto epoch_start = Clock::now();
     ProgressEvent e;
     e.epoch = epoch;
     e.epochs = length_.epochs;
-    e.steps_per_epoch = std::min(length_.steps_per_epoch, first + length_.total_steps - state_.step);
+    const int64_t epoch_end = world_ == 1 ? length_.steps_per_epoch : first + per_rank / config_.batch_size;
+    e.steps_per_epoch = std::min(epoch_end, first + length_.total_steps - state_.step);
     state_.epoch = epoch;
+    state_.world_size = world_;
+    // The next batch is fetched before the ranks agree on stopping, so that one collective
+    // carries both: a rank whose data ran out (unreadable images) stops every rank's epoch.
+    std::optional<Batch> batch = loader.next();
+    bool missing = agree({!batch})[0];
     for (int64_t i = first; i < e.steps_per_epoch; ++i) {
-      std::optional<Batch> batch = loader.next();
-      if (!batch) {  // unreadable images shortened the epoch
+      if (missing) {  // unreadable images shortened the epoch
         spdlog::warn("epoch {} ended after {} of {} steps: {} training images could not be read", epoch + 1, i,
                      e.steps_per_epoch, train_set_->unreadable_count());
         break;
@@ -270,31 +380,53 @@ class RunLoop {
         trainer_.decay_learning_rates(state_.step / config_.lr_anneal_period);
       }
       state_.step_in_epoch = i + 1;
-      state_.order_position = batch->end_position;
+      state_.order_position = world_ == 1 ? batch->end_position : position + (i + 1 - first) * global_batch;
       const double elapsed = seconds_since(epoch_start);
       e.step_in_epoch = i + 1;
       e.global_step = state_.step;
-      e.images_per_sec = static_cast<double>((i + 1 - first) * config_.batch_size) / std::max(elapsed, 1e-9);
+      e.images_per_sec = static_cast<double>((i + 1 - first) * global_batch) / std::max(elapsed, 1e-9);
       e.eta_sec = elapsed / static_cast<double>(i + 1 - first) * static_cast<double>(e.steps_per_epoch - i - 1);
       count(e);
       const bool epoch_ends = i + 1 == e.steps_per_epoch;
       const bool logged = state_.step % config_.log_every == 0 || epoch_ends;
       if (logged) log(e);
-      if (observer_.on_step) observer_.on_step(e);
-      result_.stopped_by_time = config_.max_minutes > 0 && seconds_since(start_) / 60 >= config_.max_minutes;
-      result_.interrupted = observer_.should_stop && observer_.should_stop();
+      if (observer_.on_step && writer_) observer_.on_step(e);
+      std::optional<Batch> next;
+      if (!epoch_ends) next = loader.next();
+      const std::vector<bool> stop =
+          agree({config_.max_minutes > 0 && seconds_since(start_) / 60 >= config_.max_minutes,
+                 observer_.should_stop && observer_.should_stop(), !epoch_ends && !next});
+      result_.stopped_by_time = stop[0];
+      result_.interrupted = stop[1];
+      missing = stop[2];
+      batch = std::move(next);
       if ((result_.stopped_by_time || result_.interrupted) && !epoch_ends) {
         // Mid-epoch: a checkpoint of the position inside the epoch, so that --resume continues
         // exactly; after a time stop also the grids and the plot of the run so far.
         if (!logged) log(e);
+        sync_buffers();
         if (result_.stopped_by_time) write_images_and_plot(e);
         checkpoint();
         return false;
       }
-      if (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0 && !epoch_ends) checkpoint();
+      if (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0 && !epoch_ends) {
+        sync_buffers();
+        checkpoint();
+      }
     }
     end_epoch(e);
     return !result_.stopped_by_time && !result_.interrupted && !result_.early_stopped;
+  }
+
+  /// `flags` ORed over the ranks (one collective; as they are for one process): every decision
+  /// that ends a loop must be the same on every rank, or one of them would wait forever.
+  std::vector<bool> agree(const std::vector<bool>& flags) { return group_ ? group_->any(flags) : flags; }
+
+  /// Data parallelism: batch norm's running statistics are each rank's own (its rows' batches);
+  /// before they are used (validation, grids) or saved, every rank takes rank 0's, as DDP's
+  /// `broadcast_buffers` does, so that the ranks' models stay equal.
+  void sync_buffers() {
+    if (group_) group_->broadcast(trainer_.model()->buffers());
   }
 
   /// Validates after epoch `e`, logs the validation line and updates the best score; returns
@@ -304,7 +436,7 @@ class RunLoop {
     nlohmann::json line = {{"step", e.global_step}, {"epoch", e.epoch}, {"split", "validation"}};
     for (const auto& [key, value] : v.values) line[key] = value;
     if (!std::isnan(v.score)) line["val_score"] = v.score;
-    metrics_->log(line);
+    if (writer_) metrics_->log(line);
     if (std::isnan(v.score) && unscored()) return false;  // gan: nothing to compare
     // a NaN or infinite score (diverged) is never an improvement
     const bool improved = std::isfinite(v.score) && (std::isnan(state_.best_score) || v.score < state_.best_score);
@@ -347,6 +479,7 @@ class RunLoop {
   }
 
   void log(const ProgressEvent& e) {
+    if (!writer_) return;
     MetricsRecord r;
     r.step = e.global_step;
     r.epoch = e.epoch;
@@ -360,12 +493,16 @@ class RunLoop {
     metrics_->log(r);
   }
 
+  /// Rank 0 writes a checkpoint; the other ranks note its name (for their messages).
   void checkpoint() {
-    result_.last_checkpoint = save_checkpoint(run_dir_, trainer_, state_, static_cast<int>(config_.keep_checkpoints));
+    result_.last_checkpoint =
+        writer_ ? save_checkpoint(run_dir_, trainer_, state_, static_cast<int>(config_.keep_checkpoints))
+                : checkpoint_path(run_dir_, state_.step);
   }
 
   /// The grids of epoch `e` (as far as it went) and the loss plot.
   void write_images_and_plot(const ProgressEvent& e) {
+    if (!writer_) return;
     write_epoch_images(trainer_, grid_, run_dir_ + "/images", e.epoch + 1);
     if (plots_) {
       try {
@@ -379,6 +516,7 @@ class RunLoop {
 
   /// Grids, the loss plot, the learning-rate decay and a checkpoint at the end of epoch `e`.
   void end_epoch(const ProgressEvent& e) {
+    sync_buffers();
     write_images_and_plot(e);
     if (!anneals_by_steps()) trainer_.decay_learning_rates(e.epoch + 1);
     state_.epoch = e.epoch + 1;
@@ -387,16 +525,19 @@ class RunLoop {
     state_.rng_epoch_start = torch::Tensor();
     const bool improved = validate_epoch(e);
     checkpoint();
-    if (improved) save_best_checkpoint(run_dir_, result_.last_checkpoint);
+    if (improved && writer_) save_best_checkpoint(run_dir_, result_.last_checkpoint);
     result_.early_stopped =
         config_.early_stop_patience > 0 && state_.validations_since_best >= config_.early_stop_patience;
     result_.epochs = e.epoch + 1;
-    if (observer_.on_epoch_end) observer_.on_epoch_end(e, run_dir_ + "/images");
+    if (observer_.on_epoch_end && writer_) observer_.on_epoch_end(e, run_dir_ + "/images");
   }
 
   const TrainConfig& config_;
   const std::string run_dir_;
   const FitObserver& observer_;
+  std::shared_ptr<ProcessGroup> group_;  ///< null: a single process
+  bool writer_;                          ///< rank 0 (or the only process): writes the run directory
+  int world_;                            ///< ranks in the job
   std::shared_ptr<ImageDataset> train_set_, test_set_;
   RunLength length_;
   int threads_;
@@ -407,6 +548,7 @@ class RunLoop {
   torch::Tensor val_images_;  ///< [N, C, S, S]: the test images each validation averages over
   std::optional<MetricsLogger> metrics_;
   Clock::time_point start_;
+  double collective_start_ = 0;  ///< the group's collective seconds when `run` began
   bool resuming_ = false;
   bool plots_ = false;
   int64_t bad_in_a_row_ = 0;
@@ -420,14 +562,17 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
   const torch::Device device = trainer.device();
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 2);
   const int64_t n = images.size(0), z_dim = model->latent_dim();
-  Means means;
+  ProcessGroup* group = trainer.group();
+  Means means(validation_keys(c));
   model->eval();
   try {
     torch::NoGradGuard no_grad;
-    for (int64_t start = 0; start < n; start += c.batch_size) {
+    for (int64_t start = 0, index = 0; start < n; start += c.batch_size, ++index) {
       const int64_t b = std::min(c.batch_size, n - start);
       const torch::Tensor eps = torch::randn({b, z_dim}, gen).to(device);
       const torch::Tensor z_prior = torch::randn({b, z_dim}, gen).to(device);
+      // Data parallelism: each rank takes every world_size-th batch (the noise is drawn for all).
+      if (group != nullptr && index % group->world_size() != group->rank()) continue;
       torch::Tensor x = images.narrow(0, start, b).to(device);
       if (c.channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
       AutocastGuard autocast(device, c.precision == Precision::kBf16);
@@ -457,7 +602,7 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
   }
   model->train();
   Validation v;
-  v.values = means.means(n);
+  v.values = means.means(n, group);
   auto value = [&v](const std::string& key) {
     for (const auto& [k, x] : v.values) {
       if (k == key) return x;
@@ -473,23 +618,49 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
 }
 
 FitResult fit(const TrainConfig& config_in, const std::string& run_dir, bool overwrite, const FitObserver& observer,
-              bool resume, std::optional<torch::Device> device) {
-  TrainConfig config = resume ? load_config(run_dir + "/config.json") : config_in;
-  if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
-  validate(config);
-  // One writer per run directory, from before the first write to the end of the run.
-  const DirectoryLock lock(run_dir, resume ? "--resume" : "--out");
-  RunLoop loop(config, run_dir, observer, resume, device.value_or(default_device()));
+              bool resume, std::optional<torch::Device> device_in, std::shared_ptr<ProcessGroup> group) {
+  ProcessGroup* g = group.get();
+  const bool writer = g == nullptr || g->rank() == 0;
+  const torch::Device device = device_in.value_or(default_device());
+  // The configuration: rank 0's (on --resume, the run's saved one), with its precision resolved
+  // on rank 0's machine, so that every rank trains the same numerics.
+  TrainConfig config;
+  std::exception_ptr error;
   try {
-    if (!resume) {
+    config = resume && writer ? load_config(run_dir + "/config.json") : config_in;
+    if (config.data_dir.empty()) config.data_dir = default_data_dir(config.dataset);
+    validate(config);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  check_all_ranks(g, error, "to read the configuration");
+  if (g != nullptr) {
+    if (writer && !resume) config.precision = resolve_precision(config.precision, device);
+    config = parse_config(g->broadcast(writer ? nlohmann::json(config).dump() : ""), "rank 0's configuration");
+  }
+  // One writer per run directory, from before the first write to the end of the run.
+  std::optional<DirectoryLock> lock;
+  std::optional<RunLoop> loop;
+  bool prepared = false;  // this call created the run's files (a refused --out keeps the old run's)
+  try {
+    if (writer) lock.emplace(run_dir, resume ? "--resume" : "--out");
+    loop.emplace(config, run_dir, observer, resume, device, group);
+    if (!resume && writer) {
       prepare_run_dir(run_dir, overwrite);
-      loop.write_config();
+      prepared = true;
+      loop->write_config();
     }
-    return loop.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  try {
+    check_all_ranks(g, error, "at start-up");
+    loop->sync_from_rank0();
+    return loop->run();
   } catch (...) {
     // A new run that failed before its first step leaves nothing that would block the next
     // `--out` (a run with steps keeps its metrics and checkpoints, for the message and --resume).
-    if (!resume && loop.steps_done() == 0) remove_run_files(run_dir);
+    if (prepared && loop->steps_done() == 0) remove_run_files(run_dir);
     throw;
   }
 }

@@ -87,8 +87,11 @@ std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_generated, do
   return {update_dis, decoder_adv};
 }
 
-Trainer::Trainer(const TrainConfig& config, torch::Device device)
-    : config_(config), device_(device), generator_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {
+Trainer::Trainer(const TrainConfig& config, torch::Device device, std::shared_ptr<ProcessGroup> group)
+    : config_(config),
+      device_(device),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(config.seed)),
+      group_(std::move(group)) {
   validate(config_);
   config_.precision = resolve_precision(config_.precision, device_);
   torch::manual_seed(config_.seed);  // weight initialization
@@ -160,10 +163,18 @@ torch::optim::Optimizer& Trainer::optimizer(Network which) {
   return *optimizers_[static_cast<size_t>(which)];
 }
 
+std::vector<double> Trainer::global_means(std::vector<double> values) const {
+  return group_ ? group_->all_reduce_mean(values) : values;
+}
+
 bool Trainer::apply_updates(bool losses_finite, const std::vector<Update>& updates) {
   std::vector<torch::Tensor> all;
   for (const Update& u : updates) all.insert(all.end(), u.gradients.begin(), u.gradients.end());
-  if (!losses_finite || !all_finite(all)) return false;
+  // `losses_finite` is the same on every rank (from the averaged losses), and so is the set of
+  // updates (from the averaged gate): every rank joins this all-reduce or none does.
+  if (!losses_finite) return false;
+  if (group_) group_->all_reduce_mean(all);
+  if (!all_finite(all)) return false;
   for (const Update& u : updates) {
     const std::vector<torch::Tensor> params = parameters(u.network);
     for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = u.gradients[i];
@@ -176,9 +187,11 @@ bool Trainer::apply_updates(bool losses_finite, const std::vector<Update>& updat
 StepStats Trainer::step(const torch::Tensor& batch) {
   const int64_t b = batch.size(0), z_dim = model_->latent_dim();
   // Noise comes from the trainer's CPU generator so a run is reproducible on any device; both
-  // draws happen in every phase so that the noise stream does not depend on the phase.
-  const torch::Tensor eps = torch::randn({b, z_dim}, generator_);
-  const torch::Tensor z_prior = torch::randn({b, z_dim}, generator_);
+  // draws happen in every phase so that the noise stream does not depend on the phase. A rank
+  // draws the global batch's noise and keeps its rows.
+  const int64_t global = b * world_size(), first = group_ ? b * group_->rank() : 0;
+  const torch::Tensor eps = torch::randn({global, z_dim}, generator_).narrow(0, first, b);
+  const torch::Tensor z_prior = torch::randn({global, z_dim}, generator_).narrow(0, first, b);
   return step(batch, eps, z_prior);
 }
 
@@ -226,9 +239,9 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
                                F::binary_cross_entropy_with_logits(f.recon.logits, torch::zeros_like(f.recon.logits)));
       }
       const std::vector<double> v =
-          scalar_values({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
-                         mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real, bce_generated,
-                         pixel_mse(f.x_recon, x)});
+          global_means(scalar_values({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
+                                      mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real,
+                                      bce_generated, pixel_mse(f.x_recon, x)}));
       s.loss_prior = v[0];
       s.loss_llike = v[1];
       s.loss_dis = v[2];
@@ -273,7 +286,7 @@ StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
       AutocastGuard autocast(device_, bf16());
       l = vae_losses(vae_forward(model_, x, eps), x, config_.model.recon_loss);
     }
-    const std::vector<double> v = scalar_values({l.prior, l.pixel});
+    const std::vector<double> v = global_means(scalar_values({l.prior, l.pixel}));
     s.loss_prior = v[0];
     s.loss_pixel = v[1];
     // One backward pass for both networks: the loss is their common objective.
@@ -301,7 +314,7 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
       l = gan_losses(f, config_.gan_loss);
     }
     const std::vector<double> v =
-        scalar_values({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
+        global_means(scalar_values({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)}));
     s.loss_dis = v[0];
     s.loss_adv = v[1];
     s.d_real = v[2];

@@ -134,6 +134,9 @@ TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   r = run("train --dataset fashion-mnist --data-dir " + data() + " --epochs 1 --out " + runs);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--overwrite"), std::string::npos) << r.output;
+  // ... and the refusal leaves the run as it was
+  EXPECT_TRUE(fs::exists(runs + "/config.json"));
+  EXPECT_EQ(fs::last_write_time(runs + "/checkpoints/" + last + "/model.pt"), model_time);
 }
 
 TEST_F(Cli, BadInputExitsTwoWithAMessageNamingTheCulprit) {

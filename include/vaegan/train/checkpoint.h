@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <map>
 #include <string>
 
 #include "vaegan/model/model.h"
@@ -25,7 +26,8 @@ struct TrainingState {
   int64_t step = 0;                              ///< steps done
   int64_t epoch = 0;                             ///< completed epochs
   int64_t step_in_epoch = 0;                     ///< steps done in the current epoch (0 at an epoch boundary)
-  int64_t order_position = 0;                    ///< entries of the current epoch's data order consumed
+  int64_t order_position = 0;                    ///< entries of the current epoch's data order consumed (all ranks)
+  int64_t world_size = 1;                        ///< ranks of the job that wrote it (data parallelism)
   int64_t dis_skipped = 0, dec_adv_skipped = 0;  ///< equilibrium counters
   int64_t bad_steps = 0;                         ///< updates skipped for NaN/Inf so far
   torch::Tensor rng_epoch_start;                 ///< generator state before the epoch's data order was drawn
@@ -35,6 +37,22 @@ struct TrainingState {
   int64_t best_step = 0;
   int64_t validations_since_best = 0;
 };
+
+/// A checkpoint's files by name (`model.pt`, `optimizer-NAME.pt`, `rng.pt`, `state.json`,
+/// `config.json`), as bytes.
+using CheckpointFiles = std::map<std::string, std::string>;
+
+/// The files of a checkpoint of `trainer` at `state`, in memory: what `save_checkpoint` writes
+/// (without `checksums.json`), and what rank 0 of a data-parallel job sends the other ranks.
+CheckpointFiles checkpoint_files(Trainer& trainer, const TrainingState& state);
+
+/// Restores `files` (from `checkpoint_files` or a checkpoint directory) into `trainer` as
+/// `restore_checkpoint` does; `where` names them in errors. Throws `InputError` naming the file
+/// that is missing or damaged.
+TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& trainer, const std::string& where);
+
+/// The directory of the checkpoint of step `step` of `run_dir` (`RUN/checkpoints/step-NNNNNNN`).
+std::string checkpoint_path(const std::string& run_dir, int64_t step);
 
 /// Writes a checkpoint of `trainer` at `state` into `run_dir/checkpoints/`, updates `last`, and
 /// removes older checkpoints beyond the newest `keep`. Returns the checkpoint directory.

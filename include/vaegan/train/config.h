@@ -186,6 +186,10 @@ int64_t vae_phase_epochs(const TrainConfig& c);
 /// on one machine), else fp32. Never returns `kAuto`.
 Precision resolve_precision(Precision p, torch::Device device);
 
+/// Parses `text`, the JSON of a config.json (`from_json`). Throws `InputError` naming `where`
+/// (a file name) and the key when it is not valid JSON of the expected shape.
+TrainConfig parse_config(const std::string& text, const std::string& where);
+
 /// Reads `path` (a config.json). Throws `InputError` naming the file (and the key) when it is
 /// missing or not valid JSON of the expected shape.
 TrainConfig load_config(const std::string& path);

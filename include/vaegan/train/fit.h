@@ -65,6 +65,8 @@ struct FitResult {
   double best_score = std::numeric_limits<double>::quiet_NaN();  ///< its `val_score`
   int64_t bad_steps = 0;                                         ///< updates skipped for NaN/Inf
   int64_t images_skipped = 0;  ///< training images that could not be read (each warned about once)
+  /// Data parallelism: seconds this rank spent in collectives (waiting for the others included)
+  double collective_seconds = 0;
 };
 
 /// Trains per `config` and writes `run_dir`: `config.json` (resolved: data directory and
@@ -82,7 +84,23 @@ struct FitResult {
 /// `std::runtime_error` when writing fails or training diverges. `device`: where to train (empty: `default_device()`);
 /// the run directory does not depend on it, so a run resumes on another device. Call `configure_device` first for
 /// cuDNN's autotuner and deterministic algorithms.
+///
+/// `group` (data parallelism; docs/design.md, "Data parallelism"): this call is one rank of a job and every rank
+/// calls `fit` alike. Rank 0 alone reads `config` from the run directory on resume and writes the run directory;
+/// its configuration (precision resolved on its machine) and its training state (weights, optimizer states,
+/// generator, position: the checkpoint's files) go to the other ranks in broadcasts, so that only rank 0 needs
+/// the run directory. Each epoch's data order is one permutation from the common generator, of which every rank
+/// takes every `world_size`-th entry (PyTorch's DistributedSampler, the tail that does not divide dropped);
+/// `config.batch_size` is the per-rank batch, so a step consumes `batch_size * world_size` images and metrics
+/// report the global images/s. Stops (time, `should_stop`, an epoch shortened by unreadable images) are agreed
+/// through a collective after every step; batch-norm statistics are taken from rank 0 before validation, grids
+/// and checkpoints. Validation is split among the ranks by batch. A checkpoint records the world size and the
+/// position in the epoch's order, so a run resumes at another world size (the position becomes the step of
+/// the new global batch that contains it). A failure on one rank at start-up stops every rank with a message
+/// naming it; a rank lost later makes the others throw `DistributedError` within `--dist-timeout`, naming it and
+/// the last checkpoint.
 FitResult fit(const TrainConfig& config, const std::string& run_dir, bool overwrite, const FitObserver& observer,
-              bool resume = false, std::optional<torch::Device> device = std::nullopt);
+              bool resume = false, std::optional<torch::Device> device = std::nullopt,
+              std::shared_ptr<ProcessGroup> group = nullptr);
 
 }  // namespace vaegan

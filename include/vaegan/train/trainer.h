@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vaegan/core/enum_names.h"
+#include "vaegan/dist/process_group.h"
 #include "vaegan/model/vae_gan.h"
 #include "vaegan/train/config.h"
 
@@ -113,10 +114,22 @@ class Trainer {
   /// Builds the model from `config.model` (weights initialized from `config.seed`) on `device`.
   /// `vae-then-gan` starts in its VAE phase; `Precision::kAuto` is resolved (`resolve_precision`,
   /// see `config()`). Throws `InputError` for an invalid config.
-  Trainer(const TrainConfig& config, torch::Device device);
+  ///
+  /// With `group` (data parallelism, docs/design.md "Data parallelism"), this trainer is one rank
+  /// of `group->world_size()`: each `step` takes this rank's share of the global batch, and
+  ///  - draws the noise of the whole global batch and keeps its own rows (so every rank's
+  ///    generator stays in the same state, and the noise equals one process's at the global batch);
+  ///  - averages the step's scalars over the ranks (one all-reduce) before the equilibrium rule
+  ///    and the NaN check use them, so every rank decides alike, and reports the averages;
+  ///  - averages every updated network's gradients over the ranks (one all-reduce of one
+  ///    flattened buffer) before clipping and the optimizers' steps.
+  /// Batch norm stays per rank (the statistics of the rank's own rows), as in PyTorch's DDP.
+  /// The ranks' weights must start equal (`fit` broadcasts rank 0's).
+  Trainer(const TrainConfig& config, torch::Device device, std::shared_ptr<ProcessGroup> group = nullptr);
 
   /// One training step on images `x` `[B, C, S, S]` in `[-1, 1]` (on any device; moved to the
-  /// trainer's), drawing the noise from `generator()`.
+  /// trainer's), drawing the noise from `generator()` (`[B * world_size, Z]` each, this rank's
+  /// rows kept).
   StepStats step(const torch::Tensor& x);
   /// The same step with the noise given: `eps` and `z_prior` `[B, Z]` (for parity tests); a phase
   /// ignores what it does not use (the VAE `z_prior`, the GAN `eps`).
@@ -159,6 +172,10 @@ class Trainer {
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
   at::Generator& generator() { return generator_; }
+  /// The process group this trainer is a rank of (null: a single process).
+  ProcessGroup* group() const { return group_.get(); }
+  /// Ranks in the job (1 without a group).
+  int world_size() const { return group_ ? group_->world_size() : 1; }
 
  private:
   StepStats vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
@@ -181,6 +198,8 @@ class Trainer {
   /// nothing. Call after the step's graph is released. Returns whether it updated.
   bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
   bool bf16() const { return config_.precision == Precision::kBf16; }
+  /// `values` averaged over the ranks (unchanged without a group).
+  std::vector<double> global_means(std::vector<double> values) const;
 
   TrainConfig config_;
   torch::Device device_;
@@ -189,6 +208,7 @@ class Trainer {
   VaeGanLossOptions loss_options_;
   Phase phase_ = Phase::kVaeGan;
   at::Generator generator_;
+  std::shared_ptr<ProcessGroup> group_;
 };
 
 }  // namespace vaegan
