@@ -80,4 +80,9 @@ fi
 bench_rc=$?
 say "bench: exit $bench_rc after $((SECONDS - start)) s"
 grep -E '"ratio_to_twin"|"train_loop"|_peak"' "$OUT_DIR/bench.jsonl"
-[ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ]
+# 5. One rank of a data-parallel job on the GPU: NCCL (a one-GPU machine cannot show more).
+"$BUILD/vaegan" train --dataset fashion-mnist --data-dir "$data" --device cuda --nproc 1 --max-steps 50 \
+  --log-every 25 --val-images 256 --grid-size 16 --out "$BUILD/nccl-run" --overwrite >"$OUT_DIR/nccl.log" 2>&1
+nccl_rc=$?
+say "1 rank with NCCL: exit $nccl_rc: $(grep -oE 'joined the job.*|done: .*|collectives: .*' "$OUT_DIR/nccl.log" | tr '\n' ' ')"
+[ $tests_rc -eq 0 ] && [ $bench_rc -eq 0 ] && [ $nccl_rc -eq 0 ]

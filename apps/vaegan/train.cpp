@@ -84,9 +84,9 @@ FitObserver make_progress(bool terminal, int64_t log_every) {
 
 }  // namespace
 
-/// The process group of this rank when RANK/WORLD_SIZE describe a job of several processes (null
-/// otherwise); on CUDA, the rank's GPU is LOCAL_RANK unless `device` names one. Ranks other than
-/// 0 log warnings and errors only, each line marked with its rank.
+/// The process group of this rank when RANK/WORLD_SIZE describe a job (null otherwise; a job of
+/// one rank has a group too, as DDP with world size 1); on CUDA, the rank's GPU is LOCAL_RANK unless `device` names
+/// one. Ranks other than 0 log warnings and errors only, each line marked with its rank.
 std::shared_ptr<ProcessGroup> join_job(const LaunchArgs& launch, torch::Device& device) {
   const std::optional<DistributedEnv> env = distributed_env_from_environment();
   if (launch.nproc > 0 && env && std::getenv("VAEGAN_LAUNCHED") == nullptr) {
@@ -98,7 +98,7 @@ std::shared_ptr<ProcessGroup> join_job(const LaunchArgs& launch, torch::Device& 
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() == 1) std::raise(SIGTERM);  // the launcher was already gone
   }
-  if (!env || env->world_size == 1) return nullptr;
+  if (!env) return nullptr;
   spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S.%e] [rank {}] [%^%l%$] %v", env->rank));
   if (env->rank != 0) spdlog::set_level(spdlog::level::warn);
   if (device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, env->local_rank);
@@ -133,10 +133,14 @@ int run_train(TrainArgs a) {
   configure_device(device, a.runtime.deterministic);
   const FitResult r = fit(config, run_dir, a.overwrite, observer, !a.resume.empty(), device, group);
   if (r.interrupted) {
-    const int sig = stop_signal();
+    // A rank that got no signal itself stopped because another rank did: it exits as on SIGINT.
+    const int sig = stop_signal() != 0 ? stop_signal() : SIGINT;
     if (terminal) write_stderr("\n");
     spdlog::warn("interrupted by {} at step {}; checkpoint {}. Resume with: vaegan train --resume {}",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT", r.steps, r.last_checkpoint, run_dir);
+                 stop_signal() == 0 ? "another rank's signal"
+                 : sig == SIGTERM   ? "SIGTERM"
+                                    : "SIGINT",
+                 r.steps, r.last_checkpoint, run_dir);
     return 128 + sig;
   }
   if (r.bad_steps > 0) spdlog::warn("{} updates were skipped for NaN/Inf losses or gradients", r.bad_steps);

@@ -516,6 +516,30 @@ TEST_F(CliDistributed, KilledRankEndsTheJobAndTheRunResumesOnOneOrTwoRanks) {
   }
 }
 
+TEST_F(CliDistributed, SigintToOneRankStopsEveryRankAfterACheckpoint) {
+  const std::string run = dir_ / "run", log = dir_ / "log";
+  const pid_t launcher = spawn_vaegan(train_args("--epochs 10 --nproc 2 --dist-timeout 20 --out " + run), log);
+  const auto start = std::chrono::steady_clock::now();
+  while (!fs::exists(run + "/checkpoints/last") &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(120)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const pid_t rank1 = rank_pid(launcher, 1);
+  ASSERT_GT(rank1, 0) << read_file(log);
+  ASSERT_EQ(::kill(rank1, SIGINT), 0);  // rank 1 alone: the ranks must agree to stop
+  int status = 0;
+  ASSERT_EQ(::waitpid(launcher, &status, 0), launcher);
+  const std::string output = read_file(log);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << output;
+  EXPECT_NE(output.find("interrupted by another rank's signal"), std::string::npos) << output;  // rank 0
+  const LoadedModel last = load_model(run, torch::kCPU);
+  const std::vector<int64_t> steps = logged_steps(run);
+  ASSERT_FALSE(steps.empty());
+  EXPECT_EQ(last.state.step, steps.back());  // the checkpoint is of the step the ranks stopped at
+  EXPECT_LT(last.state.epoch, 10);
+}
+
 TEST_F(CliDistributed, TorchrunStartsTheRanks) {
   // The torchrun of the build's own PyTorch (Debian's 1.13, or .venv's 2.x): its agent hosts the
   // rendezvous store, whose protocol must be the one this LibTorch's TCPStore speaks.
