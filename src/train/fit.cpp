@@ -266,9 +266,6 @@ class RunLoop {
     if (!writer_) state_ = restore_checkpoint_files(decode_files(bytes), trainer_, "rank 0's training state");
   }
 
-  /// Whether this process writes the run directory (rank 0, or the only process).
-  bool writer() const { return writer_; }
-
   /// Writes config.json for a new run (after `prepare_run_dir`).
   void write_config() {
     write_text_atomically(run_dir_ + "/config.json", nlohmann::json(trainer_.config()).dump(2) + "\n");
