@@ -161,7 +161,7 @@ int run_train(TrainArgs a) {
   if (group) {
     spdlog::info("collectives: {:.1f} s of {:.1f} s ({:.1f} %, {:.1f} ms per step) on rank 0", r.collective_seconds,
                  r.seconds, 100 * r.collective_seconds / std::max(r.seconds, 1e-9),
-                 1e3 * r.collective_seconds / std::max<double>(1, static_cast<double>(r.steps)));
+                 1e3 * r.collective_seconds / std::max<double>(1, static_cast<double>(r.steps_this_call)));
   }
   return 0;
 }

@@ -309,6 +309,7 @@ class RunLoop {
       }
     }
     result_.steps = state_.step;
+    result_.steps_this_call = state_.step - first_step;
     result_.bad_steps = state_.bad_steps;
     result_.images_skipped = train_set_->unreadable_count();
     result_.best_score = state_.best_score;

@@ -58,11 +58,10 @@ struct ProcessGroupOptions {
 };
 
 /// One process's membership in a job: a c10d process group built from a `DistributedEnv` (rank
-/// 0, or torchrun's agent, hosts the TCPStore that the ranks rendezvous through). Every method is
-/// a collective: each rank must call the same ones in the same order with tensors of the same
-/// shapes. A collective that fails (a peer's connection closed, or `timeout` passed) throws
-/// `DistributedError` after asking the store which ranks still answer (a few seconds), so the
-/// message names the lost ones.
+/// 0, or torchrun's agent, hosts the TCPStore that the ranks rendezvous through). The all-reduce,
+/// `any` and broadcast methods are collectives: each rank must call the same ones in the same order with tensors of the
+/// same shapes. A collective that fails (a peer's connection closed, or `timeout` passed) throws `DistributedError`
+/// after asking the store which ranks still answer (a few seconds), so the message names the lost ones.
 class ProcessGroup {
  public:
   /// Joins the job: connects to (or, on rank 0 without an agent store, hosts) the store at

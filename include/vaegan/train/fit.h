@@ -64,8 +64,10 @@ struct FitResult {
   std::string best_checkpoint;   ///< `checkpoints/best` (empty when no validation score was kept)
   double best_score = std::numeric_limits<double>::quiet_NaN();  ///< its `val_score`
   int64_t bad_steps = 0;                                         ///< updates skipped for NaN/Inf
-  int64_t images_skipped = 0;  ///< training images that could not be read (each warned about once)
-  /// Data parallelism: seconds this rank spent in collectives (waiting for the others included)
+  int64_t images_skipped = 0;   ///< training images that could not be read (each warned about once)
+  int64_t steps_this_call = 0;  ///< steps this call trained (`steps` minus a resumed run's earlier ones)
+  /// Data parallelism: seconds this rank spent in collectives during this call (waiting for the
+  /// others included)
   double collective_seconds = 0;
 };
 
