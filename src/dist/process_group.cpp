@@ -170,25 +170,30 @@ std::string ProcessGroup::lost_ranks() {
   }
 }
 
-void ProcessGroup::all_reduce_mean(const std::vector<torch::Tensor>& tensors) {
-  if (tensors.empty()) return;
+void ProcessGroup::in_flat_buffers(const std::vector<torch::Tensor>& tensors,
+                                   const std::function<void(std::vector<torch::Tensor>&)>& collective) {
   std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
   for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  torch::NoGradGuard no_grad;
   for (auto& [dtype, group] : by_dtype) {
     std::vector<torch::Tensor> flat;
     flat.reserve(group.size());
-    for (const auto& t : group) flat.push_back(t.reshape(-1));
+    for (const auto& t : group) flat.push_back(t.detach().reshape(-1));
     std::vector<torch::Tensor> buffer = {torch::cat(flat).to(impl_->device)};
-    run("all-reduce", [&] { impl_->backend->allreduce(buffer)->wait(options_.timeout()); });
-    buffer[0].div_(env_.world_size);
+    collective(buffer);
     int64_t offset = 0;
     for (const auto& t : group) {
-      const int64_t n = t.numel();
-      torch::NoGradGuard no_grad;
-      t.copy_(buffer[0].narrow(0, offset, n).view(t.sizes()));
-      offset += n;
+      t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
     }
   }
+}
+
+void ProcessGroup::all_reduce_mean(const std::vector<torch::Tensor>& tensors) {
+  in_flat_buffers(tensors, [&](std::vector<torch::Tensor>& buffer) {
+    run("all-reduce", [&] { impl_->backend->allreduce(buffer)->wait(options_.timeout()); });
+    buffer[0].div_(env_.world_size);
+  });
 }
 
 std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& values) {
@@ -215,23 +220,11 @@ std::vector<bool> ProcessGroup::any(const std::vector<bool>& flags) {
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
-  if (tensors.empty()) return;
-  std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
-  for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
-  for (auto& [dtype, group] : by_dtype) {
-    std::vector<torch::Tensor> flat;
-    for (const auto& t : group) flat.push_back(t.detach().reshape(-1));
-    std::vector<torch::Tensor> buffer = {torch::cat(flat).to(impl_->device)};
-    c10d::BroadcastOptions opts;
-    opts.rootRank = root;
+  c10d::BroadcastOptions opts;
+  opts.rootRank = root;
+  in_flat_buffers(tensors, [&](std::vector<torch::Tensor>& buffer) {
     run("broadcast", [&] { impl_->backend->broadcast(buffer, opts)->wait(options_.timeout()); });
-    int64_t offset = 0;
-    torch::NoGradGuard no_grad;
-    for (const auto& t : group) {
-      t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-  }
+  });
 }
 
 std::string ProcessGroup::broadcast(const std::string& bytes, int root) {

@@ -465,18 +465,23 @@ class CliDistributed : public ::testing::Test {
     return "train --dataset mnist --data-dir " + dir_ / "data" +
            " --latent-dim 8 --batch-size 8 --val-images 16 --grid-size 4 --precision fp32 --log-every 1 " + extra;
   }
+  /// Starts `vaegan train --nproc 2` for 10 epochs of 4 steps (2 ranks x 8 of 64 images) into
+  /// `run`, output into `log`, and returns the launcher's pid once the first checkpoint exists.
+  pid_t start_two_ranks(const std::string& run, const std::string& log) const {
+    const pid_t launcher = spawn_vaegan(train_args("--epochs 10 --nproc 2 --dist-timeout 20 --out " + run), log);
+    const auto start = std::chrono::steady_clock::now();
+    while (!fs::exists(run + "/checkpoints/last") &&
+           std::chrono::steady_clock::now() - start < std::chrono::seconds(120)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return launcher;
+  }
   TempDir dir_;
 };
 
 TEST_F(CliDistributed, KilledRankEndsTheJobAndTheRunResumesOnOneOrTwoRanks) {
   const std::string run = dir_ / "run", log = dir_ / "log";
-  // 2 ranks x 8 of 64 images: 4 steps per epoch, 10 epochs
-  const pid_t launcher = spawn_vaegan(train_args("--epochs 10 --nproc 2 --dist-timeout 20 --out " + run), log);
-  const auto start = std::chrono::steady_clock::now();
-  while (!fs::exists(run + "/checkpoints/last") &&
-         std::chrono::steady_clock::now() - start < std::chrono::seconds(120)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const pid_t launcher = start_two_ranks(run, log);
   const pid_t rank1 = rank_pid(launcher, 1);
   ASSERT_GT(rank1, 0) << read_file(log);
   ASSERT_EQ(::kill(rank1, SIGKILL), 0);
@@ -518,12 +523,7 @@ TEST_F(CliDistributed, KilledRankEndsTheJobAndTheRunResumesOnOneOrTwoRanks) {
 
 TEST_F(CliDistributed, SigintToOneRankStopsEveryRankAfterACheckpoint) {
   const std::string run = dir_ / "run", log = dir_ / "log";
-  const pid_t launcher = spawn_vaegan(train_args("--epochs 10 --nproc 2 --dist-timeout 20 --out " + run), log);
-  const auto start = std::chrono::steady_clock::now();
-  while (!fs::exists(run + "/checkpoints/last") &&
-         std::chrono::steady_clock::now() - start < std::chrono::seconds(120)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const pid_t launcher = start_two_ranks(run, log);
   const pid_t rank1 = rank_pid(launcher, 1);
   ASSERT_GT(rank1, 0) << read_file(log);
   ASSERT_EQ(::kill(rank1, SIGINT), 0);  // rank 1 alone: the ranks must agree to stop

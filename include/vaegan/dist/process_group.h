@@ -98,6 +98,10 @@ class ProcessGroup {
 
  private:
   struct Impl;
+  /// Concatenates `tensors` into one flat buffer per dtype (on the collective device), runs
+  /// `collective` on each, and copies the result back into the tensors, in place.
+  void in_flat_buffers(const std::vector<torch::Tensor>& tensors,
+                       const std::function<void(std::vector<torch::Tensor>&)>& collective);
   /// Runs one collective and waits for it; turns a failure into `DistributedError`.
   void run(const std::string& what, const std::function<void()>& collective);
   /// The ranks that do not answer through the store within a few seconds (called after a
