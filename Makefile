@@ -9,6 +9,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
 deps:
 	bash scripts/install-deps.sh
+	bash scripts/setup-python.sh >/dev/null
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)

@@ -31,6 +31,7 @@ if compgen -G ".deps/*.deb" >/dev/null; then
   root="$PWD/.deps/root"
   prefix=";$root/usr"
   export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PATH="$root/usr/bin:$PATH"  # protoc
 fi
 torch_dir="$("$PY" -c 'import os, torch; print(os.path.dirname(torch.__file__))')" || { say "$PY has no torch"; exit 1; }
 say "$("$PY" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")')"

@@ -9,6 +9,7 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 nlohmann-json3-dev
   zlib1g-dev zlib1g libstb-dev libstb0 libjpeg-dev libjpeg62-turbo-dev libjpeg62-turbo
   libgtest-dev libgloo-dev
+  libprotobuf-dev libprotobuf32 protobuf-compiler libprotoc32 libzip-dev libzip4
 )
 mkdir -p .deps
 (cd .deps && apt-get download "${PACKAGES[@]}" >/dev/null)

@@ -70,6 +70,14 @@ struct ReconstructArgs {
   RuntimeArgs runtime;
 };
 
+/// `vaegan encode`.
+struct EncodeArgs {
+  std::string checkpoint, out, data_dir, input;
+  Split split = Split::kTest;
+  int64_t n = 0;  ///< images from the start (0: all)
+  RuntimeArgs runtime;
+};
+
 /// `vaegan interpolate`.
 struct InterpolateArgs {
   std::string checkpoint, out, from, to, data_dir;
@@ -114,6 +122,7 @@ struct PlotArgs {
 int run_train(TrainArgs args);
 int run_sample(const SampleArgs& args);
 int run_reconstruct(const ReconstructArgs& args);
+int run_encode(const EncodeArgs& args);
 int run_interpolate(const InterpolateArgs& args);
 int run_attribute_compute(const AttributeArgs& args);
 int run_attribute_apply(const AttributeArgs& args);
@@ -124,6 +133,7 @@ int run_plot(const PlotArgs& args);
 void setup_train(CLI::App& app, Runner& run);
 void setup_sample(CLI::App& app, Runner& run);
 void setup_reconstruct(CLI::App& app, Runner& run);
+void setup_encode(CLI::App& app, Runner& run);
 void setup_interpolate(CLI::App& app, Runner& run);
 void setup_attribute(CLI::App& app, Runner& run);
 void setup_eval(CLI::App& app, Runner& run);
@@ -151,10 +161,15 @@ void set_command_line(int argc, char** argv);
 void write_stderr(const std::string& text) noexcept;
 
 /// Writes images `[N, C, H, W]` in `[-1, 1]` (or `uint8` `[N, H, W, C]`) to `path`: a PNG grid
-/// with `ncol` columns, or a `uint8` `[N, H, W, C]` `.npy`. Throws `InputError` naming `--out` for another extension.
+/// with `ncol` columns, a `uint8` `[N, H, W, C]` `.npy`, or, for a path ending in `/` or an existing
+/// folder, a folder of one PNG per image (`write_png_folder`). Throws `InputError` naming `--out`
+/// for another extension or a folder that is not empty.
 void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol);
 
-/// Checks that `--out` ends in .png or .npy; throws `InputError` otherwise.
+/// Whether `--out` names a folder of PNGs: it ends in `/` or is an existing directory.
+bool is_folder_output(const std::string& path);
+
+/// Checks that `--out` ends in .png or .npy or names a folder; throws `InputError` otherwise.
 void check_image_output(const std::string& path);
 
 /// Applies `runtime`: sets the intra-op threads (`configure_threads`), parses `--device`

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "commands.h"
 #include "vaegan/core/error.h"
@@ -25,11 +26,26 @@ void write_stderr(const std::string& text) noexcept {
   std::fflush(stderr);
 }
 
-void check_image_output(const std::string& path) { require_extension(path, {".png", ".npy"}, "--out"); }
+bool is_folder_output(const std::string& path) {
+  return (!path.empty() && path.back() == '/') || std::filesystem::is_directory(path);
+}
+
+void check_image_output(const std::string& path) {
+  if (!is_folder_output(path)) {
+    require_extension(path, {".png", ".npy"}, "--out");
+  } else if (std::error_code ec; std::filesystem::exists(path) && !std::filesystem::is_empty(path, ec)) {
+    throw InputError(
+        fmt::format("--out: {} is not empty (a folder of images gets exactly the images written: "
+                    "remove it or name another)",
+                    path));
+  }
+}
 
 void write_images(const std::string& path, const torch::Tensor& images, int64_t ncol) {
   check_image_output(path);
-  if (has_extension(path, ".npy")) {
+  if (is_folder_output(path)) {
+    write_png_folder(path, images);
+  } else if (has_extension(path, ".npy")) {
     write_npy(path, images.scalar_type() == torch::kUInt8 ? images : to_uint8_nhwc(images));
   } else {
     save_image_grid(path, images, ncol);
@@ -96,6 +112,7 @@ int main(int argc, char** argv) {
   vaegan::cli::Runner run;
   vaegan::cli::setup_train(app, run);
   vaegan::cli::setup_sample(app, run);
+  vaegan::cli::setup_encode(app, run);
   vaegan::cli::setup_reconstruct(app, run);
   vaegan::cli::setup_interpolate(app, run);
   vaegan::cli::setup_attribute(app, run);

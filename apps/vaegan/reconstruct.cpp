@@ -21,8 +21,9 @@ int run_reconstruct(const ReconstructArgs& a) {
   const torch::Tensor x = data->first_images(a.n);  // [N, C, S, S]
   torch::NoGradGuard no_grad;
   const torch::Tensor recon = reconstruct_images(m.model, x, m.device);
-  // .npy: reconstructions only, in dataset order; .png: originals over reconstructions
-  write_images(a.out, has_extension(a.out, ".npy") ? recon : interleave_rows(x, recon, 8), 8);
+  // .npy and folders: reconstructions only, in dataset order; .png: originals over reconstructions
+  const bool grid = !is_folder_output(a.out) && !has_extension(a.out, ".npy");
+  write_images(a.out, grid ? interleave_rows(x, recon, 8) : recon, 8);
   spdlog::info("wrote {} reconstructions of {} ({} split) to {}", x.size(0), data->summary(), enum_name(a.split),
                a.out);
   return 0;
@@ -35,7 +36,9 @@ void setup_reconstruct(CLI::App& app, Runner& run) {
   cmd->add_option("--n", a->n, "Number of images, from the start of the split")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("--out", a->out, "Output: .png (originals over reconstructions) or .npy (reconstructions)")
+  cmd->add_option(
+         "--out", a->out,
+         "Output: .png (originals over reconstructions), .npy (reconstructions) or DIR/ (one PNG per reconstruction)")
       ->required();
   add_enum_option(cmd, "--split", a->split, "Dataset split");
   cmd->add_option("--data-dir", a->data_dir, "Dataset directory (default: the one the model was trained on)");

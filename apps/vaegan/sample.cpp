@@ -29,7 +29,9 @@ void setup_sample(CLI::App& app, Runner& run) {
   CLI::App* cmd = app.add_subcommand("sample", "Decode samples from the prior");
   cmd->add_option("--checkpoint", a->checkpoint, "Checkpoint or run directory")->required();
   cmd->add_option("--n", a->n, "Number of samples")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--out", a->out, "Output: grid .png or uint8 [N, H, W, C] .npy")->required();
+  cmd->add_option("--out", a->out,
+                  "Output: grid .png, uint8 [N, H, W, C] .npy, or DIR/ (one PNG per sample, for pytorch-fid)")
+      ->required();
   add_seed_option(cmd, a->seed, "Seed of the prior draws");
   add_runtime_options(cmd, a->runtime);
   cmd->callback([&run, a] { run = [a] { return run_sample(*a); }; });

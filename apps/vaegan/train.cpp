@@ -337,6 +337,8 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--log-every", c.log_every, "Steps between metrics lines")->capture_default_str();
   cmd->add_option("--grid-size", c.grid_size, "Images in each per-epoch grid")->capture_default_str();
+  cmd->add_option("--tensorboard", c.tensorboard,
+                  "Directory of the TensorBoard event files (default: RUN/tensorboard; none: write none)");
   cmd->callback([&run, args, cmd] {
     for (const CLI::Option* opt : cmd->get_options()) {
       const std::string name = opt->get_name();

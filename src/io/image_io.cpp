@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 #include <stb_image_write.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "vaegan/core/error.h"
 #include "vaegan/io/fs.h"
 
 namespace vaegan {
@@ -47,20 +52,57 @@ torch::Tensor interleave_rows(const torch::Tensor& originals, const torch::Tenso
   return torch::cat(rows);
 }
 
-void write_png(const std::string& path, const torch::Tensor& hwc) {
-  TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "write_png: expected uint8 [H, W, C]");
+std::string png_bytes(const torch::Tensor& hwc, const std::string& where) {
+  TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "png_bytes: expected uint8 [H, W, C]");
   torch::Tensor px = hwc.contiguous();
   const int h = static_cast<int>(px.size(0)), w = static_cast<int>(px.size(1)), c = static_cast<int>(px.size(2));
-  // Encode in memory, then one checked, atomic write: stb's own file writer ignores failed
+  // Encoded in memory, then written with checked writes: stb's own file writer ignores failed
   // writes, so a full disk would leave a truncated PNG behind a success.
   std::string bytes;
   auto append = [](void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
   };
   if (stbi_write_png_to_func(append, &bytes, w, h, c, px.data_ptr<uint8_t>(), w * c) == 0) {
-    throw std::runtime_error(fmt::format("{}: cannot encode PNG ({}x{}x{})", path, w, h, c));
+    throw std::runtime_error(fmt::format("{}: cannot encode PNG ({}x{}x{})", where, w, h, c));
   }
-  write_text_atomically(path, bytes);
+  return bytes;
+}
+
+void write_png(const std::string& path, const torch::Tensor& hwc) { write_text_atomically(path, png_bytes(hwc, path)); }
+
+void write_png_folder(const std::string& dir_in, const torch::Tensor& images) {
+  namespace fs = std::filesystem;
+  const torch::Tensor px = images.scalar_type() == torch::kUInt8 ? images : to_uint8_nhwc(images);
+  TORCH_CHECK(px.dim() == 4, "write_png_folder: expected [N, H, W, C] but got ", px.sizes());
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::error_code ec;
+  if (fs::exists(dir) && !(fs::is_directory(dir) && fs::is_empty(dir, ec))) {
+    throw InputError(fmt::format(
+        "{}: exists and is not an empty folder (a folder of images gets exactly the images written: remove it or name "
+        "another)",
+        dir_in));
+  }
+  // Written under a temporary name and renamed: the folder appears whole or not at all.
+  const std::string tmp = fmt::format("{}.tmp-{}", dir, getpid());
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) throw std::runtime_error(fmt::format("{}: cannot create: {}", tmp, ec.message()));
+  try {
+    for (int64_t i = 0; i < px.size(0); ++i) {
+      const std::string path = fmt::format("{}/{:06d}.png", tmp, i);
+      const std::string bytes = png_bytes(px[i], path);
+      std::ofstream out(path, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      out.close();
+      if (!out) throw std::runtime_error(fmt::format("{}: write failed", path));
+    }
+    fs::remove(dir, ec);  // an empty folder of that name
+    fs::rename(tmp, dir);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 void save_image_grid(const std::string& path, const torch::Tensor& images, int64_t ncol) {

@@ -1,9 +1,12 @@
 #include "vaegan/io/npy.h"
 
 #include <fmt/format.h>
+#include <zip.h>
 
 #include <fstream>
 #include <regex>
+#include <utility>
+#include <vector>
 
 #include "vaegan/core/error.h"
 #include "vaegan/io/fs.h"
@@ -30,10 +33,11 @@ std::string descr_of(torch::ScalarType t) {
 
 }  // namespace
 
-void write_npy(const std::string& path, const torch::Tensor& array) {
+std::string npy_bytes(const torch::Tensor& array, const std::string& where) {
   const std::string descr = descr_of(array.scalar_type());
   if (descr.empty())
-    throw std::runtime_error(fmt::format("{}: unsupported dtype {} for .npy", path, std::string(array.dtype().name())));
+    throw std::runtime_error(
+        fmt::format("{}: unsupported dtype {} for .npy", where, std::string(array.dtype().name())));
   torch::Tensor a = array.to(torch::kCPU).contiguous();
   std::string shape;
   for (int64_t s : a.sizes()) shape += std::to_string(s) + ", ";
@@ -43,16 +47,48 @@ void write_npy(const std::string& path, const torch::Tensor& array) {
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
+  std::string out(kMagic, 6);
+  out += std::string("\x01\x00", 2);
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  out += static_cast<char>(len & 0xff);
+  out += static_cast<char>(len >> 8);
+  out += header;
+  out.append(static_cast<const char*>(a.data_ptr()), a.nbytes());
+  return out;
+}
+
+void write_npy(const std::string& path, const torch::Tensor& array) {
+  write_text_atomically(path, npy_bytes(array, path));
+}
+
+void write_npz(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& arrays) {
+  std::vector<std::string> files;  // alive until zip_close reads them
+  for (const auto& [name, array] : arrays) files.push_back(npy_bytes(array, path + ":" + name));
   write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(kMagic, 6);
-    out.put('\x01').put('\x00');
-    const uint16_t len = static_cast<uint16_t>(header.size());
-    out.put(static_cast<char>(len & 0xff)).put(static_cast<char>(len >> 8));
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(a.data_ptr()), static_cast<std::streamsize>(a.nbytes()));
-    out.close();
-    if (!out) throw std::runtime_error(fmt::format("{}: write failed", tmp));
+    int error = 0;
+    zip_t* zip = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
+    if (zip == nullptr) {
+      zip_error_t e;
+      zip_error_init_with_code(&e, error);
+      const std::string message = zip_error_strerror(&e);
+      zip_error_fini(&e);
+      throw std::runtime_error(fmt::format("{}: cannot create: {}", path, message));
+    }
+    auto fail = [&](const std::string& what) {
+      const std::string message = fmt::format("{}: {}: {}", path, what, zip_strerror(zip));
+      zip_discard(zip);
+      throw std::runtime_error(message);
+    };
+    for (size_t i = 0; i < arrays.size(); ++i) {
+      zip_source_t* source = zip_source_buffer(zip, files[i].data(), files[i].size(), 0);
+      if (source == nullptr) fail("cannot add " + arrays[i].first);
+      if (zip_file_add(zip, (arrays[i].first + ".npy").c_str(), source, ZIP_FL_ENC_UTF_8) < 0) {
+        zip_source_free(source);
+        fail("cannot add " + arrays[i].first);
+      }
+      zip_set_file_compression(zip, static_cast<zip_uint64_t>(i), ZIP_CM_STORE, 0);  // np.savez's layout
+    }
+    if (zip_close(zip) != 0) fail("cannot write");
   });
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "vaegan/core/error.h"
@@ -28,7 +29,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 /// The files and folders of a run inside its directory (`.lock` stays: see `DirectoryLock`).
-constexpr const char* kRunFiles[] = {"checkpoints", "images", "plots", "metrics.jsonl", "config.json"};
+constexpr const char* kRunFiles[] = {"checkpoints", "images", "plots", "tensorboard", "metrics.jsonl", "config.json"};
 
 /// Removes a run's files from `run_dir`, ignoring errors.
 void remove_run_files(const std::string& run_dir) {
@@ -285,6 +286,7 @@ class RunLoop {
     spdlog::info("validation: {} images of {}", val_images_.size(0), test_set_->summary());
     if (writer_) {
       metrics_.emplace(run_dir_ + "/metrics.jsonl");
+      open_tensorboard();
       plots_ = gnuplot_available();
       if (!plots_) spdlog::warn("gnuplot not found: no plots/losses.png (Debian package gnuplot-nox)");
     }
@@ -434,7 +436,10 @@ class RunLoop {
     nlohmann::json line = {{"step", e.global_step}, {"epoch", e.epoch}, {"split", "validation"}};
     for (const auto& [key, value] : v.values) line[key] = value;
     if (!std::isnan(v.score)) line["val_score"] = v.score;
-    if (writer_) metrics_->log(line);
+    if (writer_) {
+      metrics_->log(line);
+      to_tensorboard([&](EventWriter& w) { add_scalars(w, "validation", line); });
+    }
     if (std::isnan(v.score) && unscored()) return false;  // gan: nothing to compare
     // a NaN or infinite score (diverged) is never an improvement
     const bool improved = std::isfinite(v.score) && (std::isnan(state_.best_score) || v.score < state_.best_score);
@@ -489,6 +494,61 @@ class RunLoop {
     r.images_skipped = train_set_->unreadable_count();
     r.bad_steps = state_.bad_steps;
     metrics_->log(r);
+    to_tensorboard([&](EventWriter& w) { add_scalars(w, "train", nlohmann::json(r)); });
+  }
+
+  /// TensorBoard (rank 0): the event file of this call, holding the events before a resumed
+  /// step; a new run's resolved configuration as text at step 0.
+  void open_tensorboard() {
+    const std::string& dir = config_.tensorboard;
+    if (dir == "none") return;
+    try {
+      events_.emplace(dir.empty() ? run_dir_ + "/tensorboard" : dir, state_.step > 0 ? state_.step : -1);
+      if (state_.step == 0) {
+        std::string text;  // an indented block: Markdown shows the JSON as it is
+        std::istringstream lines(nlohmann::json(trainer_.config()).dump(2));
+        for (std::string l; std::getline(lines, l);) text += "    " + l + "\n";
+        events_->add_text("config", 0, text);
+      }
+      spdlog::info("TensorBoard: {} (tensorboard --logdir {})", events_->path(), dir.empty() ? run_dir_ : dir);
+    } catch (const std::exception& e) {  // the run matters more than its TensorBoard view
+      spdlog::warn("no TensorBoard events: {}", e.what());
+      events_.reset();
+    }
+  }
+
+  /// Calls `write` with the TensorBoard writer, if any; a failure (disk full) is warned about
+  /// once and ends the TensorBoard events, never the run (metrics.jsonl has the numbers).
+  void to_tensorboard(const std::function<void(EventWriter&)>& write) {
+    if (!events_) return;
+    try {
+      write(*events_);
+    } catch (const std::exception& e) {
+      spdlog::warn("no more TensorBoard events: {}", e.what());
+      events_.reset();
+    }
+  }
+
+  /// TensorBoard: the grids just written for epoch `epoch` (1-based) and, for a model with an
+  /// encoder, a histogram of the latent means of up to 1024 validation images.
+  void add_epoch_events(int64_t epoch) {
+    if (!events_) return;
+    std::vector<float> means;
+    if (Model& model = trainer_.model(); model->encoder) {
+      torch::NoGradGuard no_grad;
+      model->eval();
+      const torch::Tensor x = val_images_.narrow(0, 0, std::min<int64_t>(1024, val_images_.size(0)));
+      const torch::Tensor mu = model->encode_mean(x.to(trainer_.device())).to(torch::kCPU, torch::kFloat).contiguous();
+      model->train();
+      means.assign(mu.data_ptr<float>(), mu.data_ptr<float>() + mu.numel());
+    }
+    to_tensorboard([&](EventWriter& w) {
+      for (const char* kind : {"reconstructions", "samples"}) {
+        const std::string png = fmt::format("{}/images/epoch-{:03d}-{}.png", run_dir_, epoch, kind);
+        if (std::filesystem::exists(png)) w.add_png(std::string("images/") + kind, state_.step, read_file_bytes(png));
+      }
+      w.add_histogram("latent/mean", state_.step, means);
+    });
   }
 
   /// Rank 0 writes a checkpoint; the other ranks note its name (for their messages).
@@ -502,6 +562,7 @@ class RunLoop {
   void write_images_and_plot(const ProgressEvent& e) {
     if (!writer_) return;
     write_epoch_images(trainer_, grid_, run_dir_ + "/images", e.epoch + 1);
+    add_epoch_events(e.epoch + 1);
     if (plots_) {
       try {
         plot_losses({run_dir_}, run_dir_ + "/plots/losses.png");
@@ -545,6 +606,7 @@ class RunLoop {
   GridInputs grid_;
   torch::Tensor val_images_;  ///< [N, C, S, S]: the test images each validation averages over
   std::optional<MetricsLogger> metrics_;
+  std::optional<EventWriter> events_;  ///< TensorBoard (rank 0; none with `--tensorboard none`)
   Clock::time_point start_;
   double collective_start_ = 0;  ///< the group's collective seconds when `run` began
   bool resuming_ = false;

@@ -60,6 +60,14 @@ void plot_losses(const std::vector<std::string>& run_dirs, const std::string& ou
   plot_series(files, run_dirs, loss_series(), out);
 }
 
+void add_scalars(EventWriter& events, const std::string& prefix, const nlohmann::json& line) {
+  const int64_t step = line.at("step").get<int64_t>();
+  for (const auto& [key, value] : line.items()) {
+    if (key == "step" || key == "epoch" || !value.is_number()) continue;
+    events.add_scalar(prefix + "/" + key, step, value.get<double>());
+  }
+}
+
 MetricsLogger::MetricsLogger(const std::string& path) : path_(path), out_(path, std::ios::app) {
   if (!out_) throw std::runtime_error(fmt::format("{}: cannot open for writing", path));
 }

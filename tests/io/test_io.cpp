@@ -7,6 +7,7 @@
 #include "../test_util.h"
 #include "vaegan/io/image_io.h"
 #include "vaegan/io/npy.h"
+#include "vaegan/io/tensorboard.h"
 
 namespace vaegan {
 namespace {
@@ -78,6 +79,29 @@ TEST(Npy, NumpyReadsIt) {
                           "'); assert a.dtype == n.uint8 and a.shape == (2, 3, 4, 1) and "
                           "(a.ravel() == n.arange(24)).all()\"";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+TEST(Npz, NumpyReadsEveryArray) {
+  if (std::system((std::string(VAEGAN_PYTHON) + " -c 'import numpy' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "python3-numpy missing";
+  test::TempDir dir;
+  write_npz(dir / "z.npz", {{"mu", torch::arange(6, torch::kFloat32).view({2, 3}) / 4},
+                            {"labels", torch::tensor(std::vector<int64_t>{7, -1})}});
+  const std::string cmd = std::string(VAEGAN_PYTHON) + " -c \"import numpy as n; z = n.load('" + (dir / "z.npz") +
+                          "'); assert sorted(z.files) == ['labels', 'mu']; "
+                          "assert (z['mu'] == n.arange(6, dtype=n.float32).reshape(2, 3) / 4).all(); "
+                          "assert z['labels'].tolist() == [7, -1] and z['labels'].dtype == n.int64\"";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+// RFC 3720 (iSCSI), B.4: the CRC-32C check value of "123456789" and of 32 zero bytes.
+TEST(TensorBoard, Crc32cMatchesTheStandardCheckValues) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+  const std::string zeros(32, '\0');
+  EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);
+  // TensorFlow's mask: rotate right by 15, add 0xa282ead8
+  const uint32_t c = 0xE3069283u;
+  EXPECT_EQ(masked_crc32c("123456789", 9), ((c >> 15) | (c << 17)) + 0xa282ead8u);
 }
 
 }  // namespace

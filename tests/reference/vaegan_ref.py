@@ -1,124 +1,30 @@
 """An independent PyTorch implementation of vaegan's models (docs/design.md, "The algorithm" and "Architectures").
 
-Written from the design, not from the C++ code: the networks of the `small32`, `paper64` and
-`mlp28` presets (module names match the C++ checkpoint keys, so a C++ `model.pt` loads into
-them), the VAE-GAN's four losses and one training step of Algorithm 1 with three
+Written from the design, not from the C++ code: the VAE-GAN's four losses and one training step of Algorithm 1 with three
 `torch.autograd.grad` calls over the parameter groups, the plain VAE's ELBO step (BCE
 or squared error summed over pixels, on [0, 1] pixels) and the GAN's two-player step; one
 RMSprop per network. Used by the parity test (`tests/reference/parity.py`) and by the
-benchmark's PyTorch twin (`bench/twin.py`).
+benchmark's PyTorch twin (`bench/twin.py`). The networks of the `small32`, `paper64` and
+`mlp28` presets are the Python package's (python/vaegan/networks.py; module names match the C++
+checkpoint keys, so a C++ `model.pt` loads into them).
 """
+import os
+import sys
+
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-PRESETS = {
-    # size, enc channels, enc fc, latent, dec channels, dis channels, dis fc
-    "small32": (32, (32, 64, 128), 1024, 64, (128, 64, 16), (16, 64, 128, 128), 256),
-    "paper64": (64, (64, 128, 256), 2048, 128, (256, 128, 32), (32, 128, 256, 256), 512),
-}
-
-
-class Enc(nn.Module):
-    def __init__(self, c, s, chans, fc, z):
-        super().__init__()
-        layers, cin = [], c
-        for ch in chans:
-            layers += [nn.Conv2d(cin, ch, 5, 2, 2, bias=False), nn.BatchNorm2d(ch), nn.ReLU()]
-            cin = ch
-        self.features = nn.Sequential(*layers)
-        r = s >> len(chans)
-        self.fc = nn.Sequential(nn.Linear(cin * r * r, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU())
-        self.mu, self.logvar = nn.Linear(fc, z), nn.Linear(fc, z)
-
-    def forward(self, x):
-        h = self.fc(self.features(x).flatten(1))
-        return self.mu(h), self.logvar(h)
-
-
-class Dec(nn.Module):
-    def __init__(self, c, s, chans, z):
-        super().__init__()
-        self.r, self.c0 = s >> len(chans), chans[0]
-        self.fc = nn.Sequential(nn.Linear(z, chans[0] * self.r * self.r, bias=False),
-                                nn.BatchNorm1d(chans[0] * self.r * self.r), nn.ReLU())
-        layers, cin = [], chans[0]
-        for ch in chans:
-            layers += [nn.ConvTranspose2d(cin, ch, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(ch), nn.ReLU()]
-            cin = ch
-        layers += [nn.Conv2d(cin, c, 5, 1, 2)]
-        self.layers = nn.Sequential(*layers)
-
-    def pre(self, z):
-        """Output before the final tanh."""
-        return self.layers(self.fc(z).view(-1, self.c0, self.r, self.r))
-
-    def forward(self, z):
-        return torch.tanh(self.pre(z))
-
-
-class MlpEnc(nn.Module):
-    """Seed 002's encoder: 784 -> 512 -> 512 -> (mu, logvar), ReLU, no batch norm."""
-
-    def __init__(self, c, s, hidden, z):
-        super().__init__()
-        self.fc = nn.Sequential(nn.Linear(c * s * s, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.mu, self.logvar = nn.Linear(hidden, z), nn.Linear(hidden, z)
-
-    def forward(self, x):
-        h = self.fc(x.flatten(1))
-        return self.mu(h), self.logvar(h)
-
-
-class MlpDec(nn.Module):
-    def __init__(self, c, s, hidden, z):
-        super().__init__()
-        self.shape = (c, s, s)
-        self.fc = nn.Sequential(nn.Linear(z, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                nn.Linear(hidden, c * s * s))
-        self.layers = nn.Sequential()
-
-    def pre(self, z):
-        return self.fc(z).view(-1, *self.shape)
-
-    def forward(self, z):
-        return torch.tanh(self.pre(z))
-
-
-class Dis(nn.Module):
-    def __init__(self, c, s, chans, fc, layer=4):
-        super().__init__()
-        self.convs = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        cin = c
-        for i, ch in enumerate(chans):
-            self.convs.append(nn.Conv2d(cin, ch, 5, 1 if i == 0 else 2, 2, bias=(i == 0)))
-            if i > 0:
-                self.norms.append(nn.BatchNorm2d(ch))
-            cin = ch
-        r = s >> (len(chans) - 1)
-        self.head = nn.Sequential(nn.Linear(cin * r * r, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(), nn.Linear(fc, 1))
-        self.layer = layer
-
-    def forward(self, x):
-        feat = None
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i + 1 == self.layer:
-                feat = x.flatten(1)
-            if i > 0:
-                x = self.norms[i - 1](x)
-            x = F.relu(x)
-        return self.head(x.flatten(1)), feat
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from vaegan.networks import Decoder, Discriminator, Encoder, network_options  # noqa: E402
 
 
 def build(preset, channels=1, latent=None):
-    if preset == "mlp28":
-        z = latent or 20
-        return MlpEnc(channels, 28, 512, z), MlpDec(channels, 28, 512, z), None, 28, z
-    s, ec, efc, z, dc, dic, dfc = PRESETS[preset]
-    z = latent or z
-    return Enc(channels, s, ec, efc, z), Dec(channels, s, dc, z), Dis(channels, s, dic, dfc), s, z
+    """The networks of `preset` (the package's, python/vaegan/networks.py: the one Python
+    definition of the architectures, itself checked against the C++ networks), their image size
+    and latent size; `mlp28` has no discriminator."""
+    enc, dec, dis = network_options(preset, channels, 0, latent or 0)
+    s, z = enc["image_size"], enc["latent_dim"]
+    return Encoder(**enc), Decoder(**dec), (None if preset == "mlp28" else Discriminator(**dis)), s, z
 
 
 def vae_losses(enc, dec, x, eps, recon="bce"):
@@ -127,7 +33,7 @@ def vae_losses(enc, dec, x, eps, recon="bce"):
     b = x.shape[0]
     mu, logvar = enc(x)
     z = mu + torch.exp(0.5 * logvar) * eps
-    p = (torch.tanh(dec.pre(z)) + 1) / 2  # decoder output on [0, 1]
+    p = (torch.tanh(dec.preactivation(z)) + 1) / 2  # decoder output on [0, 1]
     t = (x + 1) / 2
     if recon == "bce":
         pixel = F.binary_cross_entropy(p, t, reduction="sum") / b

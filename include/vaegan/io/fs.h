@@ -43,4 +43,8 @@ class DirectoryLock {
 /// Flushes a file or directory to disk (fsync). Throws `std::runtime_error` naming `path`.
 void fsync_path(const std::string& path);
 
+/// The whole content of file `path` as bytes. Throws `std::runtime_error` naming `path` when it
+/// cannot be read.
+std::string read_file_bytes(const std::string& path);
+
 }  // namespace vaegan

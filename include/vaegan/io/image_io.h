@@ -1,5 +1,5 @@
 #pragma once
-/// Image output: conversion of model tensors to 8-bit pixels and PNG grids (stb_image_write).
+/// Image output: conversion of model tensors to 8-bit pixels, PNG grids and folders of PNGs (stb_image_write).
 
 #include <torch/torch.h>
 
@@ -22,6 +22,13 @@ torch::Tensor interleave_rows(const torch::Tensor& originals, const torch::Tenso
 /// Writes a `uint8` `[H, W, C]` image (C = 1 or 3) as PNG, atomically.
 /// Throws `std::runtime_error` naming `path` when encoding or writing fails.
 void write_png(const std::string& path, const torch::Tensor& hwc);
+
+/// Writes images (`[N, C, H, W]` in `[-1, 1]`, or `uint8` `[N, H, W, C]`) as a folder `dir` of one
+/// PNG per image, `000000.png`, `000001.png`, ... in order: the layout pytorch-fid and clean-fid
+/// read (docs/evaluation.md). The folder is written under a temporary name and renamed, so it
+/// appears complete or not at all. Throws `InputError` when `dir` exists and is not an empty
+/// folder, `std::runtime_error` naming the file when writing fails.
+void write_png_folder(const std::string& dir, const torch::Tensor& images);
 
 /// `make_grid` followed by `write_png`.
 void save_image_grid(const std::string& path, const torch::Tensor& images, int64_t ncol);

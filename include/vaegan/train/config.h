@@ -144,6 +144,9 @@ struct TrainConfig {
   int64_t val_images = 2048;        ///< test images the validation losses average over (0: all)
   int64_t early_stop_patience = 0;  ///< stop after this many validations without a better val_score (0: never)
   int64_t grid_size = 64;           ///< images in each per-epoch grid
+  /// TensorBoard event files (docs/design.md, "TensorBoard"): their directory; empty means
+  /// `RUN/tensorboard`, `none` writes none
+  std::string tensorboard;
 };
 
 /// `config.json`: every field of `TrainConfig` under its own name, `model` as an object,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vaegan/io/plot.h"
+#include "vaegan/io/tensorboard.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan {
@@ -46,6 +47,11 @@ const std::vector<PlotSeries>& loss_series();
 /// Draws the loss curves of `run_dirs` into `out` (`plot_series` with `loss_series`). Throws as
 /// `plot_series`.
 void plot_losses(const std::vector<std::string>& run_dirs, const std::string& out);
+
+/// Writes every number of a metrics.jsonl line `line` except `step` and `epoch` as a TensorBoard
+/// scalar `PREFIX/KEY` at the line's step (`train/` for step lines, `validation/` for validation
+/// lines: docs/design.md, "TensorBoard").
+void add_scalars(EventWriter& events, const std::string& prefix, const nlohmann::json& line);
 
 class MetricsLogger {
  public:
