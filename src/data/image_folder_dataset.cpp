@@ -146,9 +146,13 @@ torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64
   const int64_t top = crop_top >= 0 ? std::min<int64_t>(crop_top, h - side) : (h - side) / 2, left = (w - side) / 2;
   const stbi_uc* origin = pixels + (top * w + left) * c;
   torch::Tensor out = torch::empty({size, size, c}, torch::kUInt8);  // HWC, as stb writes it
-  if (stbir_resize_uint8(origin, static_cast<int>(side), static_cast<int>(side), static_cast<int>(w * c),
-                         out.data_ptr<uint8_t>(), static_cast<int>(size), static_cast<int>(size),
-                         static_cast<int>(size * c), static_cast<int>(c)) == 0) {
+  if (side == size) {  // already the size: the pixels as they are (stb's filter would blur them)
+    for (int64_t y = 0; y < size; ++y) {
+      std::memcpy(out.data_ptr<uint8_t>() + y * size * c, origin + y * w * c, static_cast<size_t>(size * c));
+    }
+  } else if (stbir_resize_uint8(origin, static_cast<int>(side), static_cast<int>(side), static_cast<int>(w * c),
+                                out.data_ptr<uint8_t>(), static_cast<int>(size), static_cast<int>(size),
+                                static_cast<int>(size * c), static_cast<int>(c)) == 0) {
     throw ImageReadError(fmt::format("{}: cannot resize {}x{} to {}x{}", path, side, side, size, size));
   }
   return out.permute({2, 0, 1}).contiguous();  // [C, S, S]

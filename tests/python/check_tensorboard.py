@@ -35,7 +35,7 @@ except ImportError:
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 import torch  # noqa: E402
 import vaegan  # noqa: E402
-from vaegan.__main__ import dataset_images  # noqa: E402
+from vaegan.__main__ import dataset_images, to_uint8  # noqa: E402
 
 failures = []
 
@@ -199,8 +199,22 @@ def main():
     check(np.abs(z["mu"] - mu.numpy()).max() <= 1e-5 * scale and z["logvar"].shape == tuple(mu.shape),
           "encode: mu differs from the package's")
 
-    # 4. python -m vaegan against the binary, as arrays and as folders of PNGs.
+    # ... and of a folder of images with class subfolders (32x32 grey PNGs: no resizing).
     from PIL import Image
+    originals = dataset_images(model, "test", 6)
+    for i, img in enumerate(to_uint8(originals)):
+        os.makedirs(f"{work}/folder/{'ab'[i % 2]}", exist_ok=True)
+        Image.fromarray(img[:, :, 0].numpy()).save(f"{work}/folder/{'ab'[i % 2]}/{i}.png")
+    run([binary, "encode", "--checkpoint", run_dir, "--input", f"{work}/folder", "--out", f"{work}/f.npz",
+         "--threads", "1"])
+    z = np.load(f"{work}/f.npz")
+    order = [0, 2, 4, 1, 3, 5]  # sorted by class folder, then name
+    with torch.no_grad():
+        want = model.encode(originals[order])[0].numpy()
+    check(z["labels"].tolist() == [0, 0, 0, 1, 1, 1], f"encode --input: labels {z['labels'].tolist()}")
+    check(np.abs(z["mu"] - want).max() <= 1e-5 * scale, "encode --input: mu differs from the package's")
+
+    # 4. python -m vaegan against the binary, as arrays and as folders of PNGs.
     for tool in ([binary], [sys.executable, "-m", "vaegan"]):
         out = f"{work}/folder-{len(tool)}/"
         run(tool + ["sample", "--checkpoint", run_dir, "--n", "12", "--seed", "3", "--out", out])

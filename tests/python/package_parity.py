@@ -4,11 +4,14 @@ For each case directory DIR/0 .. DIR/N-1 (a run directory with one checkpoint an
 inputs and C++ outputs): `vaegan.load(run)` and the same computation. fp32 on both sides; the C++
 side runs channels-last (and, on LibTorch 1.x, its sub-pixel transposed convolution), so the sums
 are ordered differently: each output must agree to 1e-5 of its largest magnitude (at least 1).
-Exits 1 naming every output that does not.
+Then a copy of a checkpoint with another format version must be refused, naming it. Exits 1
+naming every output or check that fails.
 
 Usage: package_parity.py DIR N
 """
+import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -53,6 +56,22 @@ def main():
             bad += not ok
             print(f"{'ok  ' if ok else 'FAIL'} {kind} {model.config['model']['arch']} {name} {list(ref.shape)}: "
                   f"max |diff| {err:.2e} (tolerance {TOLERANCE * scale:.2e})")
+    # A checkpoint of another format version is refused with a message naming it.
+    other = os.path.join(root, "other-version")
+    shutil.copytree(vaegan.resolve_checkpoint(os.path.join(root, "0")), other)
+    with open(f"{other}/state.json") as f:
+        state = json.load(f)
+    state["format_version"] = vaegan.FORMAT_VERSION + 1
+    with open(f"{other}/state.json", "w") as f:
+        json.dump(state, f)
+    try:
+        vaegan.load(other)
+        print("FAIL: a checkpoint of format version", state["format_version"], "loaded")
+        bad += 1
+    except ValueError as e:
+        ok = f"format version {vaegan.FORMAT_VERSION + 1}" in str(e) and other in str(e)
+        bad += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} another format version: {e}")
     return 1 if bad else 0
 
 
