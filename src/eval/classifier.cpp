@@ -133,7 +133,8 @@ FeatureExtractor load_classifier_features(const std::string& dir, torch::Device 
                      {"dataset", info.value("dataset", "")},
                      {"test_accuracy", info.at("test_accuracy")},
                      {"feature_dim", info.value("feature_dim", 0)}};
-    f.extract = [model, size, channels, device](const torch::Tensor& x) {
+    // the classifier's input: on its device, at its training size
+    auto prepare = [size, channels, device](const torch::Tensor& x) {
       TORCH_CHECK(x.size(1) == channels, "classifier expects ", channels, " channels, got ", x.size(1));
       torch::Tensor in = x.to(device);
       if (in.size(2) != size) {
@@ -142,8 +143,10 @@ FeatureExtractor load_classifier_features(const std::string& dir, torch::Device 
                                                         .mode(torch::kBilinear)
                                                         .align_corners(false));
       }
-      return (*model)->features(in).cpu();
+      return in;
     };
+    f.extract = [model, prepare](const torch::Tensor& x) { return (*model)->features(prepare(x)).cpu(); };
+    f.classify = [model, prepare](const torch::Tensor& x) { return (*model)->forward(prepare(x)).argmax(1).cpu(); };
     return f;
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a vaegan classifier description ({})", json_path, e.what()));

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <limits>
 
 #include "vaegan/eval/fid.h"
 #include "vaegan/eval/metrics.h"
@@ -63,6 +64,20 @@ nlohmann::json summary(const torch::Tensor& values) {
 
 }  // namespace
 
+double class_agreement(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
+                       const torch::Tensor& originals, const torch::Tensor& reconstructions, int64_t batch_size) {
+  TORCH_CHECK(originals.sizes() == reconstructions.sizes(), "class_agreement: originals ", originals.sizes(),
+              " and reconstructions ", reconstructions.sizes(), " differ in shape");
+  const int64_t n = originals.size(0);
+  int64_t agree = 0;
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t b = std::min(batch_size, n - start);
+    agree +=
+        classify(originals.narrow(0, start, b)).eq(classify(reconstructions.narrow(0, start, b))).sum().item<int64_t>();
+  }
+  return n > 0 ? static_cast<double>(agree) / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
+}
+
 nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features, const EvalOptions& o,
                         torch::Device device) {
   torch::NoGradGuard no_grad;
@@ -85,6 +100,10 @@ nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExt
                              {"mse", summary(mse_per_image(recon, x))},
                              {"psnr_db", summary(psnr_per_image(recon, x))},
                              {"ssim", summary(ssim_per_image(recon, x))}};
+    if (features && features->classify) {
+      out["reconstruction"]["class_agreement"] = class_agreement(features->classify, x, recon, b);
+      out["reconstruction"]["class_agreement_by"] = features->description;
+    }
   }
   if (config.type == ModelType::kVae) {
     const ReconLoss form = config.recon_loss;

@@ -317,6 +317,9 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
   EXPECT_EQ(e.at("samples").at("extractor").at("kind"), "vaegan-classifier");
   EXPECT_EQ(e.at("samples").at("prior_samples"), 20);
   EXPECT_GE(e.at("samples").at("frechet_distance").get<double>(), 0.0);
+  const double agreement = e.at("reconstruction").at("class_agreement").get<double>();
+  EXPECT_TRUE(agreement >= 0 && agreement <= 1 && std::abs(agreement * 40 - std::round(agreement * 40)) < 1e-9)
+      << agreement;  // a share of the 40 test images
   // a user-supplied TorchScript feature extractor (scripted with the build's Python torch, which matches its LibTorch)
   const std::string script = path("features.pt");
   if (std::system((std::string(VAEGAN_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0) {
@@ -330,6 +333,7 @@ TEST_F(Cli, EvalClassifierInterpolateAndAttributeTools) {
     const nlohmann::json e2 = nlohmann::json::parse(ef2);
     EXPECT_EQ(e2.at("samples").at("extractor").at("kind"), "torchscript");
     EXPECT_GE(e2.at("samples").at("frechet_distance").get<double>(), 0.0);
+    EXPECT_FALSE(e2.at("reconstruction").contains("class_agreement"));  // no classifier, no classes
   }
   r = run("eval --checkpoint " + run_dir + " --features " + path("no-such.pt") + " --out " + path("eval3.json"));
   EXPECT_EQ(r.code, 2);

@@ -143,5 +143,20 @@ TEST(LatentOps, AttributeVectorIsTheDifferenceOfGroupMeans) {
   EXPECT_THROW(attribute_vector(z, torch::zeros({4}, torch::kBool)), InputError);
 }
 
+// class_agreement against counting by hand: a "classifier" that says whether an image's mean is
+// positive; originals +,+,-,-,+ and reconstructions +,-,-,+,+ agree on 3 of 5, in batches of 2.
+TEST(Metrics, ClassAgreementCountsMatchingPredictions) {
+  auto classify = [](const torch::Tensor& x) { return x.mean({1, 2, 3}).gt(0).to(torch::kLong); };
+  const std::vector<double> o = {0.5, 0.2, -0.3, -0.9, 0.1}, r = {0.4, -0.2, -0.1, 0.3, 0.9};
+  torch::Tensor originals = torch::empty({5, 1, 4, 4}), recon = torch::empty({5, 1, 4, 4});
+  for (int64_t i = 0; i < 5; ++i) {
+    originals[i].fill_(o[static_cast<size_t>(i)]);
+    recon[i].fill_(r[static_cast<size_t>(i)]);
+  }
+  EXPECT_DOUBLE_EQ(class_agreement(classify, originals, recon, 2), 3.0 / 5.0);
+  EXPECT_DOUBLE_EQ(class_agreement(classify, originals, originals, 2), 1.0);
+  EXPECT_THROW(class_agreement(classify, originals, recon.narrow(0, 0, 4), 2), c10::Error);
+}
+
 }  // namespace
 }  // namespace vaegan

@@ -63,6 +63,9 @@ nlohmann::json train_classifier(const std::shared_ptr<ImageDataset>& train, cons
 /// Maps images `[B, C, S, S]` in `[-1, 1]` to features `[B, F]`, and says what it is.
 struct FeatureExtractor {
   std::function<torch::Tensor(const torch::Tensor&)> extract;
+  /// The predicted class of images `[B, C, S, S]` in `[-1, 1]`: int64 `[B]` on the CPU; empty
+  /// for an extractor that is no classifier (`--features`).
+  std::function<torch::Tensor(const torch::Tensor&)> classify;
   nlohmann::json description;  ///< recorded in the eval JSON so protocols are never mixed up
 };
 

@@ -40,10 +40,18 @@ torch::Tensor decoder_log_likelihood(const torch::Tensor& preactivation, const t
 std::pair<torch::Tensor, torch::Tensor> vae_bounds(Model& model, const torch::Tensor& x, ReconLoss form,
                                                    int64_t iw_samples, at::Generator& gen);
 
+/// The share of `originals` `[N, C, S, S]` whose reconstructions `[N, C, S, S]` (both in
+/// `[-1, 1]`) `classify` (images -> int64 classes `[B]`) assigns the same class as the original,
+/// in batches of `batch_size`: how well a reconstruction keeps what the image shows, which the
+/// paper's learned similarity is meant to keep (section 1). In [0, 1]; NaN for N = 0.
+double class_agreement(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
+                       const torch::Tensor& originals, const torch::Tensor& reconstructions, int64_t batch_size);
+
 /// Evaluates `model` (put in eval mode) on `test`: reconstruction MSE, PSNR and SSIM (models
 /// with an encoder), ELBO and the IW bound in nats per image and bits per dimension under the
 /// model's own likelihood (`vae` models), and, with `features`, the Fréchet distance and
-/// precision/recall between `num_samples` prior samples and as many test images. Returns the JSON
+/// precision/recall between `num_samples` prior samples and as many test images, and, when
+/// `features` is a classifier, the reconstructions' `class_agreement`. Returns the JSON
 /// that `vaegan eval` writes; every number comes with how it was computed (counts, extractor, k).
 nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features,
                         const EvalOptions& options, torch::Device device);
