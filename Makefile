@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test test-asan demo bench bench-scaling fuzz clean build-torch2 test-torch2 bench-torch2
+.PHONY: deps build test test-asan demo bench bench-scaling bench-quality fuzz clean build-torch2 test-torch2 bench-torch2
 
 deps:
 	bash scripts/install-deps.sh
@@ -34,6 +34,15 @@ bench: build
 # (docs/scaling.md; a few minutes on 2 cores).
 bench-scaling: build
 	VAEGAN=$(BUILD)/vaegan bash bench/scaling.sh
+
+# Sample and reconstruction quality at the demo's budget (bench/quality.sh; about 45 minutes on 2
+# cores): the default VAE-GAN and the plain VAE, two seeds each, then the table.
+bench-quality: build
+	for seed in 1 2; do \
+	  VAEGAN=$(BUILD)/vaegan bash bench/quality.sh run vaegan-default $$seed && \
+	  VAEGAN=$(BUILD)/vaegan bash bench/quality.sh run vae $$seed --model vae || exit 1; \
+	done
+	bash bench/quality.sh table
 
 # The second build: LibTorch 2.x with CUDA, from the pinned PyPI torch in the project's virtual
 # environment (scripts/setup-torch2.sh; about 4 GB). Its tests run on the CPU here (the `cuda`

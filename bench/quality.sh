@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Sample and reconstruction quality at a fixed training budget (issue: recall and a second
+# dataset; docs/training-defaults.md). Never part of `make test`: each row trains for minutes.
+#
+#   bench/quality.sh run NAME SEED [TRAIN FLAGS...]   train NAME's configuration with SEED, evaluate, append a line
+#   bench/quality.sh table                            mean of the seeds of every NAME
+#   make bench-quality                                the default configuration and the plain VAE, seeds 1 and 2
+#
+# `run` trains `vaegan train --dataset $QUALITY_DATASET --max-minutes $QUALITY_MINUTES --seed SEED
+# FLAGS` into runs/quality/NAME-sSEED, then `vaegan eval` with one fixed classifier directory
+# ($QUALITY_CLASSIFIER, trained once for $QUALITY_CLASSIFIER_EPOCHS epochs when missing; every line
+# records its path and test accuracy), and appends one JSON line to $QUALITY_RESULTS: the
+# configuration, seed, steps, Fréchet distance, precision, recall, MSE, SSIM and class agreement.
+# Use two seeds for every row: one seed is not evidence at this budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VAEGAN="${VAEGAN:-build/vaegan}"
+PY="${VAEGAN_PYTHON:-/usr/bin/python3}"
+DATASET="${QUALITY_DATASET:-fashion-mnist}"
+MINUTES="${QUALITY_MINUTES:-10}"
+SAMPLES="${QUALITY_SAMPLES:-10000}"
+RESULTS="${QUALITY_RESULTS:-bench/quality-results.jsonl}"
+CLASSIFIER="${QUALITY_CLASSIFIER:-runs/quality/classifier-$DATASET}"
+CLASSIFIER_EPOCHS="${QUALITY_CLASSIFIER_EPOCHS:-15}"
+
+usage() { sed -n '5,7p' "$0" | sed 's/^#//' >&2; exit 2; }
+
+case "${1:-}" in
+  run)
+    [ $# -ge 3 ] || usage
+    name="$2" seed="$3"; shift 3
+    [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "quality: NAME must be letters, digits, . _ -: $name" >&2; exit 2; }
+    [[ "$seed" =~ ^[0-9]+$ ]] || { echo "quality: SEED must be a number: $seed" >&2; exit 2; }
+    if [ ! -f "$CLASSIFIER/classifier.json" ]; then
+      "$VAEGAN" classifier train --dataset "$DATASET" --epochs "$CLASSIFIER_EPOCHS" --out "$CLASSIFIER"
+    fi
+    run="runs/quality/$name-s$seed"
+    "$VAEGAN" train --dataset "$DATASET" --max-minutes "$MINUTES" --seed "$seed" --out "$run" --overwrite "$@"
+    "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
+    "$PY" - "$run" "$name" "$seed" "$MINUTES" "$RESULTS" "$@" <<'PY'
+import json, os, sys, time
+run, name, seed, minutes, results, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6:]
+e = json.load(open(f"{run}/eval.json"))
+last = open(f"{run}/checkpoints/last").read().strip()
+state = json.load(open(f"{run}/checkpoints/{last}/state.json"))
+rec, smp = e.get("reconstruction", {}), e.get("samples", {})
+line = {"name": name, "seed": seed, "flags": flags, "dataset": json.load(open(f"{run}/config.json"))["dataset"],
+        "minutes": minutes, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
+        "precision": smp.get("precision"), "recall": smp.get("recall"),
+        "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
+        "class_agreement": rec.get("class_agreement"), "classifier": smp.get("extractor"),
+        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+with open(results, "a") as f:
+    f.write(json.dumps(line) + "\n")
+print(json.dumps(line))
+PY
+    ;;
+  table)
+    "$PY" - "$RESULTS" <<'PY'
+import json, sys
+from collections import OrderedDict
+rows = OrderedDict()
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows.setdefault((r["dataset"], r["name"]), []).append(r)
+keys = ["steps", "frechet_distance", "precision", "recall", "mse", "ssim", "class_agreement"]
+print(f"{'dataset':14} {'name':24} {'seeds':>5} " + " ".join(f"{k[:12]:>12}" for k in keys))
+for (dataset, name), rs in rows.items():
+    def mean(k):
+        v = [r[k] for r in rs if r.get(k) is not None]
+        return f"{sum(v) / len(v):12.4g}" if v else f"{'-':>12}"
+    print(f"{dataset:14} {name:24} {len(rs):5d} " + " ".join(mean(k) for k in keys))
+PY
+    ;;
+  *) usage ;;
+esac
