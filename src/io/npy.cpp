@@ -31,8 +31,7 @@ std::string descr_of(torch::ScalarType t) {
   }
 }
 
-}  // namespace
-
+/// The `.npy` file of `array` as bytes (no I/O); `where` names it in errors.
 std::string npy_bytes(const torch::Tensor& array, const std::string& where) {
   const std::string descr = descr_of(array.scalar_type());
   if (descr.empty())
@@ -56,6 +55,8 @@ std::string npy_bytes(const torch::Tensor& array, const std::string& where) {
   out.append(static_cast<const char*>(a.data_ptr()), a.nbytes());
   return out;
 }
+
+}  // namespace
 
 void write_npy(const std::string& path, const torch::Tensor& array) {
   write_text_atomically(path, npy_bytes(array, path));
