@@ -75,9 +75,11 @@ class VaeGanModel(nn.Module):
 
     @property
     def device(self):
+        """The ``torch.device`` the networks are on."""
         return next(self.decoder.parameters()).device
 
     def _need(self, network, what):
+        """The network named ``network``, or ``ValueError`` saying the model type has none."""
         if getattr(self, network) is None:
             raise ValueError(f"a {self.config['model']['type']} model has no {network} to {what} with")
         return getattr(self, network)
