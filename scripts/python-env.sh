@@ -25,4 +25,4 @@ if ! "$VENV/bin/python" -c "$here" python/vaegan >/dev/null 2>&1; then
   [ "$MODE" = system ] && build=(--no-build-isolation)
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${build[@]}" -e ./python >&2
 fi
-echo "$PWD/$VENV/bin/python"
+echo "$(cd "$VENV" && pwd)/bin/python"
