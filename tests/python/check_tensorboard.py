@@ -1,14 +1,16 @@
-"""TensorBoard reads vaegan's event files (issue: TensorBoard logs; docs/design.md, "TensorBoard").
+"""TensorBoard reads vaegan's event files (docs/design.md, "TensorBoard").
 
 Trains a short run on a small IDX dataset written here, damages its newest checkpoint so that
-`--resume` continues from an older one (the steps after it were logged once already), resumes,
+`--resume` continues from an older one (the steps after it were logged once already) and cuts
+the event file's last record short (a crash while writing it), resumes,
 then reads RUN/tensorboard with TensorBoard's own event reader and checks, against the run's
 files: every scalar of metrics.jsonl under `train/KEY` or `validation/KEY` at the same steps with
 the same (float32) value and each step once; each epoch grid's PNG bytes as an image; the
 configuration as text; a histogram of the latent means whose count, minimum, maximum and sum
 match the means that the Python package computes from the final checkpoint. Then starts
 `tensorboard --logdir` on a loopback port and checks that its HTTP API lists the run, its tags
-and the scalar values. Also checks `python -m vaegan sample/reconstruct` against the binary's.
+and the scalar values. Also checks `vaegan encode` (a split and a class folder) against the
+Python package and `python -m vaegan sample/reconstruct` against the binary's.
 Exit 0 on success, 1 on a mismatch, 77 (skip) when tensorboard is not installed.
 
 Usage: check_tensorboard.py VAEGAN_BINARY WORK_DIR
