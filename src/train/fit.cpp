@@ -493,8 +493,9 @@ class RunLoop {
     r.dec_adv_skipped = state_.dec_adv_skipped;
     r.images_skipped = train_set_->unreadable_count();
     r.bad_steps = state_.bad_steps;
-    metrics_->log(r);
-    to_tensorboard([&](EventWriter& w) { add_scalars(w, "train", nlohmann::json(r)); });
+    const nlohmann::json line(r);  // one conversion for both logs
+    metrics_->log(line);
+    to_tensorboard([&](EventWriter& w) { add_scalars(w, "train", line); });
   }
 
   /// TensorBoard (rank 0): the event file of this call, holding the events before a resumed
