@@ -10,7 +10,9 @@
 #   run(command="bash scripts/gpu-check.sh $OUT", carry=[".deps"], timeout_s=540)
 # Results in OUT_DIR (default gpu-check-out/): summary.txt, build.log, ctest.log, bench.jsonl.
 # Environment: VAEGAN_GPU_PYTHON (python3), VAEGAN_GPU_BUILD (build-gpu),
-# VAEGAN_GPU_BENCH_ARGS (the bench's flags), VAEGAN_GPU_TRAIN_IMAGES (60000).
+# VAEGAN_GPU_BENCH_ARGS (the bench's flags), VAEGAN_GPU_TRAIN_IMAGES (60000),
+# VAEGAN_GPU_BENCH_SECONDS (300: the bench is stopped after this long, keeping the lines it
+# printed, so that the whole check fits one call).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-gpu-check-out}"
@@ -50,7 +52,7 @@ say "build: exit $rc after $((SECONDS - start)) s"
 if [ $rc -ne 0 ]; then tail -40 "$OUT_DIR/build.log"; exit 1; fi
 
 # 3. The CUDA tests (they skip, each with a message, where no GPU is visible).
-(cd "$BUILD" && ctest -L cuda --output-on-failure --timeout 300) >"$OUT_DIR/ctest.log" 2>&1
+(cd "$BUILD" && ctest -L cuda --output-on-failure --timeout 150) >"$OUT_DIR/ctest.log" 2>&1
 tests_rc=$?
 say "ctest -L cuda: exit $tests_rc after $((SECONDS - start)) s: $(grep -E 'tests passed|tests failed' "$OUT_DIR/ctest.log")"
 grep -E "Skipped|Failed|\*\*\*" "$OUT_DIR/ctest.log" | head -20
@@ -76,7 +78,7 @@ for prefix, count in (("train", n), ("t10k", 10000)):
 PYEOF
 fi
 # shellcheck disable=SC2086
-"$BUILD/bench/vaegan_bench" --device auto --python "$(command -v "$PY")" --no-loader --train-data "$data" \
+timeout "${VAEGAN_GPU_BENCH_SECONDS:-300}" "$BUILD/bench/vaegan_bench" --device auto --python "$(command -v "$PY")" --no-loader --train-data "$data" \
   $BENCH_ARGS >"$OUT_DIR/bench.jsonl" 2>"$OUT_DIR/bench.log"
 bench_rc=$?
 say "bench: exit $bench_rc after $((SECONDS - start)) s"
