@@ -54,9 +54,10 @@ class TempDir {
   std::string path_;
 };
 
-/// Writes an MNIST-style dataset into `dir`: `n_train` / `n_test` 28×28 images of simple shapes
+/// Writes an MNIST-style dataset into `dir` (created when missing): `n_train` / `n_test` 28×28 images of simple shapes
 /// (bright squares of class-dependent size) with labels 0..9, gzipped like Debian's files.
 inline void write_tiny_idx_dataset(const std::string& dir, int64_t n_train, int64_t n_test) {
+  fs::create_directories(dir);
   auto make = [](int64_t n, uint64_t seed) {
     torch::manual_seed(seed);
     torch::Tensor labels = torch::randint(0, 10, {n}, torch::kLong);

@@ -77,27 +77,37 @@ TEST(Cuda, TrainerKeepsWeightsGradientsAndOptimizerStatesOnTheGpu) {
   }
 }
 
-TEST(Cuda, Fp32StepEqualsTheCpuStep) {
+TEST(Cuda, StepEqualsTheCpuStep) {
   VAEGAN_REQUIRE_CUDA();
   const NoTf32 fp32;
   TrainConfig c;
   c.model.latent_dim = 16;
   c.precision = Precision::kFp32;
-  Trainer cpu(c, torch::kCPU), gpu(c, torch::kCUDA);  // same seed: the same initial weights
   const StepInputs in = step_inputs(8, 16);
-  const StepStats a = cpu.step(in.x, in.eps, in.z_prior), b = gpu.step(in.x, in.eps, in.z_prior);
-  EXPECT_NEAR(a.loss_llike, b.loss_llike, 1e-4 * std::abs(a.loss_llike));
-  EXPECT_NEAR(a.loss_dis, b.loss_dis, 1e-4 * std::abs(a.loss_dis));
-  EXPECT_NEAR(a.loss_adv, b.loss_adv, 1e-4 * std::abs(a.loss_adv));
-  EXPECT_NEAR(a.loss_prior, b.loss_prior, 1e-4 * std::abs(a.loss_prior) + 1e-6);
-  // every gradient of step 0 (left in .grad by the step) to 1e-3 of its largest entry: fp32
-  // with different summation orders on the two devices
+  {  // fp32: the losses to 1e-4 (cuDNN's fp32 algorithms, FFT and Winograd among them, round
+     // differently from the CPU's; amplified by batch norm's backward pass, the gradients of the
+     // first discriminator layers differed by up to 10 % of their largest entry on an H100)
+    Trainer cpu(c, torch::kCPU), gpu(c, torch::kCUDA);  // same seed: the same initial weights
+    const StepStats a = cpu.step(in.x, in.eps, in.z_prior), b = gpu.step(in.x, in.eps, in.z_prior);
+    EXPECT_NEAR(a.loss_llike, b.loss_llike, 1e-4 * std::abs(a.loss_llike));
+    EXPECT_NEAR(a.loss_dis, b.loss_dis, 1e-4 * std::abs(a.loss_dis));
+    EXPECT_NEAR(a.loss_adv, b.loss_adv, 1e-4 * std::abs(a.loss_adv));
+    EXPECT_NEAR(a.loss_prior, b.loss_prior, 1e-4 * std::abs(a.loss_prior) + 1e-6);
+  }
+  // float64: every gradient of step 0 (left in .grad by the step) to 1e-8 of its largest entry,
+  // as the parity tests compare: what differs here is the device, not the arithmetic
+  Trainer cpu(c, torch::kCPU), gpu(c, torch::kCUDA);
+  cpu.model()->to(torch::kFloat64);
+  gpu.model()->to(torch::kFloat64);
+  const auto f64 = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
+  cpu.step(f64(in.x), f64(in.eps), f64(in.z_prior));
+  gpu.step(f64(in.x), f64(in.eps), f64(in.z_prior));
   const auto pc = cpu.model()->named_parameters(), pg = gpu.model()->named_parameters();
   ASSERT_EQ(pc.size(), pg.size());
   for (size_t i = 0; i < pc.size(); ++i) {
     const torch::Tensor gc = pc[i].value().grad(), gg = pg[i].value().grad().cpu();
     const double scale = gc.abs().max().item<double>();
-    EXPECT_LE((gc - gg).abs().max().item<double>(), 1e-3 * scale + 1e-7) << pc[i].key();
+    EXPECT_LE((gc - gg).abs().max().item<double>(), 1e-8 * scale + 1e-12) << pc[i].key();
   }
 }
 
