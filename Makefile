@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DEMO_MINUTES ?= 10
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: deps build test test-asan demo bench bench-scaling bench-quality fuzz clean build-torch2 test-torch2 bench-torch2
+.PHONY: deps build test test-asan demo bench bench-serve bench-scaling bench-quality fuzz clean build-torch2 test-torch2 bench-torch2
 
 deps:
 	bash scripts/install-deps.sh
@@ -26,9 +26,16 @@ demo: build
 	./$(BUILD)/vaegan sample --checkpoint runs/demo --n 64 --out runs/demo/samples.png
 	./$(BUILD)/vaegan reconstruct --checkpoint runs/demo --n 32 --out runs/demo/reconstructions.png
 	@echo "demo: image grids in runs/demo/images/ and runs/demo/{samples,reconstructions}.png"
+	@echo "demo: see the run and its latent space in a browser with: ./$(BUILD)/vaegan serve runs/demo"
 
 bench: build
 	./$(BUILD)/bench/vaegan_bench
+
+# `vaegan serve` under load (bench/serve_load.py): 2,000 decode requests from 4 clients on
+# loopback against runs/demo (make demo first, or SERVE_RUN=DIR).
+SERVE_RUN ?= runs/demo
+bench-serve: build
+	/usr/bin/python3 bench/serve_load.py $(BUILD)/vaegan $(SERVE_RUN)
 
 # Data-parallel scaling on this machine: 1 process x N threads against N ranks x 1 thread
 # (docs/scaling.md; a few minutes on 2 cores).

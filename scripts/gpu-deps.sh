@@ -10,6 +10,7 @@ PACKAGES=(
   zlib1g-dev zlib1g libstb-dev libstb0 libjpeg-dev libjpeg62-turbo-dev libjpeg62-turbo
   libgtest-dev libgloo-dev
   libprotobuf-dev libprotobuf32 protobuf-compiler libprotoc32 libzip-dev libzip4
+  libcpp-httplib-dev libcpp-httplib0.11 libssl-dev libbrotli-dev libbrotli1 libjs-chart.js
 )
 mkdir -p .deps
 (cd .deps && apt-get download "${PACKAGES[@]}" >/dev/null)

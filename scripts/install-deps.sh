@@ -8,10 +8,11 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp libgloo-dev
   dataset-fashion-mnist
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libstb-dev libjpeg-dev
-  libprotobuf-dev protobuf-compiler libzip-dev
+  libprotobuf-dev protobuf-compiler libzip-dev libcpp-httplib-dev libjs-chart.js
   libgtest-dev
   python3-torch python3-numpy python3-scipy python3-venv python3-setuptools python3-wheel python3-pil
   gnuplot-nox time
+  chromium chromium-driver python3-selenium
 )
 # `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`), not needed otherwise.
 if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi

@@ -54,6 +54,14 @@ struct TrainArgs {
   LaunchArgs launch;
 };
 
+/// `vaegan serve`.
+struct ServeArgs {
+  std::vector<std::string> runs;  ///< run directories
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  RuntimeArgs runtime;
+};
+
 /// `vaegan sample`.
 struct SampleArgs {
   std::string checkpoint, out;
@@ -129,6 +137,7 @@ int run_attribute_apply(const AttributeArgs& args);
 int run_eval(const EvalArgs& args);
 int run_classifier_train(const ClassifierArgs& args);
 int run_plot(const PlotArgs& args);
+int run_serve(const ServeArgs& args);
 
 void setup_train(CLI::App& app, Runner& run);
 void setup_sample(CLI::App& app, Runner& run);
@@ -139,6 +148,7 @@ void setup_attribute(CLI::App& app, Runner& run);
 void setup_eval(CLI::App& app, Runner& run);
 void setup_classifier(CLI::App& app, Runner& run);
 void setup_plot(CLI::App& app, Runner& run);
+void setup_serve(CLI::App& app, Runner& run);
 
 // ---------------------------------------------------------------- shared pieces
 

@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   vaegan::cli::setup_eval(app, run);
   vaegan::cli::setup_classifier(app, run);
   vaegan::cli::setup_plot(app, run);
+  vaegan::cli::setup_serve(app, run);
   const auto subcommands = app.get_subcommands([](const CLI::App*) { return true; });
   const bool known = std::any_of(subcommands.begin(), subcommands.end(),
                                  [&](const CLI::App* sub) { return argc > 1 && sub->get_name() == argv[1]; });

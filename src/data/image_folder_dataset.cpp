@@ -113,8 +113,12 @@ void decode_jpeg(const std::string& bytes, int64_t channels, std::vector<uint8_t
 
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop,
                                 int64_t crop_top) {
-  TORCH_CHECK(channels == 1 || channels == 3, "decode_image_file: channels must be 1 or 3");
-  const std::string bytes = read_file(path);
+  return decode_image_bytes(read_file(path), path, channels, size, crop, crop_top);
+}
+
+torch::Tensor decode_image_bytes(const std::string& bytes, const std::string& path, int64_t channels, int64_t size,
+                                 int64_t crop, int64_t crop_top) {
+  TORCH_CHECK(channels == 1 || channels == 3, "decode_image_bytes: channels must be 1 or 3");
   const auto* raw = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
   int w = 0, h = 0, stored = 0;

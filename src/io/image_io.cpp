@@ -52,9 +52,6 @@ torch::Tensor interleave_rows(const torch::Tensor& originals, const torch::Tenso
   return torch::cat(rows);
 }
 
-namespace {
-
-/// PNG encoding of a `uint8` `[H, W, C]` image (no I/O); `where` names it in errors.
 std::string png_bytes(const torch::Tensor& hwc, const std::string& where) {
   TORCH_CHECK(hwc.dim() == 3 && hwc.scalar_type() == torch::kUInt8, "png_bytes: expected uint8 [H, W, C]");
   torch::Tensor px = hwc.contiguous();
@@ -70,8 +67,6 @@ std::string png_bytes(const torch::Tensor& hwc, const std::string& where) {
   }
   return bytes;
 }
-
-}  // namespace
 
 void write_png(const std::string& path, const torch::Tensor& hwc) { write_text_atomically(path, png_bytes(hwc, path)); }
 

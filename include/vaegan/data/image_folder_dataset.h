@@ -20,6 +20,11 @@ namespace vaegan {
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0,
                                 int64_t crop_top = -1);
 
+/// `decode_image_file` for a file's content `bytes` already in memory (an upload); `path` names it
+/// in the messages.
+torch::Tensor decode_image_bytes(const std::string& bytes, const std::string& path, int64_t channels, int64_t size,
+                                 int64_t crop = 0, int64_t crop_top = -1);
+
 /// Image files under `root`, recursively, sorted: extensions .png .jpg .jpeg (any case).
 /// Directory links are followed, each directory entered once; an entry that cannot be examined
 /// (a link loop, a dangling link) is skipped with a warning. Throws `InputError` when `root`

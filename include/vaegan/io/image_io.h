@@ -19,6 +19,10 @@ torch::Tensor make_grid(const torch::Tensor& images, int64_t ncol, int64_t paddi
 /// each followed by the row of the matching `reconstructions` `[N, C, H, W]`. Returns `[2N, C, H, W]`.
 torch::Tensor interleave_rows(const torch::Tensor& originals, const torch::Tensor& reconstructions, int64_t ncol);
 
+/// PNG encoding of a `uint8` `[H, W, C]` image (C = 1 or 3), in memory; `where` names it in the
+/// `std::runtime_error` thrown when encoding fails.
+std::string png_bytes(const torch::Tensor& hwc, const std::string& where);
+
 /// Writes a `uint8` `[H, W, C]` image (C = 1 or 3) as PNG, atomically.
 /// Throws `std::runtime_error` naming `path` when encoding or writing fails.
 void write_png(const std::string& path, const torch::Tensor& hwc);
