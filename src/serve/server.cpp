@@ -24,6 +24,7 @@
 
 #include "vaegan/core/enum_names.h"
 #include "vaegan/core/error.h"
+#include "vaegan/data/celeba.h"
 #include "vaegan/data/datasets.h"
 #include "vaegan/data/image_folder_dataset.h"
 #include "vaegan/io/fs.h"
@@ -123,6 +124,13 @@ json parse_body(const httplib::Request& req) {
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) throw HttpError(400, "the request body is not a JSON object");
   return body;
+}
+
+/// What an attribute vector can be formed for: the class names of `data`, or CelebA's named
+/// attributes (`list_attr_celeba.txt`) where it has no classes.
+std::vector<std::string> attribute_names(const ImageDataset& data) {
+  if (const auto* celeba = dynamic_cast<const CelebADataset*>(&data)) return celeba->attribute_names();
+  return data.class_names();
 }
 
 /// One run directory and what the explorer has computed for its newest checkpoint.
@@ -369,7 +377,7 @@ struct Server::State {
                Run& r = run_of(req);
                std::lock_guard<std::mutex> lock(r.mutex);
                LoadedModel& m = model_of(r);
-               res.set_content(json(dataset_of(r, m, Split::kTrain)->class_names()).dump(), "application/json");
+               res.set_content(json(attribute_names(*dataset_of(r, m, Split::kTrain))).dump(), "application/json");
              }));
     http.Post(R"(/api/runs/([^/]+)/interpolate)", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 Run& r = run_of(req);
@@ -405,7 +413,9 @@ struct Server::State {
                   const int64_t n = r.pool_means.size(0);
                   AttributeSelection sel;
                   try {
-                    sel = select_by_class(*dataset_of(r, m, Split::kTrain), n, to, from);
+                    const ImageDataset& train = *dataset_of(r, m, Split::kTrain);
+                    sel = train.class_names().empty() ? select_by_named_attribute(train, n, to)
+                                                      : select_by_class(train, n, to, from);
                     v = attribute_vector(r.pool_means.index({sel.keep}), sel.has.index({sel.keep}));
                   } catch (const InputError& e) {
                     r.attributes.erase(to + "|" + from);

@@ -20,6 +20,7 @@
 #include "vaegan/model/inference.h"
 #include "vaegan/serve/server.h"
 #include "vaegan/train/checkpoint.h"
+#include "vaegan/train/config.h"
 #include "vaegan/train/fit.h"
 
 namespace vaegan {
@@ -328,6 +329,51 @@ TEST_F(Serve, ConcurrentClientsGetConsistentAnswers) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(ServeSetup, CelebAAttributeVectorsAreFormedFromItsNamedAttributes) {
+  test::TempDir dir;
+  test::write_celeba(dir.path(), 18);  // Smiling for even images, Young for none
+  TrainConfig c;
+  c.dataset = "celeba";
+  c.data_dir = dir.path();
+  c.model.channels = 3;
+  c.batch_size = 3;
+  c.epochs = 1;
+  c.grid_size = 2;
+  c.model.latent_dim = 8;
+  c.precision = Precision::kFp32;
+  c.tensorboard = "none";
+  fit(c, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCPU);
+  Server server({dir / "run"}, ServeOptions().port(0));
+  server.start();
+  httplib::Client client("127.0.0.1", server.port());
+  const auto names = client.Get("/api/runs/0/classes");
+  ASSERT_TRUE(names);
+  EXPECT_EQ(json::parse(names->body), json::array({"Smiling", "Young"}));
+  LoadedModel m = load_model(dir / "run", torch::kCPU);
+  torch::NoGradGuard no_grad;
+  const auto train =
+      open_dataset("celeba", dir.path(), Split::kTrain, 3, model_image_size(m.config.model), dataset_options(m.config));
+  const int64_t n = train->size();
+  const AttributeSelection sel = select_by_named_attribute(*train, n, "Smiling");
+  const torch::Tensor pool = encode_means(m.model, train->first_images(n), torch::kCPU);
+  const torch::Tensor v = attribute_vector(pool.index({sel.keep}), sel.has.index({sel.keep}));
+  const torch::Tensor a = encode_means(
+      m.model,
+      open_dataset("celeba", dir.path(), Split::kTest, 3, model_image_size(m.config.model), dataset_options(m.config))
+          ->first_images(1),
+      torch::kCPU);
+  const auto r = client.Post("/api/runs/0/attribute", R"({"a": {"test": 0}, "to_class": "Smiling", "strength": 2})",
+                             "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(decode_png(r->body).equal(expected_grid(m.model->decoder->forward(a + 2 * v), 1)));
+  // no image of the pool is Young: no vector, and the message says why
+  const auto young =
+      client.Post("/api/runs/0/attribute", R"({"a": {"test": 0}, "to_class": "Young"})", "application/json");
+  ASSERT_TRUE(young);
+  EXPECT_EQ(young->status, 400) << young->body;
 }
 
 TEST(ServeSetup, RefusesADirectoryThatIsNotARunAndAPortInUse) {
