@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <stb_image.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -270,9 +271,14 @@ struct Server::State {
     int64_t w = 0, h = 0;
     const auto* b = reinterpret_cast<const unsigned char*>(req.body.data());
     const size_t n = req.body.size();
-    if (n >= 24 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {  // IHDR width and height
+    // the size the file declares, before anything is decoded: a PNG's IHDR fields (stb_image
+    // refuses to report sizes it would not decode), a JPEG's frame header through stb_image
+    if (n >= 24 && std::memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) {
       w = (int64_t{b[16]} << 24) | (b[17] << 16) | (b[18] << 8) | b[19];
       h = (int64_t{b[20]} << 24) | (b[21] << 16) | (b[22] << 8) | b[23];
+    } else if (int jw = 0, jh = 0, jc = 0;
+               stbi_info_from_memory(b, static_cast<int>(std::min<size_t>(n, INT32_MAX)), &jw, &jh, &jc)) {
+      w = jw, h = jh;
     }
     if (w * h > options.max_upload_pixels()) {
       throw HttpError(

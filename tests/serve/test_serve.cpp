@@ -281,6 +281,18 @@ TEST_F(Serve, UploadIsEncodedReconstructedAndMatchedToItsNearestTrainingImages) 
     huge[at] = 0, huge[at + 1] = 1, huge[at + 2] = static_cast<char>(0x86), huge[at + 3] = static_cast<char>(0xA0);
   }
   expect_error(client_->Post("/api/runs/0/reconstruct", huge, "image/png"), 413, "100000x100000");
+  // a server that takes at most 1,000 pixels refuses a 32x32 PNG and a 64x64 JPEG by their headers
+  std::string jpeg;
+  std::vector<uint8_t> grey(64 * 64, 128);
+  stbi_write_jpg_to_func(
+      [](void* out, void* data, int size) { static_cast<std::string*>(out)->append(static_cast<char*>(data), size); },
+      &jpeg, 64, 64, 1, grey.data(), 90);
+  ASSERT_EQ(client_->Post("/api/runs/0/encode", jpeg, "image/jpeg")->status, 200);
+  Server small({run_dir()}, ServeOptions().port(0).max_upload_pixels(1000));
+  small.start();
+  httplib::Client small_client("127.0.0.1", small.port());
+  expect_error(small_client.Post("/api/runs/0/encode", png, "image/png"), 413, "32x32");
+  expect_error(small_client.Post("/api/runs/0/encode", jpeg, "image/jpeg"), 413, "64x64");
   const auto too_big = client_->Post("/api/runs/0/reconstruct", std::string((8 << 20) + 1, 'x'), "image/png");
   ASSERT_TRUE(too_big);
   EXPECT_EQ(too_big->status, 413);
