@@ -121,6 +121,15 @@ double json_number(const json& body, const std::string& name, double lo, double 
   return v.get<double>();
 }
 
+/// A string of a JSON body (`fallback` when absent); 400 naming the field when it is not a string.
+std::string json_string(const json& body, const std::string& name, const std::string& fallback) {
+  if (!body.contains(name)) return fallback;
+  if (!body.at(name).is_string()) {
+    throw HttpError(400, fmt::format("field '{}': expected a string, got {}", name, body.at(name).dump()));
+  }
+  return body.at(name).get<std::string>();
+}
+
 json parse_body(const httplib::Request& req) {
   json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded() || !body.is_object()) throw HttpError(400, "the request body is not a JSON object");
@@ -389,7 +398,7 @@ struct Server::State {
                 Run& r = run_of(req);
                 const json body = parse_body(req);
                 const double t = json_number(body, "t", 0.0, 1.0, std::nullopt);
-                const std::string mode = body.value("mode", std::string("linear"));
+                const std::string mode = json_string(body, "mode", "linear");
                 if (mode != "linear" && mode != "slerp")
                   throw HttpError(400, "field 'mode': expected \"linear\" or \"slerp\"");
                 std::lock_guard<std::mutex> lock(r.mutex);
@@ -405,10 +414,8 @@ struct Server::State {
                 Run& r = run_of(req);
                 const json body = parse_body(req);
                 const double strength = json_number(body, "strength", -4.0, 4.0, 1.0);
-                if (!body.contains("to_class") || !body.at("to_class").is_string()) {
-                  throw HttpError(400, "field 'to_class': expected a class name");
-                }
-                const std::string to = body.at("to_class"), from = body.value("from_class", std::string());
+                const std::string to = json_string(body, "to_class", ""), from = json_string(body, "from_class", "");
+                if (to.empty()) throw HttpError(400, "field 'to_class': expected a class or attribute name");
                 std::lock_guard<std::mutex> lock(r.mutex);
                 torch::NoGradGuard no_grad;
                 LoadedModel& m = model_of(r);

@@ -218,6 +218,8 @@ TEST_F(Serve, InterpolationRunsFromATestImageToAnother) {
   expect_error(
       post_json("/api/runs/0/interpolate", R"({"a": {"test": 0}, "b": {"test": 1}, "t": 0.5, "mode": "cubic"})"), 400,
       "'mode'");
+  expect_error(post_json("/api/runs/0/interpolate", R"({"a": {"test": 0}, "b": {"test": 1}, "t": 0.5, "mode": 5})"),
+               400, "'mode'");
   expect_error(post_json("/api/runs/0/interpolate", R"({"b": {"test": 1}, "t": 0.5})"), 400, "'a'");
   expect_error(post_json("/api/runs/0/interpolate", R"({"a": {"test": 99}, "b": {"test": 1}, "t": 0.5})"), 400,
                "'a.test'");
@@ -247,6 +249,9 @@ TEST_F(Serve, AttributeVectorOfAClassIsAppliedWithItsStrength) {
     EXPECT_TRUE(decode_png(r->body).equal(expected_grid(m.model->decoder->forward(mu.narrow(0, 1, 1) + s * v), 1)));
   }
   expect_error(post_json("/api/runs/0/attribute", R"({"a": {"test": 1}, "to_class": "Zebra"})"), 400, "Zebra");
+  expect_error(post_json("/api/runs/0/attribute", R"({"a": {"test": 1}, "to_class": "3", "from_class": 4})"), 400,
+               "'from_class'");
+  expect_error(post_json("/api/runs/0/attribute", R"({"a": {"test": 1}})"), 400, "'to_class'");
   expect_error(post_json("/api/runs/0/attribute", R"({"a": {"test": 1}, "to_class": "3", "strength": 9})"), 400,
                "'strength'");
 }
