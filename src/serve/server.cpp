@@ -480,19 +480,17 @@ struct Server::State {
     out["arch"] = config.contains("model") ? config["model"].value("arch", "") : "";
     out["dataset"] = config.value("dataset", "");
     out["epochs"] = config.value("epochs", 0);
+    // the newest checkpoint, as the explorer loads it (`resolve_checkpoint`: checkpoints/last)
     json state = json::object();
     std::error_code ec;
-    for (const char* which : {"last", "best"}) {
-      const fs::path p = r.dir / "checkpoints" / which / "state.json";
-      if (fs::exists(p, ec)) {
-        state = json::parse(read_small_file(p), nullptr, false);
-        break;
-      }
+    try {
+      state = json::parse(read_small_file(fs::path(resolve_checkpoint(r.dir.string())) / "state.json"), nullptr, false);
+    } catch (const std::exception&) {  // none yet, or one being replaced: no step to show
     }
-    if (state.is_discarded()) state = json::object();
+    if (!state.is_object()) state = json::object();
     const int64_t step = state.value("step", int64_t{0}), epoch = state.value("epoch", int64_t{0});
     const int64_t max_steps = config.value("max_steps", int64_t{0});
-    out["checkpoint_step"] = step;
+    out["checkpoint_step"] = state.contains("step") ? json(step) : json(nullptr);
     out["status"] = run_is_locked(r.dir) ? "running"
                     : (epoch >= config.value("epochs", int64_t{1}) || (max_steps > 0 && step >= max_steps))
                         ? "finished"

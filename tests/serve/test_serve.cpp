@@ -102,7 +102,12 @@ TEST_F(Serve, RunsListStatusCheckpointAndGrids) {
   EXPECT_EQ(runs[0]["name"], "run");
   EXPECT_EQ(runs[0]["model"], "vaegan");
   EXPECT_EQ(runs[0]["status"], "finished");  // 1 epoch of 4 steps, done
+  // the step of the checkpoint `last` names (not `best`, which an interrupted run may lack)
   EXPECT_EQ(runs[0]["checkpoint_step"], 4);
+  const std::string best = run_dir() + "/checkpoints/best";
+  fs::rename(best, best + ".away");
+  EXPECT_EQ(json::parse(client_->Get("/api/runs")->body)[0]["checkpoint_step"], 4);
+  fs::rename(best + ".away", best);
   EXPECT_EQ(runs[0]["grid_epochs"], json::array({1}));
   const auto config = client_->Get("/api/runs/0/config");
   ASSERT_TRUE(config);
