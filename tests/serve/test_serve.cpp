@@ -102,6 +102,11 @@ TEST_F(Serve, RunsListStatusCheckpointAndGrids) {
   EXPECT_EQ(runs[0]["name"], "run");
   EXPECT_EQ(runs[0]["model"], "vaegan");
   EXPECT_EQ(runs[0]["status"], "finished");  // 1 epoch of 4 steps, done
+  {  // while a process holds the run's lock, as `train` does, the run is running
+    const DirectoryLock training(run_dir(), "--out");
+    EXPECT_EQ(json::parse(client_->Get("/api/runs")->body)[0]["status"], "running");
+  }
+  EXPECT_EQ(json::parse(client_->Get("/api/runs")->body)[0]["status"], "finished");
   // the step of the checkpoint `last` names (not `best`, which an interrupted run may lack)
   EXPECT_EQ(runs[0]["checkpoint_step"], 4);
   const std::string best = run_dir() + "/checkpoints/best";
