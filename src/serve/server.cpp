@@ -53,10 +53,13 @@ struct HttpError : std::runtime_error {
 constexpr int64_t kMaxSamples = 64, kMaxStrip = 32, kMaxNeighbours = 8;
 const std::regex kGridName(R"(epoch-([0-9]{1,9})-(reconstructions|samples)\.png)");
 
+/// `read_file_bytes` of a run's file, a 404 naming the file when it cannot be read.
 std::string read_small_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw HttpError(404, fmt::format("{}: not found", p.filename().string()));
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  try {
+    return read_file_bytes(p.string());
+  } catch (const std::runtime_error&) {
+    throw HttpError(404, fmt::format("{}: not found", p.filename().string()));
+  }
 }
 
 /// The complete lines of `metrics.jsonl` (a line still being written has no newline yet and

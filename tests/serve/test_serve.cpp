@@ -45,22 +45,30 @@ torch::Tensor expected_grid(const torch::Tensor& x, int64_t ncol) {
   return decode_png(png_bytes(make_grid(x, ncol, 1), "expected"));
 }
 
+/// Trains one fp32 epoch of a latent-8 VAE-GAN on `dataset` in `data_dir` into `out` (every step
+/// logged, no TensorBoard): the run the server is tested on.
+void train_tiny_run(const std::string& dataset, const std::string& data_dir, const std::string& out, int64_t batch,
+                    int64_t grid, int64_t channels = 1) {
+  TrainConfig c;
+  c.dataset = dataset;
+  c.data_dir = data_dir;
+  c.model.channels = channels;
+  c.batch_size = batch;
+  c.epochs = 1;
+  c.log_every = 1;
+  c.grid_size = grid;
+  c.model.latent_dim = 8;
+  c.precision = Precision::kFp32;
+  c.tensorboard = "none";
+  fit(c, out, /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCPU);
+}
+
 class Serve : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = std::make_unique<test::TempDir>();
     test::write_tiny_idx_dataset(*dir_ / "data", 64, 32);
-    TrainConfig c;
-    c.dataset = "mnist";
-    c.data_dir = *dir_ / "data";
-    c.batch_size = 16;
-    c.epochs = 1;
-    c.log_every = 1;
-    c.grid_size = 4;
-    c.model.latent_dim = 8;
-    c.precision = Precision::kFp32;
-    c.tensorboard = "none";
-    fit(c, run_dir(), /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCPU);
+    train_tiny_run("mnist", *dir_ / "data", run_dir(), /*batch=*/16, /*grid=*/4);
   }
   static void TearDownTestSuite() { dir_.reset(); }
   static std::string run_dir() { return *dir_ / "run"; }
@@ -361,17 +369,7 @@ TEST_F(Serve, ConcurrentClientsGetConsistentAnswers) {
 TEST(ServeSetup, CelebAAttributeVectorsAreFormedFromItsNamedAttributes) {
   test::TempDir dir;
   test::write_celeba(dir.path(), 18);  // Smiling for even images, Young for none
-  TrainConfig c;
-  c.dataset = "celeba";
-  c.data_dir = dir.path();
-  c.model.channels = 3;
-  c.batch_size = 3;
-  c.epochs = 1;
-  c.grid_size = 2;
-  c.model.latent_dim = 8;
-  c.precision = Precision::kFp32;
-  c.tensorboard = "none";
-  fit(c, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCPU);
+  train_tiny_run("celeba", dir.path(), dir / "run", /*batch=*/3, /*grid=*/2, /*channels=*/3);
   Server server({dir / "run"}, ServeOptions().port(0));
   server.start();
   httplib::Client client("127.0.0.1", server.port());
