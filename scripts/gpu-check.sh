@@ -13,7 +13,7 @@
 # Environment: VAEGAN_GPU_PYTHON (python3), VAEGAN_GPU_BUILD (build-gpu),
 # VAEGAN_GPU_BENCH_ARGS (the bench's flags), VAEGAN_GPU_TRAIN_IMAGES (60000),
 # VAEGAN_GPU_BENCH_SECONDS (300: the bench is stopped after this long, keeping the lines it
-# printed, so that the whole check fits one call).
+# printed, so that the whole check fits one call; 0: no bench against the twin).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-gpu-check-out}"
@@ -58,19 +58,21 @@ if [ $rc -ne 0 ]; then tail -40 "$OUT_DIR/build.log"; exit 1; fi
 tests_rc=$?
 say "ctest -L cuda: exit $tests_rc after $((SECONDS - start)) s: $(grep -E 'tests passed|tests failed' "$OUT_DIR/ctest.log")"
 grep -E "Skipped|Failed|\*\*\*" "$OUT_DIR/ctest.log" | head -20
-debugger="$(command -v cuda-gdb || command -v gdb)"
+debugger="$(command -v gdb || command -v cuda-gdb)"  # cuda-gdb's unwinder failed on a jump to address 0
 backtrace_of() {  # backtrace_of LABEL COMMAND...: the crashing thread's stack, if a debugger is here
   [ -n "$debugger" ] || return 0
   echo "=== $1" >>"$OUT_DIR/backtrace.log"
   shift
-  # a jump to address 0 leaves nothing to unwind from: the words on the stack then name the caller
-  timeout 150 "$debugger" -q -batch -ex "set print thread-events off" -ex run -ex "bt 40" -ex 'x/8a $sp' \
+  # a jump to address 0 leaves nothing to unwind from: the words on the stack then name the
+  # caller (printed first: an unwinder's error can end the batch)
+  timeout 150 "$debugger" -q -batch -ex "set pagination off" -ex "set print thread-events off" -ex run \
+    -ex 'info registers rip rsp' -ex 'x/16a $sp' -ex 'info symbol *(long*)$sp' -ex "bt 40" \
     --args "$@" 2>&1 | grep -v "Cuda Driver error detected" >>"$OUT_DIR/backtrace.log"
 }
 for t in $(grep -oE 'Test +#[0-9]+: [A-Za-z0-9_.]+ [.]+\*\*\*Exception' "$OUT_DIR/ctest.log" | awk '{print $3}' | head -1); do
   backtrace_of "$t" "$BUILD/tests/vaegan_tests" --gtest_filter="$t"
 done
-[ -f "$OUT_DIR/backtrace.log" ] && grep -E "^=== |^#[0-9]+ |^0x" "$OUT_DIR/backtrace.log" | head -60
+[ -f "$OUT_DIR/backtrace.log" ] && grep -E "^=== |^#[0-9]+ |^0x|^rip|in section" "$OUT_DIR/backtrace.log" | head -60
 
 # 4. The bench on the GPU (or the CPU), with the twin and the training loop on synthetic
 #    Fashion-MNIST-sized data (the machine has no dataset; real files where they are).
@@ -92,13 +94,18 @@ for prefix, count in (("train", n), ("t10k", 10000)):
         f.write(struct.pack(">II", 2049, count) + labels.tobytes())
 PYEOF
 fi
-# 4a. vaegan's steps against the twin's; 4b. the training loop against the bare step.
-# shellcheck disable=SC2086
-timeout "${VAEGAN_GPU_BENCH_SECONDS:-300}" "$BUILD/bench/vaegan_bench" --device auto --python "$(command -v "$PY")" \
-  --no-loader --train-steps 0 $BENCH_ARGS >"$OUT_DIR/bench.jsonl" 2>"$OUT_DIR/bench.log"
-bench_rc=$?
-say "bench: exit $bench_rc after $((SECONDS - start)) s"
-grep -E '"ratio_to_twin"|_peak"' "$OUT_DIR/bench.jsonl"
+# 4a. vaegan's steps against the twin's (VAEGAN_GPU_BENCH_SECONDS=0 leaves it out); 4b. the
+# training loop against the bare step.
+bench_rc=0
+: >"$OUT_DIR/bench.jsonl"
+if [ "${VAEGAN_GPU_BENCH_SECONDS:-300}" != 0 ]; then
+  # shellcheck disable=SC2086
+  timeout "${VAEGAN_GPU_BENCH_SECONDS:-300}" "$BUILD/bench/vaegan_bench" --device auto --python "$(command -v "$PY")" \
+    --no-loader --train-steps 0 $BENCH_ARGS >"$OUT_DIR/bench.jsonl" 2>"$OUT_DIR/bench.log"
+  bench_rc=$?
+  say "bench: exit $bench_rc after $((SECONDS - start)) s"
+  grep -E '"ratio_to_twin"|_peak"' "$OUT_DIR/bench.jsonl"
+fi
 loop=("$BUILD/bench/vaegan_bench" --device auto --no-twin --no-loader --presets small32 --models vaegan --reps 20
   --train-data "$data")
 timeout 120 "${loop[@]}" >>"$OUT_DIR/bench.jsonl" 2>>"$OUT_DIR/bench.log"
@@ -107,7 +114,7 @@ say "training loop: exit $loop_rc after $((SECONDS - start)) s"
 grep -E '"train_loop"' "$OUT_DIR/bench.jsonl"
 if [ $loop_rc -gt 128 ] && [ $loop_rc -ne 137 ]; then
   backtrace_of "training loop" "${loop[@]}"
-  sed -n '/^=== training loop/,$p' "$OUT_DIR/backtrace.log" | grep -E "^#[0-9]+ |^0x" | head -40
+  sed -n '/^=== training loop/,$p' "$OUT_DIR/backtrace.log" | grep -E "^#[0-9]+ |^0x|^rip|in section" | head -40
 fi
 # 5. One rank of a data-parallel job on the GPU: NCCL (a one-GPU machine cannot show more).
 "$BUILD/vaegan" train --dataset fashion-mnist --data-dir "$data" --device cuda --nproc 1 --max-steps 50 \

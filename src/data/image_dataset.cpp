@@ -8,7 +8,9 @@
 namespace vaegan {
 namespace F = torch::nn::functional;
 
-torch::Tensor to_model_range(const torch::Tensor& images) { return images.to(torch::kFloat32).div(127.5).sub(1.0); }
+torch::Tensor to_model_range(const torch::Tensor& images) {
+  return images.to(torch::kFloat32).mul(1.0 / 127.5).sub(1.0);
+}
 
 torch::Tensor to_uint8_range(const torch::Tensor& images) {
   return images.detach().to(torch::kFloat32).add(1.0).mul(127.5).round().clamp(0, 255).to(torch::kUInt8);

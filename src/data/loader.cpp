@@ -24,7 +24,9 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Ten
       produced_(first_batch) {
   TORCH_CHECK(options_.batch_size() >= 1 && options_.prefetch() >= 1 && options_.threads() >= 1,
               "BatchLoader: batch_size, prefetch and threads must be positive");
-  if (!dataset_->in_memory().defined()) thread_ = std::thread([this] { produce(); });
+  const torch::Tensor all = dataset_->in_memory();
+  if (all.defined() && options_.device().is_cuda()) on_device_ = all.to(options_.device());
+  if (!all.defined()) thread_ = std::thread([this] { produce(); });
 }
 
 BatchLoader::~BatchLoader() {
@@ -59,8 +61,13 @@ std::optional<Batch> BatchLoader::next() {
 Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
                             int64_t batch_index) const {
   Batch b;
-  // [B, C, S, S] in [-1, 1]: gathered from memory, or the images the probe already decoded
-  b.images = decoded.empty() ? dataset_->images(indices) : to_model_range(torch::stack(decoded));
+  // [B, C, S, S] in [-1, 1]: gathered from memory (on the device when it holds a copy), or the
+  // images the probe already decoded
+  if (on_device_.defined()) {
+    b.images = to_model_range(on_device_.index_select(0, torch::tensor(indices, torch::kLong).to(on_device_.device())));
+  } else {
+    b.images = decoded.empty() ? dataset_->images(indices) : to_model_range(torch::stack(decoded));
+  }
   std::vector<int64_t> labels;
   for (int64_t i : indices) labels.push_back(dataset_->label(i));
   b.labels = torch::tensor(labels, torch::kLong);
@@ -68,7 +75,7 @@ Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vect
     // One generator per (seed, epoch, batch): the flips do not depend on thread timing.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(
         options_.seed() * 1000003ULL + static_cast<uint64_t>(epoch_) * 7919ULL + static_cast<uint64_t>(batch_index));
-    const torch::Tensor flip = torch::rand({b.images.size(0)}, gen).lt(0.5).view({-1, 1, 1, 1});
+    const torch::Tensor flip = torch::rand({b.images.size(0)}, gen).lt(0.5).view({-1, 1, 1, 1}).to(b.images.device());
     b.images = torch::where(flip, b.images.flip({3}), b.images);
   }
   return b;
@@ -148,7 +155,7 @@ std::optional<Batch> BatchLoader::make_batch() {
   }
   Batch b = assemble(indices, decoded, produced_++);
   b.end_position = position_;
-  if (options_.pin_memory()) b.images = b.images.pin_memory();
+  if (options_.pin_memory() && b.images.is_cpu()) b.images = b.images.pin_memory();
   return b;
 }
 

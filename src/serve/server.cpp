@@ -299,7 +299,7 @@ struct Server::State {
     try {
       const torch::Tensor img =
           decode_image_bytes(req.body, "the uploaded image", m.config.model.channels, model_image_size(m.config.model));
-      return img.unsqueeze(0).to(torch::kFloat).div(127.5).sub(1.0);
+      return to_model_range(img.unsqueeze(0));
     } catch (const ImageReadError& e) {
       throw HttpError(415, e.what());
     }

@@ -354,7 +354,8 @@ class RunLoop {
                            .horizontal_flip(config_.horizontal_flip)
                            .seed(config_.seed)
                            .threads(config_.loader_threads)
-                           .pin_memory(trainer_.device().is_cuda()),
+                           .pin_memory(trainer_.device().is_cuda())
+                           .device(trainer_.device()),
                        epoch, world_ == 1 ? position : 0, first);
     const auto epoch_start = Clock::now();
     ProgressEvent e;

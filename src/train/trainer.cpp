@@ -196,6 +196,8 @@ StepStats Trainer::step(const torch::Tensor& batch) {
 }
 
 StepStats Trainer::step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
+  // A step needs autograd whatever the caller's mode (a NoGradGuard around `fit` or a step).
+  const torch::AutoGradMode grad_mode(true);
   // non_blocking: a batch in pinned memory (LoaderOptions::pin_memory) is copied to a GPU while
   // the previous step's kernels still run.
   const torch::Tensor on_device = batch.to(device_, /*non_blocking=*/true);

@@ -1,6 +1,9 @@
-// Runtime choices that must not depend on chance: device names and the precision `auto` picks.
+// Runtime choices that must not depend on chance: device names and the precision `auto` picks;
+// and which library the process takes std::filesystem from (LinkOrder).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -88,6 +91,31 @@ TEST(Runtime, DeterministicSwitchSetsAndClearsLibTorchsFlags) {
   configure_device(torch::kCPU, /*deterministic=*/false);
   EXPECT_FALSE(at::globalContext().deterministicAlgorithms());
   EXPECT_FALSE(at::globalContext().deterministicCuDNN());
+}
+
+/// The file of the shared object (or executable) that defines the function at `address`.
+std::string defining_object(void* address) {
+  Dl_info info{};
+  if (::dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "(unknown)";
+  return info.dli_fname;
+}
+
+// pip's LibTorch 2.x exports a copy of std::filesystem of its own; torch 2.11's remove_all()
+// jumped to address 0 (every GPU test that removed a directory crashed). The build names
+// libstdc++ before LibTorch, so the dynamic linker must bind these calls to the system's.
+TEST(LinkOrder, StdFilesystemComesFromLibstdcxx) {
+  namespace fs = std::filesystem;
+  using RemoveAll = std::uintmax_t (*)(const fs::path&, std::error_code&);
+  using CreateDirectories = bool (*)(const fs::path&);
+  using Rename = void (*)(const fs::path&, const fs::path&);
+  const std::vector<std::pair<std::string, void*>> functions = {
+      {"remove_all", reinterpret_cast<void*>(static_cast<RemoveAll>(&fs::remove_all))},
+      {"create_directories", reinterpret_cast<void*>(static_cast<CreateDirectories>(&fs::create_directories))},
+      {"rename", reinterpret_cast<void*>(static_cast<Rename>(&fs::rename))}};
+  for (const auto& [name, address] : functions) {
+    EXPECT_NE(defining_object(address).find("libstdc++"), std::string::npos)
+        << "std::filesystem::" << name << " is bound to " << defining_object(address);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "../test_util.h"
 #include "vaegan/core/runtime.h"
+#include "vaegan/data/loader.h"
 #include "vaegan/train/checkpoint.h"
 #include "vaegan/train/fit.h"
 #include "vaegan/train/trainer.h"
@@ -127,13 +128,38 @@ TEST(Cuda, CheckpointWrittenOnTheGpuLoadsAndResumesOnTheCpu) {
   LoadedModel on_cpu = load_model(dir / "run", torch::kCPU), on_gpu = load_model(dir / "run", torch::kCUDA);
   EXPECT_TRUE(on_cpu.model->parameters().front().is_cpu());
   EXPECT_TRUE(on_gpu.model->parameters().front().is_cuda());
-  torch::NoGradGuard no_grad;
-  const torch::Tensor z = torch::randn({4, 16});
-  const torch::Tensor a = on_cpu.model->decoder->forward(z), b = on_gpu.model->decoder->forward(z.cuda()).cpu();
-  EXPECT_LE((a - b).abs().max().item<double>(), 1e-4);
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor z = torch::randn({4, 16});
+    const torch::Tensor a = on_cpu.model->decoder->forward(z), b = on_gpu.model->decoder->forward(z.cuda()).cpu();
+    EXPECT_LE((a - b).abs().max().item<double>(), 1e-4);
+  }
   // the GPU run continues on the CPU to its end, optimizer states included
   const FitResult r = fit(c, dir / "run", /*overwrite=*/false, FitObserver{}, /*resume=*/true, torch::kCPU);
   EXPECT_EQ(r.steps, 8);
+}
+
+// An in-memory dataset's batches for a GPU are gathered, converted and flipped there: the same
+// values as the CPU's, in the same order, already on the device.
+TEST(Cuda, InMemoryBatchesAreGatheredOnTheGpuAndEqualTheCpuOnes) {
+  VAEGAN_REQUIRE_CUDA();
+  torch::manual_seed(4);
+  const torch::Tensor images = torch::randint(0, 256, {40, 3, 8, 8}).to(torch::kUInt8);
+  auto ds = std::make_shared<TensorImageDataset>(images, torch::arange(40), "random");
+  const torch::Tensor order = torch::randperm(40, torch::kLong);
+  const auto options = LoaderOptions().batch_size(16).horizontal_flip(true).seed(9);
+  BatchLoader on_cpu(ds, order, options), on_gpu(ds, order, LoaderOptions(options).device(torch::kCUDA));
+  int batches = 0;
+  while (auto a = on_cpu.next()) {
+    const auto b = on_gpu.next();
+    ASSERT_TRUE(b.has_value());
+    EXPECT_TRUE(b->images.is_cuda());
+    EXPECT_TRUE(torch::equal(a->images, b->images.cpu())) << "batch " << batches;
+    EXPECT_TRUE(torch::equal(a->labels, b->labels.cpu()));
+    ++batches;
+  }
+  EXPECT_FALSE(on_gpu.next().has_value());
+  EXPECT_EQ(batches, 2);
 }
 
 TEST(Cuda, Bf16AutocastComputesConvolutionsInBf16AndTrains) {

@@ -297,6 +297,24 @@ TEST(Datasets, FitImageSizePadsMnistAndResizesOthers) {
   expect_input_error([] { open_dataset("imagenet", "x", Split::kTrain, 3, 32); }, {"--dataset", "imagenet"});
 }
 
+// Every grey level maps to the float a GPU computes too: x times the float nearest 1/127.5, minus
+// 1, each step rounded to float (plain C++ arithmetic as the reference); within 2.4e-7 (two units
+// in the last place of a product in [1, 2)) of the exact x / 127.5 - 1; 0 -> -1 and 255 -> 1.
+TEST(ModelRange, EveryGreyLevelIsTheFloatProductOfTheReciprocal) {
+  const torch::Tensor levels = torch::arange(256).to(torch::kUInt8);
+  const torch::Tensor f = to_model_range(levels);
+  ASSERT_EQ(f.scalar_type(), torch::kFloat32);
+  const volatile float reciprocal = static_cast<float>(1.0 / 127.5);
+  for (int v = 0; v < 256; ++v) {
+    const volatile float product = static_cast<float>(v) * reciprocal;
+    const float expected = product - 1.0f;
+    EXPECT_EQ(f[v].item<float>(), expected) << "grey level " << v;
+    EXPECT_NEAR(f[v].item<float>(), v / 127.5 - 1, 2.4e-7) << "grey level " << v;
+  }
+  EXPECT_EQ(f[0].item<float>(), -1.0f);
+  EXPECT_EQ(f[255].item<float>(), 1.0f);
+}
+
 TEST(BatchLoader, DeliversTheOrderInFullBatchesAndDropsTheRest) {
   const torch::Tensor images = torch::arange(10, torch::kUInt8).view({10, 1, 1, 1}).expand({10, 1, 2, 2}).clone();
   auto ds = std::make_shared<TensorImageDataset>(images, torch::arange(10) + 100, "ten");

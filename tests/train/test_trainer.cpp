@@ -223,6 +223,25 @@ TEST(Trainer, SameSeedSameSteps) {
   }
 }
 
+// A caller's NoGradGuard (around an evaluation, say) must neither break a step nor change it,
+// and its mode holds again after the step.
+TEST(Trainer, StepInsideANoGradGuardEqualsTheStepOutside) {
+  torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
+  Trainer a(tiny_config(), torch::kCPU), b(tiny_config(), torch::kCPU);
+  const StepStats sa = a.step(x);
+  StepStats sb;
+  {
+    torch::NoGradGuard no_grad;
+    sb = b.step(x);
+    EXPECT_FALSE(torch::GradMode::is_enabled());
+  }
+  EXPECT_EQ(sa.loss_llike, sb.loss_llike);
+  EXPECT_EQ(sa.loss_dis, sb.loss_dis);
+  const auto pa = a.model()->parameters(), pb = b.model()->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+}
+
 TEST(Precision, AutocastGuardRunsLinearLayersInBf16AndRestoresTheState) {
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
   namespace F = torch::nn::functional;

@@ -31,7 +31,10 @@ class ImageReadError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// `uint8` images (any shape) -> float32 in `[-1, 1]`: `x / 127.5 - 1`.
+/// `uint8` images (any shape, on any device) -> float32 in `[-1, 1]`: `x * (1 / 127.5) - 1`,
+/// the same bits on a CPU and a GPU. (A division by 127.5 would not be: PyTorch's CUDA kernel
+/// divides by a scalar as a multiplication by its float reciprocal, the CPU's divides exactly,
+/// and some pixels then differ by one unit in the last place.)
 torch::Tensor to_model_range(const torch::Tensor& images);
 /// float32 images in `[-1, 1]` -> `uint8` 0..255 (rounded, clamped); inverse of `to_model_range`.
 torch::Tensor to_uint8_range(const torch::Tensor& images);

@@ -41,12 +41,17 @@ struct LoaderOptions {
   /// `non_blocking` overlaps with computation (as `DataLoader(pin_memory=True)`). Needs a
   /// LibTorch with CUDA and a visible GPU.
   TORCH_ARG(bool, pin_memory) = false;
+  /// Where an in-memory dataset's batches are gathered: on a GPU the loader copies the dataset's
+  /// uint8 images there once and gathers, converts and flips each batch on it (no host work or
+  /// copy per step; the values equal the CPU's). File-backed datasets ignore it.
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
 };
 
 /// Iterates one epoch: the images of `order` (indices into `dataset`) in that order, in batches.
 /// A file-backed dataset's batches are decoded by a background thread up to `prefetch` batches
 /// ahead; an in-memory dataset's are gathered by `next` itself (a copy of a few hundred KiB: a
-/// thread would only compete with LibTorch's intra-op pool). An image that cannot be read is
+/// thread would only compete with LibTorch's intra-op pool), on the GPU when
+/// `LoaderOptions::device` names one. An image that cannot be read is
 /// replaced by the next one of `order`, with one warning per image (spdlog) naming it; the
 /// batches therefore stay full and their content depends only on `order` and on which files are
 /// unreadable, not on timing.
@@ -82,6 +87,9 @@ class BatchLoader {
                  int64_t batch_index) const;
 
   std::shared_ptr<const ImageDataset> dataset_;
+  /// An in-memory dataset's uint8 images `[N, C, S, S]` on `options.device()` (undefined: gather
+  /// through the dataset on the CPU).
+  torch::Tensor on_device_;
   torch::Tensor order_;
   LoaderOptions options_;
   int64_t epoch_, start_position_, first_batch_;

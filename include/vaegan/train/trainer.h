@@ -140,7 +140,8 @@ class Trainer {
   /// as Algorithm 1 does for the VAE-GAN).
   /// When a loss or any gradient is NaN or Inf, no network is updated and `update_skipped` is set.
   /// With bf16 precision the forward pass runs under `AutocastGuard` (convolutions and linear
-  /// layers in bf16); losses, gradients, weights and optimizer states stay fp32.
+  /// layers in bf16); losses, gradients, weights and optimizer states stay fp32. Autograd is on
+  /// for the step even inside a caller's `torch::NoGradGuard`.
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
   /// The phase the next step runs.
