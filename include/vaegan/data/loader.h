@@ -41,9 +41,10 @@ struct LoaderOptions {
   /// `non_blocking` overlaps with computation (as `DataLoader(pin_memory=True)`). Needs a
   /// LibTorch with CUDA and a visible GPU.
   TORCH_ARG(bool, pin_memory) = false;
-  /// Where an in-memory dataset's batches are gathered: on a GPU the loader copies the dataset's
-  /// uint8 images there once and gathers, converts and flips each batch on it (no host work or
-  /// copy per step; the values equal the CPU's). File-backed datasets ignore it.
+  /// Where an in-memory dataset's batches are gathered: on a GPU the loader (one per epoch in
+  /// `fit`) copies the dataset's uint8 images there when it is made, and gathers, converts and
+  /// flips each batch on it (no host work or copy per step; the values equal the CPU's).
+  /// File-backed datasets ignore it.
   TORCH_ARG(torch::Device, device) = torch::kCPU;
 };
 
