@@ -24,9 +24,11 @@ BatchLoader::BatchLoader(std::shared_ptr<const ImageDataset> dataset, torch::Ten
       produced_(first_batch) {
   TORCH_CHECK(options_.batch_size() >= 1 && options_.prefetch() >= 1 && options_.threads() >= 1,
               "BatchLoader: batch_size, prefetch and threads must be positive");
-  const torch::Tensor all = dataset_->in_memory();
-  if (all.defined() && options_.device().is_cuda()) on_device_ = all.to(options_.device());
-  if (!all.defined()) thread_ = std::thread([this] { produce(); });
+  // An in-memory dataset is gathered by `next`'s caller, on the loader's device (`to` copies only
+  // when that is not the CPU); a file-backed one is decoded by the background thread.
+  in_memory_ = dataset_->in_memory();
+  if (in_memory_.defined()) in_memory_ = in_memory_.to(options_.device());
+  if (!in_memory_.defined()) thread_ = std::thread([this] { produce(); });
 }
 
 BatchLoader::~BatchLoader() {
@@ -61,13 +63,12 @@ std::optional<Batch> BatchLoader::next() {
 Batch BatchLoader::assemble(const std::vector<int64_t>& indices, const std::vector<torch::Tensor>& decoded,
                             int64_t batch_index) const {
   Batch b;
-  // [B, C, S, S] in [-1, 1]: gathered from memory (on the device when it holds a copy), or the
-  // images the probe already decoded
-  if (on_device_.defined()) {
-    b.images = to_model_range(on_device_.index_select(0, torch::tensor(indices, torch::kLong).to(on_device_.device())));
-  } else {
-    b.images = decoded.empty() ? dataset_->images(indices) : to_model_range(torch::stack(decoded));
-  }
+  // [B, C, S, S] in [-1, 1]: gathered from memory on the loader's device, or stacked from the
+  // images the background thread decoded
+  b.images =
+      in_memory_.defined()
+          ? to_model_range(in_memory_.index_select(0, torch::tensor(indices, torch::kLong).to(in_memory_.device())))
+          : to_model_range(torch::stack(decoded));
   std::vector<int64_t> labels;
   for (int64_t i : indices) labels.push_back(dataset_->label(i));
   b.labels = torch::tensor(labels, torch::kLong);
@@ -120,7 +121,7 @@ void BatchLoader::decode_shares(const std::vector<int64_t>& candidates, std::vec
 std::optional<Batch> BatchLoader::make_batch() {
   const int64_t m = order_.size(0), batch = options_.batch_size();
   const int64_t* order = order_.data_ptr<int64_t>();
-  const bool in_memory = dataset_->in_memory().defined();
+  const bool in_memory = in_memory_.defined();
   std::vector<int64_t> indices;
   std::vector<torch::Tensor> decoded;  // file-backed datasets: uint8 [C, S, S] per index
   while (static_cast<int64_t>(indices.size()) < batch && position_ < m) {

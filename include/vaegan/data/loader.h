@@ -88,9 +88,9 @@ class BatchLoader {
                  int64_t batch_index) const;
 
   std::shared_ptr<const ImageDataset> dataset_;
-  /// An in-memory dataset's uint8 images `[N, C, S, S]` on `options.device()` (undefined: gather
-  /// through the dataset on the CPU).
-  torch::Tensor on_device_;
+  /// An in-memory dataset's uint8 images `[N, C, S, S]` on `options.device()` (the dataset's own
+  /// tensor on the CPU, a copy made once per loader on a GPU); undefined for a file-backed dataset.
+  torch::Tensor in_memory_;
   torch::Tensor order_;
   LoaderOptions options_;
   int64_t epoch_, start_position_, first_batch_;
