@@ -11,7 +11,9 @@
 # ($QUALITY_CLASSIFIER, trained once for $QUALITY_CLASSIFIER_EPOCHS epochs when missing; every line
 # records its path and test accuracy), and appends one JSON line to $QUALITY_RESULTS: the
 # configuration, seed, steps, Fréchet distance, precision, recall, MSE, SSIM and class agreement.
-# Use two seeds for every row: one seed is not evidence at this budget.
+# A run that kept a moving average of the decoder (--ema-decay) gets a second line, NAME@trained,
+# evaluated with its trained decoder. Use two seeds for every row: one seed is not evidence at
+# this budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAEGAN="${VAEGAN:-build/vaegan}"
@@ -25,6 +27,30 @@ CLASSIFIER_EPOCHS="${QUALITY_CLASSIFIER_EPOCHS:-15}"
 
 usage() { sed -n '5,7p' "$0" | sed 's/^#//' >&2; exit 2; }
 
+# record RUN EVAL_FILE NAME SEED FLAGS...: appends the figures of RUN/EVAL_FILE as one line of $RESULTS.
+record() {
+  local run="$1" file="$2" row="$3" seed="$4"
+  shift 4
+  "$PY" - "$run" "$file" "$row" "$seed" "$MINUTES" "$RESULTS" "$@" <<'PY'
+import json, os, sys, time
+run, eval_file, name, seed, minutes, results, flags = (sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                                                        float(sys.argv[5]), sys.argv[6], sys.argv[7:])
+e = json.load(open(f"{run}/{eval_file}"))
+last = open(f"{run}/checkpoints/last").read().strip()
+state = json.load(open(f"{run}/checkpoints/{last}/state.json"))
+rec, smp = e.get("reconstruction", {}), e.get("samples", {})
+line = {"name": name, "seed": seed, "flags": flags, "dataset": json.load(open(f"{run}/config.json"))["dataset"],
+        "minutes": minutes, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
+        "precision": smp.get("precision"), "recall": smp.get("recall"),
+        "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
+        "class_agreement": rec.get("class_agreement"), "classifier": smp.get("extractor"),
+        "decoder_weights": e.get("decoder_weights"), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
+with open(results, "a") as f:
+    f.write(json.dumps(line) + "\n")
+print(json.dumps(line))
+PY
+}
+
 case "${1:-}" in
   run)
     [ $# -ge 3 ] || usage
@@ -37,23 +63,14 @@ case "${1:-}" in
     run="runs/quality/$name-s$seed"
     "$VAEGAN" train --dataset "$DATASET" --max-minutes "$MINUTES" --seed "$seed" --out "$run" --overwrite "$@"
     "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
-    "$PY" - "$run" "$name" "$seed" "$MINUTES" "$RESULTS" "$@" <<'PY'
-import json, os, sys, time
-run, name, seed, minutes, results, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6:]
-e = json.load(open(f"{run}/eval.json"))
-last = open(f"{run}/checkpoints/last").read().strip()
-state = json.load(open(f"{run}/checkpoints/{last}/state.json"))
-rec, smp = e.get("reconstruction", {}), e.get("samples", {})
-line = {"name": name, "seed": seed, "flags": flags, "dataset": json.load(open(f"{run}/config.json"))["dataset"],
-        "minutes": minutes, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
-        "precision": smp.get("precision"), "recall": smp.get("recall"),
-        "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
-        "class_agreement": rec.get("class_agreement"), "classifier": smp.get("extractor"),
-        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
-with open(results, "a") as f:
-    f.write(json.dumps(line) + "\n")
-print(json.dumps(line))
-PY
+    record "$run" eval.json "$name" "$seed" "$@"
+    # A run that kept a moving average of the decoder (--ema-decay) was evaluated with it (the
+    # default of eval); NAME@trained is the same run with the trained decoder.
+    if [ -f "$run/checkpoints/$(cat "$run/checkpoints/last")/decoder-ema.pt" ]; then
+      "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --decoder-weights trained \
+        --out "$run/eval-trained.json"
+      record "$run" eval-trained.json "$name@trained" "$seed" "$@"
+    fi
     ;;
   table)
     "$PY" - "$RESULTS" <<'PY'

@@ -27,6 +27,8 @@ struct RuntimeArgs {
   int threads = 0;              ///< intra-op threads (0: all cores)
   std::string device = "auto";  ///< cpu, cuda, cuda:N or auto (`parse_device`)
   bool deterministic = false;   ///< deterministic algorithms only (`configure_device`)
+  /// The decoder weights a loaded model uses (`--decoder-weights`: the moving average by default)
+  DecoderWeights decoder_weights = DecoderWeights::kAuto;
 };
 
 /// How `vaegan train` joins or starts a data-parallel job (torchrun's flags; docs/design.md,
@@ -205,8 +207,9 @@ CLI::Option* add_seed_option(CLI::App* cmd, uint64_t& seed, const std::string& h
 /// Adds the `--threads` option (intra-op threads, 0: all cores) to `cmd`.
 void add_threads_option(CLI::App* cmd, int& threads);
 
-/// Adds `--device` and `--deterministic` to `cmd`, and `--threads` unless `threads` is false.
-void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads = true);
+/// Adds `--device` and `--deterministic` to `cmd`, `--threads` unless `threads` is false, and
+/// `--decoder-weights` when `decoder_weights` (commands that decode with a loaded model).
+void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads = true, bool decoder_weights = true);
 
 /// Adds option `flag` for the enum `value`, accepting the names of its `EnumTable` and showing
 /// the current value as the default.

@@ -58,7 +58,7 @@ void setup_encode(CLI::App& app, Runner& run) {
   cmd->add_option("--n", a->n, "Images from the start of the split (0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{100000000}))
       ->capture_default_str();
-  add_runtime_options(cmd, a->runtime);
+  add_runtime_options(cmd, a->runtime, /*threads=*/true, /*decoder_weights=*/false);
   cmd->callback([&run, a] { run = [a] { return run_encode(*a); }; });
 }
 

@@ -27,6 +27,7 @@ int run_eval(const EvalArgs& a) {
   j["dataset"] = m.config.dataset;
   j["checkpoint"] = m.directory;
   j["step"] = m.state.step;
+  j["decoder_weights"] = m.decoder_weights;
   j["split"] = enum_name(a.split);
   j["data_dir"] = data_dir;
   if (!features) j["samples"] = "no feature extractor given (--classifier or --features)";
@@ -100,7 +101,7 @@ void setup_classifier(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--lr", o->train.lr(), "Adam learning rate")->check(CLI::Range(1e-9, 1.0))->capture_default_str();
   add_seed_option(cmd, o->train.seed(), "Seed");
-  add_runtime_options(cmd, o->runtime);
+  add_runtime_options(cmd, o->runtime, /*threads=*/true, /*decoder_weights=*/false);
   cmd->callback([&run, o] { run = [o] { return run_classifier_train(*o); }; });
 }
 

@@ -60,7 +60,14 @@ torch::Device apply_runtime(const RuntimeArgs& runtime) {
 }
 
 LoadedModel load_for_command(const std::string& checkpoint, const RuntimeArgs& runtime) {
-  return load_model(checkpoint, apply_runtime(runtime));
+  LoadedModel m = load_model(checkpoint, apply_runtime(runtime), runtime.decoder_weights);
+  if (m.decoder_weights == DecoderWeights::kEma) {
+    spdlog::info(
+        "{}: decoding with the moving average of the decoder's weights (--decoder-weights trained: the "
+        "trained ones)",
+        m.directory);
+  }
+  return m;
 }
 
 std::shared_ptr<ImageDataset> model_dataset(const LoadedModel& m, const std::string& data_dir, Split split) {
@@ -90,12 +97,17 @@ void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads, "Intra-op threads (0: all cores)")->check(at_least(0));
 }
 
-void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads) {
+void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime, bool threads, bool decoder_weights) {
   if (threads) add_threads_option(cmd, runtime.threads);
   cmd->add_option("--device", runtime.device, "cpu, cuda, cuda:N or auto (CUDA when a GPU is visible)")
       ->capture_default_str();
   cmd->add_flag("--deterministic", runtime.deterministic,
                 "Deterministic algorithms only (no cuDNN autotuning; an operation without one fails)");
+  if (decoder_weights) {
+    add_enum_option(cmd, "--decoder-weights", runtime.decoder_weights,
+                    "auto: the moving average of the decoder's weights when the run kept one (--ema-decay), else the "
+                    "trained weights; ema; trained");
+  }
 }
 
 }  // namespace vaegan::cli

@@ -285,6 +285,10 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--rmsprop-alpha", c.rmsprop_alpha, "RMSprop smoothing constant")->capture_default_str();
   cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")->capture_default_str();
   cmd->add_option("--beta", c.beta, "Weight of L_prior (KL) in the encoder's loss")->capture_default_str();
+  cmd->add_option("--ema-decay", c.ema_decay,
+                  "Keep an exponential moving average of the decoder's weights with this decay (e.g. 0.999), "
+                  "used by sample, eval, reconstruct, latent and serve (0: none)")
+      ->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
   add_enum_option(cmd, "--batch-norm", c.batch_norm,
@@ -314,7 +318,7 @@ void setup_train(CLI::App& app, Runner& run) {
                   "native bf16 and on CPUs with AMX or AMD's AVX-512 BF16, fp32 elsewhere");
   add_seed_option(cmd, c.seed, "Seed of weights, data order and noise");
   cmd->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
-  add_runtime_options(cmd, args->runtime, /*threads=*/false);
+  add_runtime_options(cmd, args->runtime, /*threads=*/false, /*decoder_weights=*/false);
   LaunchArgs& launch = args->launch;
   cmd->add_option("--nproc", launch.nproc,
                   "Data parallelism: start this many ranks on this machine (as torchrun --nproc-per-node; "

@@ -118,6 +118,8 @@ def main(argv=None):
         p.add_argument("--n", type=int, default=64 if name == "sample" else 32, help="Number of images")
         p.add_argument("--out", required=True, help="Output: grid .png, uint8 [N, H, W, C] .npy, or DIR/ of PNGs")
         p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        p.add_argument("--decoder-weights", choices=("auto", "ema", "trained"), default="auto",
+                       help="auto: the decoder's moving average when the run kept one (--ema-decay), else the trained")
         if name == "sample":
             p.add_argument("--seed", type=int, default=0, help="Seed of the prior draws (as vaegan sample's)")
         else:
@@ -128,7 +130,7 @@ def main(argv=None):
     if not 1 <= args.n <= 100000:
         parser.error(f"--n: must be in 1..100000, got {args.n}")
     try:
-        model = load(args.checkpoint, device=args.device)
+        model = load(args.checkpoint, device=args.device, decoder_weights=args.decoder_weights)
         with torch.no_grad():
             if args.command == "sample":
                 pixels = to_uint8(model.sample(args.n, generator=torch.Generator().manual_seed(args.seed)))

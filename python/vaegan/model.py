@@ -1,7 +1,8 @@
 """Loading a vaegan checkpoint into PyTorch (docs/python.md).
 
 A checkpoint directory (``RUN/checkpoints/step-NNNNNNN``) holds ``model.pt`` (a TorchScript archive
-of every weight and batch-norm statistic, written by LibTorch's ``torch::save``), ``config.json``
+of every weight and batch-norm statistic, written by LibTorch's ``torch::save``), optionally
+``decoder-ema.pt`` (the moving average of the decoder's weights, the same kind of archive), ``config.json``
 (the architecture) and ``state.json`` (step, format version); ``RUN/checkpoints/last`` names the
 newest. See docs/design.md, "Checkpoints".
 """
@@ -55,7 +56,8 @@ class VaeGanModel(nn.Module):
     checkpoint's weights; a model type without one has ``None`` there (``vae``: no
     discriminator, ``gan``: no encoder). Images are ``[B, C, S, S]`` in ``[-1, 1]`` on the model's
     device; latents ``[B, Z]``. The methods do not switch off autograd: wrap them in
-    ``torch.no_grad()`` when gradients are not wanted.
+    ``torch.no_grad()`` when gradients are not wanted. ``decoder_weights`` (set by ``load``) says
+    which decoder weights it holds: ``"ema"`` (the moving average) or ``"trained"``.
     """
 
     def __init__(self, config, encoder, decoder, discriminator, checkpoint=None, step=None):
@@ -112,15 +114,22 @@ class VaeGanModel(nn.Module):
         return self._need("discriminator", "compute features")(x)[1]
 
 
-def load(path, device="cpu"):
+def load(path, device="cpu", decoder_weights="auto"):
     """Loads the model of ``path`` (a checkpoint directory, or a run directory meaning its newest
     checkpoint) onto ``device``: its ``config.json`` gives the architecture, ``model.pt`` the
     weights (``load_state_dict(strict=True)``). Returns a ``VaeGanModel`` in eval mode.
 
-    Raises ``FileNotFoundError`` naming the path when there is no checkpoint, ``ValueError`` for
-    a checkpoint of another format version, an unknown model type or architecture, or weights
-    that do not match the architecture.
+    ``decoder_weights`` as the commands' ``--decoder-weights``: ``"auto"`` takes the moving
+    average of the decoder's weights (``decoder-ema.pt``, kept by ``train --ema-decay``) when the
+    checkpoint has one, ``"ema"`` requires it, ``"trained"`` takes the trained decoder of ``model.pt``.
+
+    Raises ``FileNotFoundError`` naming the path when there is no checkpoint (or no
+    ``decoder-ema.pt`` for ``"ema"``), ``ValueError`` for a checkpoint of another format version,
+    an unknown model type or architecture, weights that do not match the architecture, or an
+    unknown ``decoder_weights``.
     """
+    if decoder_weights not in ("auto", "ema", "trained"):
+        raise ValueError(f"decoder_weights must be 'auto', 'ema' or 'trained', got {decoder_weights!r}")
     directory = resolve_checkpoint(path)
     state = _read_json(os.path.join(directory, "state.json"))
     version = state.get("format_version", 0)
@@ -143,4 +152,16 @@ def load(path, device="cpu"):
         model.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{directory}/model.pt does not match its config.json: {e}") from e
+    ema = os.path.join(directory, "decoder-ema.pt")
+    if decoder_weights == "ema" and not os.path.isfile(ema):
+        raise FileNotFoundError(f"{directory}: no decoder-ema.pt (train with --ema-decay to keep one)")
+    if decoder_weights != "trained" and os.path.isfile(ema):
+        archive = torch.jit.load(ema, map_location="cpu")
+        weights = dict(archive.named_parameters())
+        weights.update(dict(archive.named_buffers()))
+        try:
+            model.decoder.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"{ema} does not match its config.json: {e}") from e
+    model.decoder_weights = "ema" if decoder_weights != "trained" and os.path.isfile(ema) else "trained"
     return model.to(device).eval()

@@ -70,6 +70,21 @@ void load_weights(Model& model, const std::string& bytes, const std::string& nam
   }
 }
 
+/// The file of the decoder's moving average (`Trainer::ema_decoder`).
+constexpr const char* kEmaFile = "decoder-ema.pt";
+
+/// Loads the archive `bytes` (the file `name`) into `decoder` on `device`. Throws `InputError`
+/// naming `name` when it cannot (damaged, or another architecture).
+void load_decoder(Decoder& decoder, const std::string& bytes, const std::string& name, torch::Device device) {
+  try {
+    std::istringstream in(bytes);
+    torch::load(decoder, in, device);
+  } catch (const c10::Error& e) {
+    throw InputError(fmt::format("{}: cannot load the decoder's weights (damaged file or a different architecture): {}",
+                                 name, e.what_without_backtrace()));
+  }
+}
+
 /// The bytes of `name` in `files`; throws `InputError` naming `where/name` when it is absent.
 const std::string& file_bytes(const CheckpointFiles& files, const std::string& name, const std::string& where) {
   const auto it = files.find(name);
@@ -146,7 +161,7 @@ CheckpointFiles checkpoint_files(Trainer& trainer, const TrainingState& state) {
   torch::Tensor rng_now = trainer.generator().get_state();
   files["rng.pt"] = archive_bytes(
       std::vector<torch::Tensor>{rng_now, state.rng_epoch_start.defined() ? state.rng_epoch_start : rng_now});
-  const nlohmann::json st = {
+  nlohmann::json st = {
       {"format_version", kFormatVersion},
       {"step", state.step},
       {"epoch", state.epoch},
@@ -162,6 +177,10 @@ CheckpointFiles checkpoint_files(Trainer& trainer, const TrainingState& state) {
       {"validations_since_best", state.validations_since_best},
       {"phase", trainer.phase()},
       {"lr", lr}};
+  if (trainer.ema_decoder()) {
+    files[kEmaFile] = archive_bytes(trainer.ema_decoder());
+    st["ema_updates"] = trainer.ema_updates();
+  }
   files["state.json"] = st.dump(2) + "\n";
   files["config.json"] = nlohmann::json(trainer.config()).dump(2) + "\n";
   return files;
@@ -324,6 +343,11 @@ TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& tr
     torch::load(rng, in, torch::Device(torch::kCPU));
     trainer.generator().set_state(rng.at(0));
     s.rng_epoch_start = rng.at(1);
+    if (Decoder ema = trainer.ema_decoder()) {
+      load_decoder(ema, file_bytes(files, kEmaFile, where), where + "/" + kEmaFile, trainer.device());
+      if (trainer.config().channels_last) to_channels_last(*ema);
+      trainer.set_ema_updates(st.value("ema_updates", int64_t{0}));
+    }
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: cannot restore training state: {}", where, e.what_without_backtrace()));
   }
@@ -337,6 +361,7 @@ TrainingState restore_checkpoint(const std::string& dir_in, Trainer& trainer) {
   for (Network n : kNetworks) {
     if (trainer.has_optimizer(n)) names.push_back(optimizer_file(n));
   }
+  if (trainer.ema_decoder()) names.push_back(kEmaFile);
   for (const std::string& name : names) {
     if (fs::exists(dir / name)) files[name] = read_text(dir / name);
   }
@@ -368,7 +393,7 @@ std::string resolve_checkpoint(const std::string& path) {
       path));
 }
 
-LoadedModel load_model(const std::string& path, torch::Device device) {
+LoadedModel load_model(const std::string& path, torch::Device device, DecoderWeights decoder) {
   LoadedModel out;
   out.directory = resolve_checkpoint(path);
   verify_checkpoint(out.directory);
@@ -383,6 +408,16 @@ LoadedModel load_model(const std::string& path, torch::Device device) {
   }
   out.model = Model(out.config.model);
   load_weights(out.model, read_text(dir / "model.pt"), (dir / "model.pt").string());
+  const bool has_ema = fs::is_regular_file(dir / kEmaFile);
+  if (decoder == DecoderWeights::kEma && !has_ema) {
+    throw InputError(fmt::format("--decoder-weights ema: {} has no {} (train with --ema-decay to keep one)",
+                                 out.directory, kEmaFile));
+  }
+  out.decoder_weights =
+      decoder != DecoderWeights::kTrained && has_ema ? DecoderWeights::kEma : DecoderWeights::kTrained;
+  if (out.decoder_weights == DecoderWeights::kEma) {
+    load_decoder(out.model->decoder, read_text(dir / kEmaFile), (dir / kEmaFile).string(), torch::kCPU);
+  }
   out.model->to(device);
   out.device = device;
   if (out.config.channels_last) to_channels_last(*out.model);  // the fast convolution paths, as in training

@@ -99,17 +99,21 @@ struct GridInputs {
   torch::Tensor z_prior;      ///< [G, Z]
 };
 
+/// The grids of `epoch`: reconstructions of the grid's test images and samples of its prior
+/// draw, decoded by the decoder's moving average when the trainer keeps one (as `vaegan sample`
+/// decodes by default), else by the trained decoder.
 void write_epoch_images(Trainer& trainer, const GridInputs& grid, const std::string& images_dir, int64_t epoch) {
   Model& model = trainer.model();
+  Decoder decoder = trainer.ema_decoder() ? trainer.ema_decoder() : model->decoder;
   torch::NoGradGuard no_grad;
   model->eval();
   const int64_t ncol = 8;
   if (model->encoder) {
-    const torch::Tensor recon = model->reconstruct(grid.test_images.to(trainer.device())).cpu();
+    const torch::Tensor recon = decoder->forward(model->encode_mean(grid.test_images.to(trainer.device()))).cpu();
     save_image_grid(fmt::format("{}/epoch-{:03d}-reconstructions.png", images_dir, epoch),
                     interleave_rows(grid.test_images, recon, ncol), ncol);
   }
-  const torch::Tensor samples = model->decoder->forward(grid.z_prior.to(trainer.device())).cpu();
+  const torch::Tensor samples = decoder->forward(grid.z_prior.to(trainer.device())).cpu();
   model->train();
   save_image_grid(fmt::format("{}/epoch-{:03d}-samples.png", images_dir, epoch), samples, ncol);
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "vaegan/core/error.h"
@@ -43,6 +44,13 @@ bool all_finite(const std::vector<torch::Tensor>& tensors) {
   std::vector<torch::Tensor> sums;
   for (const auto& t : tensors) sums.push_back(t.sum().to(torch::kFloat64));
   return sums.empty() || std::isfinite(torch::stack(sums).sum().item<double>());
+}
+
+/// Copies each tensor of `from` into the one of `to` at the same index (same shapes), without
+/// autograd recording it.
+void copy_tensors(const std::vector<torch::Tensor>& to, const std::vector<torch::Tensor>& from) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
 }
 
 }  // namespace
@@ -100,6 +108,16 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device, std::shared_pt
   model_->to(device_);
   if (config_.channels_last) to_channels_last(*model_);
   model_->train();
+  if (config_.ema_decay > 0) {
+    // A copy of the decoder as initialized: same options, layout and device, then its tensors.
+    ema_decoder_ = Decoder(model_->decoder->options);
+    ema_decoder_->to(device_);
+    if (config_.channels_last) to_channels_last(*ema_decoder_);
+    for (auto& p : ema_decoder_->parameters()) p.set_requires_grad(false);
+    copy_tensors(ema_decoder_->parameters(), model_->decoder->parameters());
+    copy_tensors(ema_decoder_->buffers(), model_->decoder->buffers());
+    ema_decoder_->eval();
+  }
   for (Network n : kNetworks) {
     const std::vector<torch::Tensor> params = parameters(n);
     if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params, initial_learning_rate(n));
@@ -181,7 +199,20 @@ bool Trainer::apply_updates(bool losses_finite, const std::vector<Update>& updat
     if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config_.grad_clip);
   }
   for (const Update& u : updates) optimizer(u.network).step();
+  const bool decoder_updated =
+      std::any_of(updates.begin(), updates.end(), [](const Update& u) { return u.network == Network::kDecoder; });
+  if (ema_decoder_ && decoder_updated) update_ema();
   return true;
+}
+
+void Trainer::update_ema() {
+  torch::NoGradGuard no_grad;
+  const double n = static_cast<double>(ema_updates_);
+  const double d = std::min(config_.ema_decay, (1.0 + n) / (10.0 + n));
+  const std::vector<torch::Tensor> average = ema_decoder_->parameters(), current = model_->decoder->parameters();
+  for (size_t i = 0; i < average.size(); ++i) average[i].mul_(d).add_(current[i], 1.0 - d);
+  copy_tensors(ema_decoder_->buffers(), model_->decoder->buffers());
+  ++ema_updates_;
 }
 
 StepStats Trainer::step(const torch::Tensor& batch) {

@@ -18,6 +18,7 @@ struct PackageCase {
   ModelType type;
   std::string arch;
   int64_t channels, image_size;
+  double ema_decay = 0;  ///< > 0: the checkpoint has decoder-ema.pt, which both sides must decode with
 };
 
 TEST(Parity, PythonPackageMatchesTheCppNetworks) {
@@ -25,10 +26,10 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
     GTEST_SKIP() << "torch (or numpy) is missing for " << VAEGAN_PYTHON;
   }
   const std::vector<PackageCase> cases = {
-      {ModelType::kVaeGan, "small32", 1, 0},     {ModelType::kVaeGan, "paper64", 3, 0},
-      {ModelType::kVae, "small32", 1, 0},        {ModelType::kVae, "mlp28", 1, 0},
-      {ModelType::kGan, "small32", 1, 0},        {ModelType::kGan, "paper64", 1, 0},
-      {ModelType::kVaeThenGan, "small32", 3, 64}};
+      {ModelType::kVaeGan, "small32", 1, 0},      {ModelType::kVaeGan, "paper64", 3, 0},
+      {ModelType::kVae, "small32", 1, 0},         {ModelType::kVae, "mlp28", 1, 0},
+      {ModelType::kGan, "small32", 1, 0},         {ModelType::kGan, "paper64", 1, 0},
+      {ModelType::kVaeThenGan, "small32", 3, 64}, {ModelType::kVaeGan, "small32", 1, 0, 0.5}};
   test::TempDir dir;
   torch::manual_seed(5);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -41,6 +42,7 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
     c.model.image_size = k.image_size;
     c.model.feature_layer = 3;
     c.batch_size = 4;
+    c.ema_decay = k.ema_decay;
     c.precision = Precision::kFp32;
     const std::string run_dir = dir / std::to_string(i);
     std::filesystem::create_directories(run_dir);
@@ -53,6 +55,7 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
       save_checkpoint(run_dir, trainer, state);
     }
     LoadedModel m = load_model(run_dir, torch::kCPU);  // eval mode, channels-last as the commands run it
+    ASSERT_EQ(m.decoder_weights, k.ema_decay > 0 ? DecoderWeights::kEma : DecoderWeights::kTrained);
     Model& model = m.model;
     const int64_t s = model_image_size(c.model);
     torch::NoGradGuard no_grad;

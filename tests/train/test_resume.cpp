@@ -16,12 +16,19 @@ namespace vaegan {
 namespace {
 namespace fs = std::filesystem;
 
-/// All weights and buffers of the newest checkpoint of `run_dir`.
+/// All weights and buffers of the newest checkpoint of `run_dir`, then those of the moving average
+/// of its decoder when it has one.
 std::vector<torch::Tensor> final_weights(const std::string& run_dir) {
-  LoadedModel m = load_model(run_dir, torch::kCPU);
   std::vector<torch::Tensor> out;
-  for (const auto& p : m.model->named_parameters()) out.push_back(p.value().contiguous());
-  for (const auto& b : m.model->named_buffers()) out.push_back(b.value().contiguous());
+  for (DecoderWeights w : {DecoderWeights::kTrained, DecoderWeights::kAuto}) {
+    LoadedModel m = load_model(run_dir, torch::kCPU, w);
+    if (w == DecoderWeights::kAuto && m.decoder_weights != DecoderWeights::kEma) break;
+    for (const auto& p : m.model->decoder->named_parameters()) out.push_back(p.value().contiguous());
+    for (const auto& b : m.model->decoder->named_buffers()) out.push_back(b.value().contiguous());
+    if (w == DecoderWeights::kAuto) break;
+    for (const auto& p : m.model->named_parameters()) out.push_back(p.value().contiguous());
+    for (const auto& b : m.model->named_buffers()) out.push_back(b.value().contiguous());
+  }
   return out;
 }
 
@@ -95,6 +102,13 @@ TEST_F(Resume, AdamWithPerNetworkRatesResumesExactly) {
   c.weight_decay = 1e-4;
   c.grad_clip = 1.0;
   c.lr_decay = 0.5;
+  expect_resume_equals_uninterrupted(c, {2, 4, 9});
+}
+
+TEST_F(Resume, DecoderMovingAverageResumesExactly) {
+  // the average and its update count (the warm-up's n) come back with the checkpoint
+  TrainConfig c = config_;
+  c.ema_decay = 0.6;
   expect_resume_equals_uninterrupted(c, {2, 4, 9});
 }
 

@@ -242,6 +242,46 @@ TEST(Trainer, StepInsideANoGradGuardEqualsTheStepOutside) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
 }
 
+// The moving average of the decoder against the recurrence computed here in float64 from the
+// trained decoder after each step: ema = d * ema + (1 - d) * decoder, d = min(decay, (1 + n) / (10 + n)).
+// decay 0.15 takes the warm-up branch on the first update (0.1) and the cap on the others.
+TEST(Trainer, DecoderMovingAverageFollowsItsRecurrence) {
+  TrainConfig c = tiny_config();
+  c.ema_decay = 0.15;
+  Trainer t(c, torch::kCPU);
+  ASSERT_TRUE(t.ema_decoder());
+  EXPECT_FALSE(tiny_config().ema_decay > 0);  // off by default
+  std::vector<torch::Tensor> expected;
+  for (const auto& p : t.model()->decoder->parameters()) expected.push_back(p.detach().to(torch::kFloat64));
+  torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
+  for (int n = 0; n < 4; ++n) {
+    t.step(x);
+    const double d = std::min(0.15, (1.0 + n) / (10.0 + n));
+    const auto current = t.model()->decoder->parameters();
+    for (size_t i = 0; i < expected.size(); ++i) {
+      expected[i] = d * expected[i] + (1 - d) * current[i].detach().to(torch::kFloat64);
+    }
+  }
+  EXPECT_EQ(t.ema_updates(), 4);
+  const auto average = t.ema_decoder()->parameters();
+  ASSERT_EQ(average.size(), expected.size());
+  for (size_t i = 0; i < average.size(); ++i) {
+    EXPECT_FALSE(average[i].requires_grad());
+    EXPECT_TRUE(torch::allclose(average[i].to(torch::kFloat64), expected[i], /*rtol=*/1e-5, /*atol=*/1e-6))
+        << "parameter " << i << ": largest difference "
+        << (average[i].to(torch::kFloat64) - expected[i]).abs().max().item<double>();
+    // the average is not the trained decoder (every step moved it away)
+    EXPECT_FALSE(torch::equal(average[i], t.model()->decoder->parameters()[i])) << "parameter " << i;
+  }
+  const auto average_buffers = t.ema_decoder()->buffers(), buffers = t.model()->decoder->buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) EXPECT_TRUE(torch::equal(average_buffers[i], buffers[i]));
+  // the average never changes training: the trained weights equal those of a run without it
+  Trainer plain(tiny_config(), torch::kCPU);
+  for (int n = 0; n < 4; ++n) plain.step(x);
+  const auto pa = plain.model()->parameters(), pb = t.model()->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+}
+
 TEST(Precision, AutocastGuardRunsLinearLayersInBf16AndRestoresTheState) {
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
   namespace F = torch::nn::functional;
@@ -344,6 +384,39 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
   // sampling and reconstructing (eval mode) change no weight and no batch-norm statistic
   auto after = snapshot(*m.model);
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
+}
+
+// `load_model` decodes with the moving average when the checkpoint has one (auto, ema) and with
+// the trained weights on request; asking for an average a run did not keep is an input error.
+TEST(Checkpoint, LoadsTheDecoderWeightsAsked) {
+  test::TempDir dir;
+  TrainConfig c = tiny_config();
+  c.ema_decay = 0.5;
+  Trainer t(c, torch::kCPU);
+  for (int i = 0; i < 2; ++i) t.step(torch::rand({8, 1, 32, 32}) * 2 - 1);
+  save_checkpoint(dir.path(), t, TrainingState{2, 0});
+  torch::NoGradGuard no_grad;
+  t.model()->eval();
+  const torch::Tensor z = torch::randn({5, 8});
+  const torch::Tensor by_average = t.ema_decoder()->forward(z), by_trained = t.model()->decoder->forward(z);
+  ASSERT_FALSE(torch::equal(by_average, by_trained));
+  for (DecoderWeights w : {DecoderWeights::kAuto, DecoderWeights::kEma, DecoderWeights::kTrained}) {
+    LoadedModel m = load_model(dir.path(), torch::kCPU, w);
+    const bool average = w != DecoderWeights::kTrained;
+    EXPECT_EQ(m.decoder_weights, average ? DecoderWeights::kEma : DecoderWeights::kTrained);
+    EXPECT_TRUE(torch::equal(m.model->decoder->forward(z), average ? by_average : by_trained)) << enum_name(w);
+  }
+  test::TempDir plain_dir;
+  Trainer plain(tiny_config(), torch::kCPU);
+  save_checkpoint(plain_dir.path(), plain, TrainingState{0, 0});
+  EXPECT_EQ(load_model(plain_dir.path(), torch::kCPU).decoder_weights, DecoderWeights::kTrained);
+  try {
+    load_model(plain_dir.path(), torch::kCPU, DecoderWeights::kEma);
+    ADD_FAILURE() << "no error for a checkpoint without decoder-ema.pt";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--decoder-weights ema"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("decoder-ema.pt"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Checkpoint, KeepsOnlyTheNewestAndRefusesMissingOnes) {

@@ -1,9 +1,9 @@
 #pragma once
 /// Checkpoints (docs/design.md, "Checkpoints"): `RUN/checkpoints/step-NNNNNNN/` holding
 /// `model.pt` (all weights and batch-norm statistics), `optimizer-{encoder,decoder,discriminator}.pt`
-/// (those the model has), `rng.pt` (the generator's state now and at the epoch's start),
-/// `state.json` (step, epoch, position in the epoch, phase, counters, learning rates, format
-/// version), a copy of `config.json` and `checksums.json` (CRC-32 of every file).
+/// (those the model has), `decoder-ema.pt` (the decoder's moving average, with `--ema-decay`), `rng.pt` (the
+/// generator's state now and at the epoch's start), `state.json` (step, epoch, position in the epoch, phase, counters,
+/// learning rates, format version), a copy of `config.json` and `checksums.json` (CRC-32 of every file).
 /// `RUN/checkpoints/last` names the newest. Written under a temporary name, flushed, then
 /// renamed, so a crash never leaves a half-written checkpoint behind that name.
 
@@ -94,6 +94,15 @@ ResumePoint resume_from_newest(const std::string& run_dir, Trainer& trainer);
 /// to a checkpoint directory. Throws `InputError` naming `path` when neither is found.
 std::string resolve_checkpoint(const std::string& path);
 
+/// Which decoder weights `load_model` gives the model (`--decoder-weights`).
+enum class DecoderWeights {
+  kAuto,     ///< the moving average when the checkpoint has one (`decoder-ema.pt`), else the trained weights
+  kEma,      ///< the moving average; an error when the checkpoint has none
+  kTrained,  ///< the weights the optimizer trained (`model.pt`)
+};
+VAEGAN_ENUM_NAMES(DecoderWeights, "--decoder-weights", 3, {DecoderWeights::kAuto, "auto"},
+                  {DecoderWeights::kEma, "ema"}, {DecoderWeights::kTrained, "trained"})
+
 /// A model rebuilt from a checkpoint's saved config, in eval mode.
 struct LoadedModel {
   TrainConfig config;
@@ -101,10 +110,13 @@ struct LoadedModel {
   Model model{nullptr};
   std::string directory;               ///< the resolved checkpoint directory
   torch::Device device = torch::kCPU;  ///< where the model lives
+  /// The decoder weights loaded: `kEma` or `kTrained` (never `kAuto`).
+  DecoderWeights decoder_weights = DecoderWeights::kTrained;
 };
 
-/// Loads the model of `path` (see `resolve_checkpoint`) onto `device`, after `verify_checkpoint`.
-/// Throws `InputError` naming the file when the checkpoint is missing, incomplete or damaged.
-LoadedModel load_model(const std::string& path, torch::Device device);
+/// Loads the model of `path` (see `resolve_checkpoint`) onto `device`, after `verify_checkpoint`,
+/// with the decoder weights `decoder` says. Throws `InputError` naming the file when the
+/// checkpoint is missing, incomplete or damaged, or has no moving average for `kEma`.
+LoadedModel load_model(const std::string& path, torch::Device device, DecoderWeights decoder = DecoderWeights::kAuto);
 
 }  // namespace vaegan

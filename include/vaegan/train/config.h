@@ -103,6 +103,10 @@ struct TrainConfig {
   double rmsprop_alpha = 0.9;  ///< RMSprop smoothing constant (the authors' code: 0.9)
   double gamma = 1e-2;         ///< weight of L_llike against L_adv in the decoder (paper §2.2)
   double beta = 1.0;           ///< weight of L_prior in the encoder's objective (1: the paper's ELBO)
+  /// Decay of an exponential moving average of the decoder's weights, kept beside the trained
+  /// ones and used for sampling and evaluation by default (`Trainer::ema_decoder`; 0: none).
+  /// Karras et al. 2018 (ProGAN, arXiv 1710.10196) §A.1 and Yazıcı et al. 2019 (arXiv 1806.04498).
+  double ema_decay = 0;
   /// Discriminator also classifies reconstructions (Algorithm 1: yes; the authors' CelebA code
   /// and the default here, by measurement: no, see docs/training-defaults.md).
   bool dis_on_recon = false;

@@ -173,6 +173,18 @@ class Trainer {
   torch::Device device() const { return device_; }
   /// Generator of all training noise (data order, eps, prior z), seeded from `config.seed`.
   at::Generator& generator() { return generator_; }
+  /// The exponential moving average of the decoder's weights (`config.ema_decay` > 0; null
+  /// otherwise), on the trainer's device, in eval mode, never trained. After every step that
+  /// updates the decoder each of its parameters becomes `d * ema + (1 - d) * decoder` with
+  /// `d = min(ema_decay, (1 + n) / (10 + n))`, n the updates averaged so far (the warm-up keeps the
+  /// initial weights from lingering in a short run), and its batch-norm statistics are copied.
+  /// Karras et al. 2018 (ProGAN) §A.1; the warm-up as TensorFlow's `ExponentialMovingAverage`
+  /// with `num_updates`.
+  Decoder ema_decoder() const { return ema_decoder_; }
+  /// Decoder updates averaged into `ema_decoder()` so far (saved in checkpoints).
+  int64_t ema_updates() const { return ema_updates_; }
+  /// Sets that count (resume).
+  void set_ema_updates(int64_t n) { ema_updates_ = n; }
   /// The process group this trainer is a rank of (null: a single process).
   ProcessGroup* group() const { return group_.get(); }
   /// Ranks in the job (1 without a group).
@@ -198,6 +210,8 @@ class Trainer {
   /// (when set; `torch.nn.utils.clip_grad_norm_`) and steps its optimizer; otherwise updates
   /// nothing. Call after the step's graph is released. Returns whether it updated.
   bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
+  /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
+  void update_ema();
   bool bf16() const { return config_.precision == Precision::kBf16; }
   /// `values` averaged over the ranks (unchanged without a group).
   std::vector<double> global_means(std::vector<double> values) const;
@@ -210,6 +224,8 @@ class Trainer {
   Phase phase_ = Phase::kVaeGan;
   at::Generator generator_;
   std::shared_ptr<ProcessGroup> group_;
+  Decoder ema_decoder_{nullptr};
+  int64_t ema_updates_ = 0;
 };
 
 }  // namespace vaegan
