@@ -352,6 +352,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-twin", no_twin, "Skip the PyTorch twin");
   app.add_flag("--no-loader", no_loader, "Skip the data-loader figures");
+  int64_t batch = 64;
+  app.add_option("--batch-size", batch, "Images per step of every configuration (the twin's too)")
+      ->check(CLI::Range(int64_t{1}, int64_t{65536}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);  // stdout carries the JSON lines; the training loop's log stays out
   const bool twin = !no_twin, loader = !no_loader;
@@ -365,7 +369,6 @@ int main(int argc, char** argv) {
   }
   vaegan::configure_device(device, /*deterministic=*/false);
   if (!profile_dir.empty()) std::filesystem::create_directories(profile_dir);
-  const int64_t batch = 64;
   // the practical peak the steps are compared with: on a CPU one large 5×5 channels-last
   // convolution, on a GPU a large bf16 matrix multiply
   double peak_fp32 = 0, peak_bf16 = 0;
