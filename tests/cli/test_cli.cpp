@@ -139,6 +139,35 @@ TEST_F(Cli, TrainWritesTheWholeRunDirectoryThenSampleAndReconstructUseIt) {
   EXPECT_EQ(fs::last_write_time(runs + "/checkpoints/" + last + "/model.pt"), model_time);
 }
 
+// --ema-decay: the run keeps decoder-ema.pt, and the tools decode with it unless told
+// `--decoder-weights trained`; asking for an average a run did not keep exits 2 naming the file.
+TEST_F(Cli, ToolsDecodeWithTheDecodersMovingAverageByDefault) {
+  namespace fs = std::filesystem;
+  const std::string runs = path("ema-run"), plain = path("plain-run");
+  Result r = run("train --dataset fashion-mnist --data-dir " + data() +
+                 " --max-steps 3 --batch-size 16 --grid-size 4 --threads 2 --ema-decay 0.5 --out " + runs);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::is_regular_file(runs + "/checkpoints/step-0000003/decoder-ema.pt"));
+  for (const std::string w : {"auto", "ema", "trained"}) {
+    r = run("sample --checkpoint " + runs + " --n 4 --decoder-weights " + w + " --out " + path("ema-" + w + ".npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(r.output.find("moving average") != std::string::npos, w != "trained") << r.output;
+  }
+  const torch::Tensor by_default = read_npy(path("ema-auto.npy")), by_average = read_npy(path("ema-ema.npy")),
+                      by_trained = read_npy(path("ema-trained.npy"));
+  EXPECT_TRUE(torch::equal(by_default, by_average));
+  EXPECT_FALSE(torch::equal(by_average, by_trained));
+
+  r = run("train --dataset fashion-mnist --data-dir " + data() + " --max-steps 1 --batch-size 16 --threads 2 --out " +
+          plain);
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("sample --checkpoint " + plain + " --n 4 --decoder-weights ema --out " + path("none.npy"));
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--decoder-weights ema"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("decoder-ema.pt"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("none.npy")));
+}
+
 TEST_F(Cli, BadInputExitsTwoWithAMessageNamingTheCulprit) {
   const std::string base = "train --dataset fashion-mnist --data-dir " + data() + " --out " + path("bad") + " ";
   struct Case {
