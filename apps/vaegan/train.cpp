@@ -287,7 +287,7 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--beta", c.beta, "Weight of L_prior (KL) in the encoder's loss")->capture_default_str();
   cmd->add_option("--ema-decay", c.ema_decay,
                   "Keep an exponential moving average of the decoder's weights with this decay (e.g. 0.999), "
-                  "used by sample, eval, reconstruct, latent and serve (0: none)")
+                  "used by sample, eval, reconstruct, interpolate, attribute and serve (0: none)")
       ->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
