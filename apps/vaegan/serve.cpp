@@ -16,7 +16,8 @@ int run_serve(const ServeArgs& a) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  Server server(a.runs, ServeOptions().host(a.host).port(a.port).device(device));
+  Server server(a.runs,
+                ServeOptions().host(a.host).port(a.port).device(device).decoder_weights(a.runtime.decoder_weights));
   server.start();
   spdlog::info("serving {} run(s) at http://{}:{}/ (Ctrl-C stops)", a.runs.size(), a.host, server.port());
   if (a.host != "127.0.0.1" && a.host != "localhost" && a.host != "::1") {

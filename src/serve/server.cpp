@@ -197,7 +197,7 @@ struct Server::State {
     const fs::file_time_type t = fs::last_write_time(fs::path(dir) / "model.pt", ec);
     if (!r.model || dir != r.checkpoint || t != r.checkpoint_time) {
       try {
-        r.model.emplace(load_model(dir, options.device()));
+        r.model.emplace(load_model(dir, options.device(), options.decoder_weights()));
       } catch (const std::exception& e) {
         r.model.reset();
         throw HttpError(409, fmt::format("run {}: cannot load its checkpoint: {}", r.name, e.what()));

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "vaegan/train/checkpoint.h"
+
 namespace vaegan {
 
 /// Options of `Server` (chained setters, as `torch::nn` options).
@@ -20,6 +22,9 @@ struct ServeOptions {
   TORCH_ARG(int, port) = 8080;
   /// Where the explorer's model computes (`cpu`, `cuda`, ...).
   TORCH_ARG(torch::Device, device) = torch::kCPU;
+  /// Which decoder weights the explorer decodes with (`load_model`; the moving average when a
+  /// run kept one).
+  TORCH_ARG(DecoderWeights, decoder_weights) = DecoderWeights::kAuto;
   /// Largest accepted request body (an uploaded image), in bytes; larger gets 413.
   TORCH_ARG(size_t, max_upload_bytes) = size_t{8} << 20;
   /// Largest uploaded image, in pixels (width × height); larger gets 413.
