@@ -46,9 +46,10 @@ torch::Tensor expected_grid(const torch::Tensor& x, int64_t ncol) {
 }
 
 /// Trains one fp32 epoch of a latent-8 VAE-GAN on `dataset` in `data_dir` into `out` (every step
-/// logged, no TensorBoard): the run the server is tested on.
+/// logged, no TensorBoard; with `ema_decay` > 0 a moving average of the decoder): the run the
+/// server is tested on.
 void train_tiny_run(const std::string& dataset, const std::string& data_dir, const std::string& out, int64_t batch,
-                    int64_t grid, int64_t channels = 1) {
+                    int64_t grid, int64_t channels = 1, double ema_decay = 0) {
   TrainConfig c;
   c.dataset = dataset;
   c.data_dir = data_dir;
@@ -60,6 +61,7 @@ void train_tiny_run(const std::string& dataset, const std::string& data_dir, con
   c.model.latent_dim = 8;
   c.precision = Precision::kFp32;
   c.tensorboard = "none";
+  c.ema_decay = ema_decay;
   fit(c, out, /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCPU);
 }
 
@@ -399,6 +401,31 @@ TEST(ServeSetup, CelebAAttributeVectorsAreFormedFromItsNamedAttributes) {
       client.Post("/api/runs/0/attribute", R"({"a": {"test": 0}, "to_class": "Young"})", "application/json");
   ASSERT_TRUE(young);
   EXPECT_EQ(young->status, 400) << young->body;
+}
+
+// The explorer decodes with the decoder's moving average when the run kept one, and with the
+// trained decoder when `ServeOptions::decoder_weights` (`vaegan serve --decoder-weights`) says so.
+TEST(ServeSetup, DecodesWithTheDecoderWeightsItIsToldTo) {
+  test::TempDir dir;
+  test::write_tiny_idx_dataset(dir / "data", 32, 8);
+  train_tiny_run("mnist", dir / "data", dir / "run", /*batch=*/8, /*grid=*/2, /*channels=*/1, /*ema_decay=*/0.5);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const torch::Tensor z = torch::randn({4, 8}, gen);
+  std::vector<torch::Tensor> answers;
+  for (DecoderWeights w : {DecoderWeights::kAuto, DecoderWeights::kTrained}) {
+    Server server({dir / "run"}, ServeOptions().port(0).decoder_weights(w));
+    server.start();
+    httplib::Client client("127.0.0.1", server.port());
+    const auto r = client.Get("/api/runs/0/samples?seed=3&n=4");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    LoadedModel m = load_model(dir / "run", torch::kCPU, w);
+    EXPECT_EQ(m.decoder_weights, w == DecoderWeights::kAuto ? DecoderWeights::kEma : DecoderWeights::kTrained);
+    torch::NoGradGuard no_grad;
+    answers.push_back(decode_png(r->body));
+    EXPECT_TRUE(answers.back().equal(expected_grid(m.model->decoder->forward(z), 4))) << enum_name(w);
+  }
+  EXPECT_FALSE(answers[0].equal(answers[1]));
 }
 
 TEST(ServeSetup, RefusesADirectoryThatIsNotARunAndAPortInUse) {
