@@ -142,7 +142,10 @@ def main(argv=None):
                 original = to_uint8(x)
                 rows = [t for i in range(0, len(x), 8) for t in (original[i:i + 8], recon[i:i + 8])]
                 write_images(args.out, recon, torch.cat(rows))
-    except (OSError, ValueError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError) as e:  # a missing or mismatched checkpoint or input: as vaegan, 2
+        print(f"python -m vaegan {args.command}: {e}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
         print(f"python -m vaegan {args.command}: {e}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}")

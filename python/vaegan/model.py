@@ -64,6 +64,7 @@ class VaeGanModel(nn.Module):
         super().__init__()
         self.config, self.checkpoint, self.step = config, checkpoint, step
         self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
+        self.decoder_weights = "trained"
 
     @property
     def latent_dim(self):
@@ -145,23 +146,23 @@ def load(path, device="cpu", decoder_weights="auto"):
     encoder = Encoder(**enc) if _HAS_ENCODER[kind] else None
     discriminator = Discriminator(**dis) if _HAS_DISCRIMINATOR[kind] else None
     model = VaeGanModel(config, encoder, Decoder(**dec), discriminator, checkpoint=directory, step=state.get("step"))
-    archive = torch.jit.load(os.path.join(directory, "model.pt"), map_location="cpu")
-    weights = dict(archive.named_parameters())
-    weights.update(dict(archive.named_buffers()))
-    try:
-        model.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f"{directory}/model.pt does not match its config.json: {e}") from e
+    _load_archive(model, os.path.join(directory, "model.pt"))
     ema = os.path.join(directory, "decoder-ema.pt")
     if decoder_weights == "ema" and not os.path.isfile(ema):
         raise FileNotFoundError(f"{directory}: no decoder-ema.pt (train with --ema-decay to keep one)")
     if decoder_weights != "trained" and os.path.isfile(ema):
-        archive = torch.jit.load(ema, map_location="cpu")
-        weights = dict(archive.named_parameters())
-        weights.update(dict(archive.named_buffers()))
-        try:
-            model.decoder.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=True)
-        except RuntimeError as e:
-            raise ValueError(f"{ema} does not match its config.json: {e}") from e
-    model.decoder_weights = "ema" if decoder_weights != "trained" and os.path.isfile(ema) else "trained"
+        _load_archive(model.decoder, ema)
+        model.decoder_weights = "ema"
     return model.to(device).eval()
+
+
+def _load_archive(module, path):
+    """Loads every parameter and buffer of the LibTorch archive ``path`` into ``module``
+    (``load_state_dict(strict=True)``); raises ``ValueError`` naming ``path`` when they do not match."""
+    archive = torch.jit.load(path, map_location="cpu")
+    weights = dict(archive.named_parameters())
+    weights.update(dict(archive.named_buffers()))
+    try:
+        module.load_state_dict({k: v.detach() for k, v in weights.items()}, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path} does not match its config.json: {e}") from e

@@ -226,6 +226,11 @@ def main():
         check(np.abs(pixels.astype(int) - np.load(f"{work}/s.npy")[..., 0]).max() <= 1, f"{out}: pixels differ")
     refused = subprocess.run([binary, "sample", "--checkpoint", run_dir, "--out", out], capture_output=True, text=True)
     check(refused.returncode == 2 and "not empty" in refused.stderr, f"a non-empty --out DIR/: {refused.stderr}")
+    for tool in ([binary], [sys.executable, "-m", "vaegan"]):  # a missing checkpoint is a usage error for both
+        missing = subprocess.run(tool + ["sample", "--checkpoint", f"{work}/nowhere", "--out", f"{work}/m.npy"],
+                                 capture_output=True, text=True)
+        check(missing.returncode == 2 and "nowhere" in missing.stderr and not os.path.exists(f"{work}/m.npy"),
+              f"{' '.join(tool)} sample on a missing checkpoint: exit {missing.returncode}, {missing.stderr}")
 
     for command, extra in (("sample", ["--seed", "3"]), ("reconstruct", [])):
         ours, theirs = f"{work}/{command}-py.npy", f"{work}/{command}-cpp.npy"
