@@ -14,16 +14,29 @@
 # A run that kept a moving average of the decoder (--ema-decay) gets a second line, NAME@trained,
 # evaluated with its trained decoder. Use two seeds for every row: one seed is not evidence at
 # this budget.
+#
+# A folder dataset: QUALITY_DATASET=folder QUALITY_DATA_DIR=DIR (training, its classifier and the
+# rows are named after DIR's last component), e.g. the Oxygen icons of scripts/oxygen-icons.sh:
+#   QUALITY_DATASET=folder QUALITY_DATA_DIR=data/oxygen-icons QUALITY_CLASSIFIER_FLAGS="--channels 3 --image-size 32" \
+#     bench/quality.sh run vaegan-default 1 --arch small32 --channels 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAEGAN="${VAEGAN:-build/vaegan}"
 PY="${VAEGAN_PYTHON:-/usr/bin/python3}"
 DATASET="${QUALITY_DATASET:-fashion-mnist}"
+DATA_DIR="${QUALITY_DATA_DIR:-}"
+LABEL="$DATASET"  # names the classifier and the runs: the folder's name for a folder dataset
+DATA_FLAGS=()
+if [ -n "$DATA_DIR" ]; then
+  LABEL="$(basename "$DATA_DIR")"
+  DATA_FLAGS=(--data-dir "$DATA_DIR")
+fi
 MINUTES="${QUALITY_MINUTES:-10}"
 SAMPLES="${QUALITY_SAMPLES:-10000}"
 RESULTS="${QUALITY_RESULTS:-bench/quality-results.jsonl}"
-CLASSIFIER="${QUALITY_CLASSIFIER:-runs/quality/classifier-$DATASET}"
+CLASSIFIER="${QUALITY_CLASSIFIER:-runs/quality/classifier-$LABEL}"
 CLASSIFIER_EPOCHS="${QUALITY_CLASSIFIER_EPOCHS:-15}"
+read -r -a CLASSIFIER_FLAGS <<< "${QUALITY_CLASSIFIER_FLAGS:-}"
 
 usage() { sed -n '5,7p' "$0" | sed 's/^#//' >&2; exit 2; }
 
@@ -39,7 +52,11 @@ e = json.load(open(f"{run}/{eval_file}"))
 last = open(f"{run}/checkpoints/last").read().strip()
 state = json.load(open(f"{run}/checkpoints/{last}/state.json"))
 rec, smp = e.get("reconstruction", {}), e.get("samples", {})
-line = {"name": name, "seed": seed, "flags": flags, "dataset": json.load(open(f"{run}/config.json"))["dataset"],
+config = json.load(open(f"{run}/config.json"))
+dataset = config["dataset"]
+if dataset == "folder":  # named after the folder (data/oxygen-icons: folder:oxygen-icons)
+    dataset += ":" + os.path.basename(os.path.normpath(config["data_dir"]))
+line = {"name": name, "seed": seed, "flags": flags, "dataset": dataset,
         "minutes": minutes, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
         "precision": smp.get("precision"), "recall": smp.get("recall"),
         "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
@@ -58,10 +75,13 @@ case "${1:-}" in
     [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "quality: NAME must be letters, digits, . _ -: $name" >&2; exit 2; }
     [[ "$seed" =~ ^[0-9]+$ ]] || { echo "quality: SEED must be a number: $seed" >&2; exit 2; }
     if [ ! -f "$CLASSIFIER/classifier.json" ]; then
-      "$VAEGAN" classifier train --dataset "$DATASET" --epochs "$CLASSIFIER_EPOCHS" --out "$CLASSIFIER"
+      "$VAEGAN" classifier train --dataset "$DATASET" "${DATA_FLAGS[@]}" "${CLASSIFIER_FLAGS[@]}" \
+        --epochs "$CLASSIFIER_EPOCHS" --out "$CLASSIFIER"
     fi
     run="runs/quality/$name-s$seed"
-    "$VAEGAN" train --dataset "$DATASET" --max-minutes "$MINUTES" --seed "$seed" --out "$run" --overwrite "$@"
+    [ "$LABEL" = fashion-mnist ] || run="runs/quality/$LABEL/$name-s$seed"
+    "$VAEGAN" train --dataset "$DATASET" "${DATA_FLAGS[@]}" --max-minutes "$MINUTES" --seed "$seed" --out "$run" \
+      --overwrite "$@"
     "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
     record "$run" eval.json "$name" "$seed" "$@"
     # A run that kept a moving average of the decoder (--ema-decay) was evaluated with it (the

@@ -14,8 +14,15 @@ PACKAGES=(
   gnuplot-nox time
   chromium chromium-driver python3-selenium
 )
-# `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`), not needed otherwise.
-if [ "${1:-}" = "--fuzz" ]; then PACKAGES+=(clang libclang-rt-14-dev); fi
+# `--fuzz`: the compiler and runtime of the libFuzzer targets (`make fuzz`); `--icons`: the Oxygen
+# icon theme, the quality benchmark's second dataset (scripts/oxygen-icons.sh); not needed otherwise.
+for option in "$@"; do
+  case "$option" in
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
+    --icons) PACKAGES+=(oxygen-icon-theme) ;;
+    *) echo "install-deps: unknown option $option (expected --fuzz or --icons)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -58,6 +58,20 @@ void cmyk_to_rgb_or_gray(std::vector<uint8_t>& pixels, int64_t channels, bool in
   pixels.resize(n * static_cast<size_t>(channels));
 }
 
+/// Composites `n` pixels of `channels` colour values + 1 alpha value each over a white
+/// background, in place, leaving `channels` values per pixel: c' = (c a + 255 (255 - a)) / 255,
+/// rounded (how an image viewer shows a transparent icon; dropping alpha would show whatever
+/// colour the transparent pixels store, black in most icon themes).
+void composite_over_white(uint8_t* pixels, int64_t n, int64_t channels) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int a = pixels[i * (channels + 1) + channels];
+    for (int64_t k = 0; k < channels; ++k) {
+      const int c = pixels[i * (channels + 1) + k];
+      pixels[i * channels + k] = static_cast<uint8_t>((c * a + 255 * (255 - a) + 127) / 255);
+    }
+  }
+}
+
 struct JpegError {
   jpeg_error_mgr manager;
   std::jmp_buf jump;
@@ -137,11 +151,14 @@ torch::Tensor decode_image_bytes(const std::string& bytes, const std::string& pa
     if (stbi_info_from_memory(raw, len, &w, &h, &stored) && static_cast<int64_t>(w) * h > kMaxPixels) {
       throw ImageReadError(fmt::format("{}: {}x{} pixels is too large", path, w, h));
     }
-    stb_pixels.reset(stbi_load_from_memory(raw, len, &w, &h, &stored, static_cast<int>(channels)));
+    // With an alpha channel (grey + alpha or RGBA), stb hands out `channels` + alpha, composited below.
+    const bool alpha = stored == 2 || stored == 4;
+    stb_pixels.reset(stbi_load_from_memory(raw, len, &w, &h, &stored, static_cast<int>(channels + (alpha ? 1 : 0))));
     if (!stb_pixels) {
       const char* reason = stbi_failure_reason();
       throw ImageReadError(fmt::format("{}: cannot decode image ({})", path, reason ? reason : "unknown reason"));
     }
+    if (alpha) composite_over_white(stb_pixels.get(), static_cast<int64_t>(w) * h, channels);
     pixels = stb_pixels.get();
   }
   const int64_t c = channels;

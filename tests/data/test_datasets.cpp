@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -220,6 +221,32 @@ TEST(ImageFolder, DecodesCmykJpegsToRgbAndGray) {
   const torch::Tensor gray = decode_image_file(dir / "cmyk.jpg", 1, 16).to(torch::kInt);
   EXPECT_NEAR(gray[0][8][2].item<int>(), (587 * 255 + 114 * 255) / 1000, 8);  // BT.601 luma of cyan
   EXPECT_LE(gray[0][8][13].item<int>(), 8);
+}
+
+TEST(ImageFolder, CompositesTransparentPngsOverWhite) {
+  test::TempDir dir;
+  // RGBA, 2×2: opaque red, transparent black (how icon themes store their background), blue at
+  // alpha 128, green at alpha 51. Grey + alpha, 2×2: 100 at alpha 51, 0 at 0, 200 at 255, 0 at 128.
+  const std::vector<uint8_t> rgba = {255, 0, 0, 255, 0, 0, 0, 0, 0, 0, 255, 128, 0, 255, 0, 51};
+  const std::vector<uint8_t> grey_alpha = {100, 51, 0, 0, 200, 255, 0, 128};
+  const std::string rgba_png = dir / "rgba.png", grey_png = dir / "grey.png";
+  ASSERT_NE(stbi_write_png(rgba_png.c_str(), 2, 2, 4, rgba.data(), 8), 0);
+  ASSERT_NE(stbi_write_png(grey_png.c_str(), 2, 2, 2, grey_alpha.data(), 4), 0);
+  // Over white: c' = c a / 255 + 255 (1 - a / 255), rounded.
+  const auto over_white = [](int c, int a) { return static_cast<int>(std::lround(c * a / 255.0 + 255 - a)); };
+  const torch::Tensor rgb = decode_image_file(rgba_png, 3, 2).to(torch::kInt);  // [3, 2, 2]
+  for (int p = 0; p < 4; ++p) {
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_EQ(rgb[c][p / 2][p % 2].item<int>(), over_white(rgba[4 * p + c], rgba[4 * p + 3])) << p << " " << c;
+    }
+  }
+  const torch::Tensor grey = decode_image_file(grey_png, 1, 2).to(torch::kInt);  // [1, 2, 2]
+  for (int p = 0; p < 4; ++p) {
+    EXPECT_EQ(grey[0][p / 2][p % 2].item<int>(), over_white(grey_alpha[2 * p], grey_alpha[2 * p + 1])) << p;
+  }
+  // A grey + alpha PNG read as RGB: the same grey in every channel.
+  const torch::Tensor grey_as_rgb = decode_image_file(grey_png, 3, 2).to(torch::kInt);
+  for (int c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(grey_as_rgb[c], grey[0])) << c;
 }
 
 TEST(CelebA, ReadsPartitionsAttributesAndCropsTo64) {

@@ -12,9 +12,9 @@ namespace vaegan {
 
 /// Decodes the PNG or JPEG file `path` (told apart by their signatures, not the name) to `uint8`
 /// `[channels, size, size]`: JPEG with libjpeg-turbo (CMYK ones too), PNG with stb_image; converted to grey (1) or RGB
-/// (3), cropped to a square of side `crop` (0: the largest square; clamped to the image), centred, or from row
-/// `crop_top` when it is >= 0 (clamped so that the square fits), then resized
-/// to `size` (stb_image_resize's default filter; a square already of that size is kept as it is). Throws
+/// (3), a PNG with an alpha channel composited over white first, cropped to a square of side `crop` (0: the largest
+/// square; clamped to the image), centred, or from row `crop_top` when it is >= 0 (clamped so that the square fits),
+/// then resized to `size` (stb_image_resize's default filter; a square already of that size is kept as it is). Throws
 /// `ImageReadError` naming `path` with the decoder's reason when it cannot be read or decoded, or when it has more than
 /// 8192×8192 pixels (checked before decoding).
 torch::Tensor decode_image_file(const std::string& path, int64_t channels, int64_t size, int64_t crop = 0,
