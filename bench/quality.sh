@@ -7,7 +7,7 @@
 #   make bench-quality                                the default configuration and the plain VAE, seeds 1 and 2
 #
 # `run` trains `vaegan train --dataset $QUALITY_DATASET --max-minutes $QUALITY_MINUTES --seed SEED
-# FLAGS` into runs/quality/NAME-sSEED, then `vaegan eval` with one fixed classifier directory
+# FLAGS` (or `--max-steps $QUALITY_STEPS` when it is set) into runs/quality/NAME-sSEED, then `vaegan eval` with one fixed classifier directory
 # ($QUALITY_CLASSIFIER, trained once for $QUALITY_CLASSIFIER_EPOCHS epochs when missing; every line
 # records its path and test accuracy), and appends one JSON line to $QUALITY_RESULTS: the
 # configuration, seed, steps, Fréchet distance, precision, recall, MSE, SSIM and class agreement.
@@ -32,6 +32,11 @@ if [ -n "$DATA_DIR" ]; then
   DATA_FLAGS=(--data-dir "$DATA_DIR")
 fi
 MINUTES="${QUALITY_MINUTES:-10}"
+# QUALITY_STEPS=N: a budget of N steps instead of minutes (the same on every machine; a folder's
+# epochs are short, so the epoch count is lifted out of the way either way).
+STEPS="${QUALITY_STEPS:-0}"
+BUDGET=(--max-minutes "$MINUTES" --epochs 100000)
+[ "$STEPS" = 0 ] || { BUDGET=(--max-steps "$STEPS" --epochs 100000); MINUTES=0; }
 SAMPLES="${QUALITY_SAMPLES:-10000}"
 RESULTS="${QUALITY_RESULTS:-bench/quality-results.jsonl}"
 CLASSIFIER="${QUALITY_CLASSIFIER:-runs/quality/classifier-$LABEL}"
@@ -57,7 +62,7 @@ dataset = config["dataset"]
 if dataset == "folder":  # named after the folder (data/oxygen-icons: folder:oxygen-icons)
     dataset += ":" + os.path.basename(os.path.normpath(config["data_dir"]))
 line = {"name": name, "seed": seed, "flags": flags, "dataset": dataset,
-        "minutes": minutes, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
+        "minutes": minutes or None, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
         "precision": smp.get("precision"), "recall": smp.get("recall"),
         "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
         "class_agreement": rec.get("class_agreement"), "classifier": smp.get("extractor"),
@@ -80,7 +85,7 @@ case "${1:-}" in
     fi
     run="runs/quality/$name-s$seed"
     [ "$LABEL" = fashion-mnist ] || run="runs/quality/$LABEL/$name-s$seed"
-    "$VAEGAN" train --dataset "$DATASET" "${DATA_FLAGS[@]}" --max-minutes "$MINUTES" --seed "$seed" --out "$run" \
+    "$VAEGAN" train --dataset "$DATASET" "${DATA_FLAGS[@]}" "${BUDGET[@]}" --seed "$seed" --out "$run" \
       --overwrite "$@"
     "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
     record "$run" eval.json "$name" "$seed" "$@"

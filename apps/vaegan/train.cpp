@@ -286,8 +286,8 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")->capture_default_str();
   cmd->add_option("--beta", c.beta, "Weight of L_prior (KL) in the encoder's loss")->capture_default_str();
   cmd->add_option("--ema-decay", c.ema_decay,
-                  "Keep an exponential moving average of the decoder's weights with this decay (e.g. 0.999), "
-                  "used by sample, eval, reconstruct, interpolate, attribute and serve (0: none)")
+                  "Keep an exponential moving average of the decoder's weights with this decay, used by sample, "
+                  "eval, reconstruct, interpolate, attribute and serve unless --decoder-weights trained (0: none)")
       ->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();
@@ -297,6 +297,10 @@ void setup_train(CLI::App& app, Runner& run) {
   add_enum_option(cmd, "--gan-loss", c.gan_loss, "Decoder's adversarial term");
   cmd->add_option("--dis-real-weight", c.dis_real_weight,
                   "Weight of real images in L_dis against the generated ones (0: the plain sum; the authors': 0.5)")
+      ->capture_default_str();
+  cmd->add_option("--r1-gamma", c.r1_gamma,
+                  "Weight gamma of the R1 penalty (gamma/2) E|grad_x D(x)|^2 on real images in the discriminator's "
+                  "loss (Mescheder et al. 2018; 0: none; each step then runs the discriminator once more)")
       ->capture_default_str();
   add_enum_option(cmd, "--init", c.init,
                   "Weight initialisation: pytorch (LibTorch's defaults) or original (the authors': uniform "

@@ -39,50 +39,52 @@ nlohmann::json read_state_json(const fs::path& dir) {
   }
 }
 
-/// Loads the archive `bytes` (the file `name`) into `model` (onto the model's device) and checks
-/// that every parameter and buffer kept the shape the model's config gives it (LibTorch's loader
-/// replaces a tensor of another shape silently, and the mismatch would surface later as a raw
-/// shape error). Throws `InputError` naming `name` and the first mismatch, or the loader's error.
-void load_weights(Model& model, const std::string& bytes, const std::string& name) {
+/// Loads the archive `bytes` (the file `name`) into `module` (a `Model` or one of its networks)
+/// on `device` and checks that every parameter and buffer kept the shape the model's config gives
+/// it (LibTorch's loader replaces a tensor of another shape silently, and the mismatch would
+/// surface later as a raw shape error). `config` describes the model for the message. Throws
+/// `InputError` naming `name` and the first mismatch, or the loader's error.
+template <typename ModuleHolder>
+void load_checked(ModuleHolder& module, const std::string& bytes, const std::string& name, torch::Device device,
+                  const ModelConfig& config, int64_t latent_dim) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
-  for (const auto& p : model->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
-  for (const auto& b : model->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
+  for (const auto& p : module->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : module->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
   try {
-    // Tensors load onto the model's device whatever device they were saved from (a checkpoint
-    // written on a GPU loads on a CPU-only machine).
+    // Tensors load onto `device` whatever device they were saved from (a checkpoint written on a
+    // GPU loads on a CPU-only machine).
     std::istringstream in(bytes);
-    torch::load(model, in, model->parameters().front().device());
+    torch::load(module, in, device);
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: cannot load weights (damaged file or a different architecture): {}", name,
                                  e.what_without_backtrace()));
   }
   std::map<std::string, std::vector<int64_t>> loaded;
-  for (const auto& p : model->named_parameters()) loaded[p.key()] = p.value().sizes().vec();
-  for (const auto& b : model->named_buffers()) loaded[b.key()] = b.value().sizes().vec();
+  for (const auto& p : module->named_parameters()) loaded[p.key()] = p.value().sizes().vec();
+  for (const auto& b : module->named_buffers()) loaded[b.key()] = b.value().sizes().vec();
   for (const auto& [key, shape] : expected) {
     if (loaded.at(key) != shape) {
       throw InputError(fmt::format(
           "{}: {} has shape [{}] but the config ({} {}, latent size {}) needs [{}]: weights and config.json "
           "do not belong together",
-          name, key, fmt::join(loaded.at(key), ", "), enum_name(model->config.type), model->config.arch,
-          model->latent_dim(), fmt::join(shape, ", ")));
+          name, key, fmt::join(loaded.at(key), ", "), enum_name(config.type), config.arch, latent_dim,
+          fmt::join(shape, ", ")));
     }
   }
+}
+
+/// `load_checked` for the whole model, onto the model's device.
+void load_weights(Model& model, const std::string& bytes, const std::string& name) {
+  load_checked(model, bytes, name, model->parameters().front().device(), model->config, model->latent_dim());
 }
 
 /// The file of the decoder's moving average (`Trainer::ema_decoder`).
 constexpr const char* kEmaFile = "decoder-ema.pt";
 
-/// Loads the archive `bytes` (the file `name`) into `decoder` on `device`. Throws `InputError`
-/// naming `name` when it cannot (damaged, or another architecture).
-void load_decoder(Decoder& decoder, const std::string& bytes, const std::string& name, torch::Device device) {
-  try {
-    std::istringstream in(bytes);
-    torch::load(decoder, in, device);
-  } catch (const c10::Error& e) {
-    throw InputError(fmt::format("{}: cannot load the decoder's weights (damaged file or a different architecture): {}",
-                                 name, e.what_without_backtrace()));
-  }
+/// `load_checked` for `decoder`, the moving average of `model`'s decoder, on `device`.
+void load_decoder(Decoder& decoder, const Model& model, const std::string& bytes, const std::string& name,
+                  torch::Device device) {
+  load_checked(decoder, bytes, name, device, model->config, model->latent_dim());
 }
 
 /// The bytes of `name` in `files`; throws `InputError` naming `where/name` when it is absent.
@@ -344,7 +346,7 @@ TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& tr
     trainer.generator().set_state(rng.at(0));
     s.rng_epoch_start = rng.at(1);
     if (Decoder ema = trainer.ema_decoder()) {
-      load_decoder(ema, file_bytes(files, kEmaFile, where), where + "/" + kEmaFile, trainer.device());
+      load_decoder(ema, trainer.model(), file_bytes(files, kEmaFile, where), where + "/" + kEmaFile, trainer.device());
       if (trainer.config().channels_last) to_channels_last(*ema);
       trainer.set_ema_updates(st.value("ema_updates", int64_t{0}));
     }
@@ -416,7 +418,7 @@ LoadedModel load_model(const std::string& path, torch::Device device, DecoderWei
   out.decoder_weights =
       decoder != DecoderWeights::kTrained && has_ema ? DecoderWeights::kEma : DecoderWeights::kTrained;
   if (out.decoder_weights == DecoderWeights::kEma) {
-    load_decoder(out.model->decoder, read_text(dir / kEmaFile), (dir / kEmaFile).string(), torch::kCPU);
+    load_decoder(out.model->decoder, out.model, read_text(dir / kEmaFile), (dir / kEmaFile).string(), torch::kCPU);
   }
   out.model->to(device);
   out.device = device;

@@ -622,9 +622,42 @@ class RunLoop {
 
 }  // namespace
 
+namespace {
+
+/// While it lives, the model's decoder holds the weights of `average` (a moving average of it;
+/// nothing when null); its own weights are put back when it ends, however it ends.
+class AveragedDecoder {
+ public:
+  AveragedDecoder(Decoder decoder, Decoder average) : decoder_(std::move(decoder)) {
+    if (!average) return;
+    torch::NoGradGuard no_grad;
+    const auto mine = decoder_->parameters(), theirs = average->parameters();
+    for (size_t i = 0; i < mine.size(); ++i) {
+      trained_.push_back(mine[i].detach().clone());
+      mine[i].detach().copy_(theirs[i]);
+    }
+  }
+  ~AveragedDecoder() {
+    torch::NoGradGuard no_grad;
+    const auto mine = decoder_->parameters();
+    for (size_t i = 0; i < trained_.size(); ++i) mine[i].detach().copy_(trained_[i]);
+  }
+  AveragedDecoder(const AveragedDecoder&) = delete;
+  AveragedDecoder& operator=(const AveragedDecoder&) = delete;
+
+ private:
+  Decoder decoder_;
+  std::vector<torch::Tensor> trained_;
+};
+
+}  // namespace
+
 Validation validate(Trainer& trainer, const torch::Tensor& images) {
   const TrainConfig& c = trainer.config();
   Model& model = trainer.model();
+  // The model the commands load from a checkpoint of this step: with the decoder's moving average
+  // (batch-norm statistics are the same in both).
+  const AveragedDecoder averaged(model->decoder, trainer.ema_decoder());
   const torch::Device device = trainer.device();
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed + 2);
   const int64_t n = images.size(0), z_dim = model->latent_dim();

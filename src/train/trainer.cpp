@@ -27,6 +27,21 @@ std::vector<torch::Tensor> grad_or_zeros(const torch::Tensor& loss, const std::v
   return g;
 }
 
+}  // namespace
+
+torch::Tensor r1_penalty(Discriminator& discriminator, const torch::Tensor& x, double gamma) {
+  // a copy: the caller may change `x` before differentiating the penalty
+  const torch::Tensor real =
+      x.detach().to(discriminator->parameters().front().scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+  real.requires_grad_(true);
+  const torch::Tensor logits = discriminator->forward(real).logits;
+  const torch::Tensor dx = torch::autograd::grad({logits.sum()}, {real}, {}, /*retain_graph=*/true,
+                                                 /*create_graph=*/true)[0];
+  return 0.5 * gamma * dx.pow(2).flatten(1).sum(1).mean();
+}
+
+namespace {
+
 torch::Tensor mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean(); }
 
 /// The values of the one-element tensors `scalars`, read with one device-to-host copy (each
@@ -302,7 +317,10 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
     // The authors' rule skips the decoder's whole update when it is ahead.
     const bool decoder_steps = s.dec_adv_updated || config_.equilibrium_skip == EquilibriumSkip::kAdversarial;
     if (decoder_steps) updates.push_back({Network::kDecoder, std::move(g.decoder)});
-    if (s.dis_updated) updates.push_back({Network::kDiscriminator, std::move(g.discriminator)});
+    if (s.dis_updated) {
+      add_r1_gradient(x, g.discriminator);
+      updates.push_back({Network::kDiscriminator, std::move(g.discriminator)});
+    }
   }
   s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
   return s;
@@ -358,8 +376,23 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
         {Network::kDecoder, grad_or_zeros(l.adv, parameters(Network::kDecoder), /*retain_graph=*/true)},
         {Network::kDiscriminator, grad_or_zeros(l.dis, parameters(Network::kDiscriminator), /*retain_graph=*/false)}};
   }
+  add_r1_gradient(x, updates.back().gradients);
   s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
   return s;
+}
+
+void Trainer::add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients) {
+  if (config_.r1_gamma <= 0) return;
+  // The penalty's forward pass must not move the batch-norm statistics a second time: they are
+  // put back once its graph (which keeps them) has been differentiated.
+  std::vector<torch::Tensor> statistics;
+  for (const auto& b : model_->discriminator->buffers()) statistics.push_back(b.detach().clone());
+  const std::vector<torch::Tensor> r1 = grad_or_zeros(r1_penalty(model_->discriminator, x, config_.r1_gamma),
+                                                      parameters(Network::kDiscriminator), /*retain_graph=*/false);
+  for (size_t i = 0; i < r1.size(); ++i) gradients[i].add_(r1[i]);
+  torch::NoGradGuard no_grad;
+  const auto buffers = model_->discriminator->buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(statistics[i]);
 }
 
 void Trainer::decay_learning_rates(int64_t periods_done) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "../test_util.h"
@@ -250,7 +251,6 @@ TEST(Trainer, DecoderMovingAverageFollowsItsRecurrence) {
   c.ema_decay = 0.15;
   Trainer t(c, torch::kCPU);
   ASSERT_TRUE(t.ema_decoder());
-  EXPECT_FALSE(tiny_config().ema_decay > 0);  // off by default
   std::vector<torch::Tensor> expected;
   for (const auto& p : t.model()->decoder->parameters()) expected.push_back(p.detach().to(torch::kFloat64));
   torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
@@ -276,10 +276,121 @@ TEST(Trainer, DecoderMovingAverageFollowsItsRecurrence) {
   const auto average_buffers = t.ema_decoder()->buffers(), buffers = t.model()->decoder->buffers();
   for (size_t i = 0; i < buffers.size(); ++i) EXPECT_TRUE(torch::equal(average_buffers[i], buffers[i]));
   // the average never changes training: the trained weights equal those of a run without it
-  Trainer plain(tiny_config(), torch::kCPU);
+  TrainConfig without = tiny_config();
+  without.ema_decay = 0;
+  Trainer plain(without, torch::kCPU);
+  EXPECT_FALSE(plain.ema_decoder());
   for (int n = 0; n < 4; ++n) plain.step(x);
   const auto pa = plain.model()->parameters(), pb = t.model()->parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << "parameter " << i;
+}
+
+// On by default at the measured decay; off where no average existed or the authors kept none:
+// a config.json from before the key (resuming such a run must not look for decoder-ema.pt) and
+// the authors' recipe.
+TEST(Config, DecoderMovingAverageIsOnByDefaultAndOffForOldConfigsAndTheAuthorsRecipe) {
+  EXPECT_EQ(TrainConfig().ema_decay, 0.995);
+  EXPECT_TRUE(Trainer(tiny_config(), torch::kCPU).ema_decoder());
+  nlohmann::json written = TrainConfig();
+  EXPECT_EQ(parse_config(written.dump(), "new").ema_decay, 0.995);
+  written["ema_decay"] = 0.9;
+  EXPECT_EQ(parse_config(written.dump(), "new").ema_decay, 0.9);
+  written.erase("ema_decay");
+  EXPECT_EQ(parse_config(written.dump(), "old").ema_decay, 0);
+  TrainConfig original;
+  apply_recipe(Recipe::kOriginal, original);
+  EXPECT_EQ(original.ema_decay, 0);
+}
+
+// The R1 penalty against central finite differences in float64, on the discriminator in training
+// mode (batch-norm statistics of the batch): its value from the finite-difference gradient of the
+// summed logits with respect to every pixel, and its gradient with respect to discriminator
+// weights (the double backward) from finite differences of the penalty itself.
+TEST(R1Penalty, MatchesFiniteDifferences) {
+  torch::manual_seed(11);
+  Trainer t(tiny_config(), torch::kCPU);
+  Discriminator d = t.model()->discriminator;
+  d->to(torch::kFloat64);
+  d->train();
+  const double gamma = 3.0, h = 1e-6;
+  const torch::Tensor x = torch::rand({2, 1, 32, 32}, torch::kFloat64) * 2 - 1;
+  const auto summed_logits = [&](const torch::Tensor& images) {
+    torch::NoGradGuard no_grad;
+    return d->forward(images).logits.sum().item<double>();
+  };
+  const torch::Tensor penalty = r1_penalty(d, x, gamma);
+  torch::Tensor dx = torch::zeros_like(x);
+  auto flat_x = x.view(-1);
+  auto flat_dx = dx.view(-1);
+  for (int64_t k = 0; k < flat_x.numel(); ++k) {
+    const double v = flat_x[k].item<double>();
+    flat_x[k] = v + h;
+    const double up = summed_logits(x);
+    flat_x[k] = v - h;
+    const double down = summed_logits(x);
+    flat_x[k] = v;
+    flat_dx[k] = (up - down) / (2 * h);
+  }
+  const double expected = 0.5 * gamma * dx.pow(2).flatten(1).sum(1).mean().item<double>();
+  EXPECT_GT(expected, 0);
+  EXPECT_NEAR(penalty.item<double>(), expected, 1e-6 * expected);
+  // d penalty / d w for entries of the first convolution's and the last layer's weights (the
+  // logit's bias does not reach the penalty)
+  const auto params = d->parameters();
+  size_t last = params.size() - 1;
+  while (params[last].dim() < 2) --last;
+  const std::vector<torch::Tensor> grads = torch::autograd::grad({penalty}, {params.front(), params[last]});
+  int checked = 0;
+  for (size_t p : {size_t{0}, last}) {
+    torch::Tensor w = params[p].detach().view(-1);
+    const torch::Tensor g = grads[p == 0 ? 0 : 1].reshape(-1);
+    for (int64_t k : {int64_t{0}, w.numel() / 2, w.numel() - 1}) {
+      const double v = w[k].item<double>();
+      w[k] = v + h;
+      const double up = r1_penalty(d, x, gamma).item<double>();
+      w[k] = v - h;
+      const double down = r1_penalty(d, x, gamma).item<double>();
+      w[k] = v;
+      const double numeric = (up - down) / (2 * h);
+      EXPECT_NEAR(g[k].item<double>(), numeric, 1e-5 * std::abs(numeric) + 1e-7) << "parameter " << p << " entry " << k;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 6);
+}
+
+// --r1-gamma changes the discriminator's update only: the same step with and without it leaves
+// the encoder, the decoder and the discriminator's batch-norm statistics equal and moves the
+// discriminator's weights differently.
+TEST(Trainer, R1PenaltyChangesOnlyTheDiscriminatorsUpdate) {
+  for (ModelType type : {ModelType::kVaeGan, ModelType::kGan}) {
+    TrainConfig c = tiny_config();
+    c.model.type = type;
+    Trainer plain(c, torch::kCPU);
+    c.r1_gamma = 10;
+    Trainer penalised(c, torch::kCPU);
+    const torch::Tensor x = torch::rand({8, 1, 32, 32}) * 2 - 1;
+    plain.step(x);
+    penalised.step(x);
+    for (Network n : {Network::kEncoder, Network::kDecoder, Network::kDiscriminator}) {
+      if (n == Network::kEncoder && type == ModelType::kGan) continue;
+      torch::nn::Module& a = n == Network::kEncoder   ? *plain.model()->encoder
+                             : n == Network::kDecoder ? static_cast<torch::nn::Module&>(*plain.model()->decoder)
+                                                      : *plain.model()->discriminator;
+      torch::nn::Module& b = n == Network::kEncoder   ? *penalised.model()->encoder
+                             : n == Network::kDecoder ? static_cast<torch::nn::Module&>(*penalised.model()->decoder)
+                                                      : *penalised.model()->discriminator;
+      bool all_equal = true;
+      const auto pa = a.parameters(), pb = b.parameters();
+      for (size_t i = 0; i < pa.size(); ++i) all_equal = all_equal && torch::equal(pa[i], pb[i]);
+      EXPECT_EQ(all_equal, n != Network::kDiscriminator) << enum_name(type) << " " << enum_name(n);
+    }
+    // the penalty's extra forward pass leaves the batch-norm running statistics as the step's own left them
+    const auto ba = plain.model()->discriminator->buffers(), bb = penalised.model()->discriminator->buffers();
+    ASSERT_FALSE(ba.empty());
+    for (size_t i = 0; i < ba.size(); ++i)
+      EXPECT_TRUE(torch::equal(ba[i], bb[i])) << enum_name(type) << " buffer " << i;
+  }
 }
 
 TEST(Precision, AutocastGuardRunsLinearLayersInBf16AndRestoresTheState) {
@@ -371,7 +482,7 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
   const std::string ck = save_checkpoint(dir.path(), t, TrainingState{1, 0});
   EXPECT_EQ(resolve_checkpoint(dir.path()), ck);
 
-  LoadedModel m = load_model(dir.path(), torch::kCPU);
+  LoadedModel m = load_model(dir.path(), torch::kCPU, DecoderWeights::kTrained);  // the average: below
   EXPECT_EQ(m.state.step, 1);
   EXPECT_EQ(m.config.model.latent_dim, 8);
   torch::NoGradGuard no_grad;
@@ -407,7 +518,9 @@ TEST(Checkpoint, LoadsTheDecoderWeightsAsked) {
     EXPECT_TRUE(torch::equal(m.model->decoder->forward(z), average ? by_average : by_trained)) << enum_name(w);
   }
   test::TempDir plain_dir;
-  Trainer plain(tiny_config(), torch::kCPU);
+  TrainConfig without = tiny_config();
+  without.ema_decay = 0;
+  Trainer plain(without, torch::kCPU);
   save_checkpoint(plain_dir.path(), plain, TrainingState{0, 0});
   EXPECT_EQ(load_model(plain_dir.path(), torch::kCPU).decoder_weights, DecoderWeights::kTrained);
   try {
@@ -417,6 +530,37 @@ TEST(Checkpoint, LoadsTheDecoderWeightsAsked) {
     EXPECT_NE(std::string(e.what()).find("--decoder-weights ema"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("decoder-ema.pt"), std::string::npos) << e.what();
   }
+}
+
+// A decoder-ema.pt of another architecture (here: latent size 16 beside a latent-8 model), with
+// a valid checksum, is refused by name when loading and resuming, as model.pt would be; LibTorch's
+// loader alone would take the other shapes silently.
+TEST(Checkpoint, RefusesADecoderAverageOfAnotherShape) {
+  test::TempDir dir, other_dir;
+  TrainConfig c = tiny_config(), wide = tiny_config();
+  wide.model.latent_dim = 16;
+  Trainer t(c, torch::kCPU), other(wide, torch::kCPU);
+  const std::string ck = save_checkpoint(dir.path(), t, TrainingState{0, 0});
+  const std::string other_ck = save_checkpoint(other_dir.path(), other, TrainingState{0, 0});
+  std::filesystem::copy_file(other_ck + "/decoder-ema.pt", ck + "/decoder-ema.pt",
+                             std::filesystem::copy_options::overwrite_existing);
+  nlohmann::json sums = nlohmann::json::parse(std::ifstream(ck + "/checksums.json")),
+                 other_sums = nlohmann::json::parse(std::ifstream(other_ck + "/checksums.json"));
+  sums["crc32"]["decoder-ema.pt"] = other_sums["crc32"]["decoder-ema.pt"];
+  std::ofstream(ck + "/checksums.json") << sums.dump();
+  EXPECT_NO_THROW(load_model(dir.path(), torch::kCPU, DecoderWeights::kTrained));
+  auto expect_refused = [](const std::function<void()>& load) {
+    try {
+      load();
+      ADD_FAILURE() << "no error for a decoder-ema.pt of latent size 16";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("decoder-ema.pt"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("do not belong together"), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([&] { load_model(dir.path(), torch::kCPU); });
+  Trainer resumed(c, torch::kCPU);
+  expect_refused([&] { restore_checkpoint(ck, resumed); });
 }
 
 TEST(Checkpoint, KeepsOnlyTheNewestAndRefusesMissingOnes) {

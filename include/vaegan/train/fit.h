@@ -47,7 +47,10 @@ struct Validation {
 /// training precision, the reparameterization and prior noise drawn from a generator seeded
 /// with `config.seed + 2` (the same noise at every epoch). `val_mse` is the mean squared error
 /// per pixel of `Model::reconstruct` (the posterior mean), on the `[-1, 1]` scale. Each value is
-/// the mean over the images. Leaves the model in train mode.
+/// the mean over the images. With a moving average of the decoder (`Trainer::ema_decoder`) the
+/// decoder is evaluated with the averaged weights, as `load_model` and the commands use it, so
+/// `checkpoints/best` is the best of what they would decode with. Leaves the model in train mode
+/// with its own weights.
 Validation validate(Trainer& trainer, const torch::Tensor& images);
 
 /// Summary of a finished run.

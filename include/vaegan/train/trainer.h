@@ -62,6 +62,17 @@ struct GradientOptions {
 /// first pass: the trainer does not fuse there (`Trainer::step` with `--batch-norm joint`).
 VaeGanGradients vae_gan_gradients(Model& model, const VaeGanLosses& losses, const GradientOptions& options);
 
+/// The R1 gradient penalty of Mescheder, Geiger and Nowozin 2018 ("Which training methods for
+/// GANs do actually converge?", arXiv 1801.04406, eq. 9) on real images `x` (`[B, C, H, W]`,
+/// values in `[-1, 1]`): `(gamma / 2) * mean_i ||grad_x D(x)_i||^2`, the gradient of the summed
+/// logits with respect to each image, squared and summed over its pixels, averaged over the
+/// batch. Returns the penalty as a scalar with its graph (create_graph), so that differentiating
+/// it with respect to the discriminator's parameters is the double backward the penalty needs.
+/// Runs in the dtype of `discriminator` (call it outside autocast) on a copy of `x`; with batch
+/// norm in training mode the statistics are those of this batch, and the forward pass moves the
+/// running statistics as any other does (the trainer puts them back after differentiating).
+torch::Tensor r1_penalty(Discriminator& discriminator, const torch::Tensor& x, double gamma);
+
 /// What a training step optimizes; its name is the `phase` value of metrics.jsonl and state.json.
 enum class Phase {
   kVaeGan,  ///< Algorithm 1: encoder, decoder and discriminator
@@ -210,6 +221,10 @@ class Trainer {
   /// (when set; `torch.nn.utils.clip_grad_norm_`) and steps its optimizer; otherwise updates
   /// nothing. Call after the step's graph is released. Returns whether it updated.
   bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
+  /// Adds the gradient of the R1 penalty on the real batch `x` (`r1_penalty`, weight
+  /// `config.r1_gamma`; nothing when it is 0) to the discriminator's `gradients`, in fp32, and
+  /// leaves the discriminator's batch-norm running statistics as they were before it.
+  void add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients);
   /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
   void update_ema();
   bool bf16() const { return config_.precision == Precision::kBf16; }
