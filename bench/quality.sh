@@ -2,7 +2,8 @@
 # Sample and reconstruction quality at a fixed training budget (issue: recall and a second
 # dataset; docs/training-defaults.md). Never part of `make test`: each row trains for minutes.
 #
-#   bench/quality.sh run NAME SEED [TRAIN FLAGS...]   train NAME's configuration with SEED, evaluate, append a line
+#   bench/quality.sh run NAME SEED [TRAIN FLAGS...]   train NAME's configuration with SEED, evaluate, record a line
+#   bench/quality.sh eval NAME SEED                   evaluate that run again (a new metric, another classifier)
 #   bench/quality.sh table                            mean of the seeds of every NAME
 #   make bench-quality                                the default configuration and the plain VAE, seeds 1 and 2
 #
@@ -43,16 +44,20 @@ CLASSIFIER="${QUALITY_CLASSIFIER:-runs/quality/classifier-$LABEL}"
 CLASSIFIER_EPOCHS="${QUALITY_CLASSIFIER_EPOCHS:-15}"
 read -r -a CLASSIFIER_FLAGS <<< "${QUALITY_CLASSIFIER_FLAGS:-}"
 
-usage() { sed -n '5,7p' "$0" | sed 's/^#//' >&2; exit 2; }
+usage() { sed -n '5,8p' "$0" | sed 's/^#//' >&2; exit 2; }
 
-# record RUN EVAL_FILE NAME SEED FLAGS...: appends the figures of RUN/EVAL_FILE as one line of $RESULTS.
+# record RUN EVAL_FILE NAME SEED FLAGS...: the figures of RUN/EVAL_FILE as one line of $RESULTS, in
+# place of an earlier line of the same dataset, NAME and SEED (whose flags and budget it keeps when
+# $MINUTES is "keep", as `eval` sets it).
 record() {
   local run="$1" file="$2" row="$3" seed="$4"
   shift 4
   "$PY" - "$run" "$file" "$row" "$seed" "$MINUTES" "$RESULTS" "$@" <<'PY'
 import json, os, sys, time
 run, eval_file, name, seed, minutes, results, flags = (sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
-                                                        float(sys.argv[5]), sys.argv[6], sys.argv[7:])
+                                                        sys.argv[5], sys.argv[6], sys.argv[7:])
+keep = minutes == "keep"
+minutes = None if keep else float(minutes)
 e = json.load(open(f"{run}/{eval_file}"))
 last = open(f"{run}/checkpoints/last").read().strip()
 state = json.load(open(f"{run}/checkpoints/{last}/state.json"))
@@ -65,12 +70,38 @@ line = {"name": name, "seed": seed, "flags": flags, "dataset": dataset,
         "minutes": minutes or None, "steps": state["step"], "frechet_distance": smp.get("frechet_distance"),
         "precision": smp.get("precision"), "recall": smp.get("recall"),
         "mse": rec.get("mse", {}).get("mean"), "ssim": rec.get("ssim", {}).get("mean"),
-        "class_agreement": rec.get("class_agreement"), "classifier": smp.get("extractor"),
+        "class_agreement": rec.get("class_agreement"),
+        "feature_distance": rec.get("feature_distance", {}).get("mean"), "classifier": smp.get("extractor"),
         "decoder_weights": e.get("decoder_weights"), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count()}
-with open(results, "a") as f:
-    f.write(json.dumps(line) + "\n")
+kept = []
+if os.path.exists(results):
+    for old in map(json.loads, filter(str.strip, open(results))):
+        if (old["dataset"], old["name"], old["seed"]) == (dataset, name, seed):
+            if keep:
+                line["flags"], line["minutes"] = old["flags"], old["minutes"]
+        else:
+            kept.append(old)
+with open(results + ".tmp", "w") as f:
+    for old in kept + [line]:
+        f.write(json.dumps(old) + "\n")
+os.replace(results + ".tmp", results)
 print(json.dumps(line))
 PY
+}
+
+# evaluate RUN NAME SEED FLAGS...: `vaegan eval` of RUN with the fixed classifier, recorded as NAME;
+# a run that kept a moving average of the decoder (--ema-decay) was evaluated with it (the
+# default of eval) and gets a second line, NAME@trained, with the trained decoder.
+evaluate() {
+  local run="$1" name="$2" seed="$3"
+  shift 3
+  "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
+  record "$run" eval.json "$name" "$seed" "$@"
+  if [ -f "$run/checkpoints/$(cat "$run/checkpoints/last")/decoder-ema.pt" ]; then
+    "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --decoder-weights trained \
+      --out "$run/eval-trained.json"
+    record "$run" eval-trained.json "$name@trained" "$seed" "$@"
+  fi
 }
 
 case "${1:-}" in
@@ -87,15 +118,15 @@ case "${1:-}" in
     [ "$LABEL" = fashion-mnist ] || run="runs/quality/$LABEL/$name-s$seed"
     "$VAEGAN" train --dataset "$DATASET" "${DATA_FLAGS[@]}" "${BUDGET[@]}" --seed "$seed" --out "$run" \
       --overwrite "$@"
-    "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --out "$run/eval.json"
-    record "$run" eval.json "$name" "$seed" "$@"
-    # A run that kept a moving average of the decoder (--ema-decay) was evaluated with it (the
-    # default of eval); NAME@trained is the same run with the trained decoder.
-    if [ -f "$run/checkpoints/$(cat "$run/checkpoints/last")/decoder-ema.pt" ]; then
-      "$VAEGAN" eval --checkpoint "$run" --classifier "$CLASSIFIER" --n-samples "$SAMPLES" --decoder-weights trained \
-        --out "$run/eval-trained.json"
-      record "$run" eval-trained.json "$name@trained" "$seed" "$@"
-    fi
+    evaluate "$run" "$name" "$seed" "$@"
+    ;;
+  eval)
+    [ $# -eq 3 ] || usage
+    name="$2" seed="$3"
+    run="runs/quality/$name-s$seed"
+    [ "$LABEL" = fashion-mnist ] || run="runs/quality/$LABEL/$name-s$seed"
+    [ -f "$run/config.json" ] || { echo "quality: no run $run to evaluate" >&2; exit 2; }
+    MINUTES=keep evaluate "$run" "$name" "$seed"
     ;;
   table)
     "$PY" - "$RESULTS" <<'PY'
@@ -105,7 +136,7 @@ rows = OrderedDict()
 for line in open(sys.argv[1]):
     r = json.loads(line)
     rows.setdefault((r["dataset"], r["name"]), []).append(r)
-keys = ["steps", "frechet_distance", "precision", "recall", "mse", "ssim", "class_agreement"]
+keys = ["steps", "frechet_distance", "precision", "recall", "mse", "ssim", "class_agreement", "feature_distance"]
 print(f"{'dataset':14} {'name':24} {'seeds':>5} " + " ".join(f"{k[:12]:>12}" for k in keys))
 for (dataset, name), rs in rows.items():
     def mean(k):

@@ -78,6 +78,21 @@ double class_agreement(const std::function<torch::Tensor(const torch::Tensor&)>&
   return n > 0 ? static_cast<double>(agree) / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
 }
 
+torch::Tensor feature_distance_per_image(const std::function<torch::Tensor(const torch::Tensor&)>& extract,
+                                         const torch::Tensor& originals, const torch::Tensor& reconstructions,
+                                         int64_t batch_size) {
+  TORCH_CHECK(originals.sizes() == reconstructions.sizes(), "feature_distance_per_image: originals ", originals.sizes(),
+              " and reconstructions ", reconstructions.sizes(), " differ in shape");
+  std::vector<torch::Tensor> out;
+  for (int64_t start = 0; start < originals.size(0); start += batch_size) {
+    const int64_t b = std::min(batch_size, originals.size(0) - start);
+    const torch::Tensor a = extract(originals.narrow(0, start, b)).to(torch::kCPU, torch::kFloat64);
+    const torch::Tensor r = extract(reconstructions.narrow(0, start, b)).to(torch::kCPU, torch::kFloat64);
+    out.push_back((a - r).pow(2).flatten(1).sum(1));
+  }
+  return out.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(out);
+}
+
 nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features, const EvalOptions& o,
                         torch::Device device) {
   torch::NoGradGuard no_grad;
@@ -103,6 +118,10 @@ nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExt
     if (features && features->classify) {
       out["reconstruction"]["class_agreement"] = class_agreement(features->classify, x, recon, b);
       out["reconstruction"]["class_agreement_by"] = features->description;
+    }
+    if (features) {
+      out["reconstruction"]["feature_distance"] = summary(feature_distance_per_image(features->extract, x, recon, b));
+      out["reconstruction"]["feature_distance_by"] = features->description;
     }
   }
   if (config.type == ModelType::kVae) {

@@ -143,6 +143,27 @@ TEST(LatentOps, AttributeVectorIsTheDifferenceOfGroupMeans) {
   EXPECT_THROW(attribute_vector(z, torch::zeros({4}, torch::kBool)), InputError);
 }
 
+// feature_distance_per_image against the closed form of a linear extractor phi(x) = 2 * flatten(x):
+// 4 * the squared pixel differences summed per image, over a batch boundary (5 images, batches of 2).
+TEST(Metrics, FeatureDistanceOfALinearExtractorIsItsClosedForm) {
+  auto extract = [](const torch::Tensor& x) { return 2 * x.flatten(1); };
+  const torch::Tensor originals = torch::rand({5, 1, 4, 4}) * 2 - 1, recon = torch::rand({5, 1, 4, 4}) * 2 - 1;
+  const torch::Tensor d = feature_distance_per_image(extract, originals, recon, 2);
+  ASSERT_EQ(d.sizes(), (std::vector<int64_t>{5}));
+  EXPECT_EQ(d.scalar_type(), torch::kFloat64);
+  for (int64_t i = 0; i < 5; ++i) {
+    double expected = 0;
+    const torch::Tensor a = originals[i].flatten(), b = recon[i].flatten();
+    for (int64_t k = 0; k < a.numel(); ++k) {
+      const double diff = 2.0 * a[k].item<double>() - 2.0 * b[k].item<double>();
+      expected += diff * diff;
+    }
+    EXPECT_NEAR(d[i].item<double>(), expected, 1e-5 * expected) << i;
+  }
+  EXPECT_EQ(feature_distance_per_image(extract, originals, originals, 2).abs().max().item<double>(), 0.0);
+  EXPECT_THROW(feature_distance_per_image(extract, originals, recon.narrow(0, 0, 4), 2), c10::Error);
+}
+
 // class_agreement against counting by hand: a "classifier" that says whether an image's mean is
 // positive; originals +,+,-,-,+ and reconstructions +,-,-,+,+ agree on 3 of 5, in batches of 2.
 TEST(Metrics, ClassAgreementCountsMatchingPredictions) {

@@ -47,11 +47,21 @@ std::pair<torch::Tensor, torch::Tensor> vae_bounds(Model& model, const torch::Te
 double class_agreement(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
                        const torch::Tensor& originals, const torch::Tensor& reconstructions, int64_t batch_size);
 
+/// The squared Euclidean distance `||phi(x_i) - phi(r_i)||^2` between the features `extract`
+/// (images -> `[B, F]`) gives each original `x_i` and its reconstruction `r_i` (`[N, C, S, S]` in
+/// `[-1, 1]`, same shape), in batches of `batch_size`: float64 `[N]` on the CPU. How close a
+/// reconstruction is in the evaluation's feature space rather than in pixels (the paper's
+/// argument, section 1, measured with a held-out network). Throws `c10::Error` when the shapes differ.
+torch::Tensor feature_distance_per_image(const std::function<torch::Tensor(const torch::Tensor&)>& extract,
+                                         const torch::Tensor& originals, const torch::Tensor& reconstructions,
+                                         int64_t batch_size);
+
 /// Evaluates `model` (put in eval mode) on `test`: reconstruction MSE, PSNR and SSIM (models
 /// with an encoder), ELBO and the IW bound in nats per image and bits per dimension under the
 /// model's own likelihood (`vae` models), and, with `features`, the Fréchet distance and
 /// precision/recall between `num_samples` prior samples and as many test images, and, when
-/// `features` is a classifier, the reconstructions' `class_agreement`. Returns the JSON
+/// `features` is a classifier, the reconstructions' `class_agreement`, and with any `features`
+/// their `feature_distance` (`feature_distance_per_image`, mean and standard error). Returns the JSON
 /// that `vaegan eval` writes; every number comes with how it was computed (counts, extractor, k).
 nlohmann::json evaluate(Model& model, const ImageDataset& test, const FeatureExtractor* features,
                         const EvalOptions& options, torch::Device device);
