@@ -286,8 +286,9 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--gamma", c.gamma, "Weight of L_llike against L_adv in the decoder's loss")->capture_default_str();
   cmd->add_option("--beta", c.beta, "Weight of L_prior (KL) in the encoder's loss")->capture_default_str();
   cmd->add_option("--ema-decay", c.ema_decay,
-                  "Keep an exponential moving average of the decoder's weights with this decay, used by sample, "
-                  "eval, reconstruct, interpolate, attribute and serve unless --decoder-weights trained (0: none)")
+                  "Keep an exponential moving average of the decoder's weights with this decay (e.g. 0.995), used "
+                  "by sample, eval, reconstruct, interpolate, attribute and serve unless --decoder-weights trained "
+                  "(0: none)")
       ->capture_default_str();
   cmd->add_option("--dis-on-recon", c.dis_on_recon, "Discriminator also sees reconstructions (true|false)")
       ->capture_default_str();

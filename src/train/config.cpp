@@ -14,23 +14,24 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                \
-  X(model)                                                                                                           \
-  X(dataset)                                                                                                         \
-  X(data_dir)                                                                                                        \
-  X(horizontal_flip)                                                                                                 \
-  X(loader_threads)                                                                                                  \
-  X(celeba_protocol)                                                                                                 \
-  X(val_fraction)                                                                                                    \
-  X(epochs)                                                                                                          \
-  X(max_steps)                                                                                                       \
-  X(batch_size)                                                                                                      \
-  X(pretrain_epochs) X(max_minutes) X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) \
-      X(adam_beta2) X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period)  \
-          X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon)        \
-              X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma) X(init) X(equilibrium) X(equilibrium_value)   \
-                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(precision)              \
-                      X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)       \
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                              \
+  X(model)                                                                                                         \
+  X(dataset)                                                                                                       \
+  X(data_dir)                                                                                                      \
+  X(horizontal_flip)                                                                                               \
+  X(loader_threads)                                                                                                \
+  X(celeba_protocol)                                                                                               \
+  X(val_fraction)                                                                                                  \
+  X(epochs)                                                                                                        \
+  X(max_steps)                                                                                                     \
+  X(batch_size)                                                                                                    \
+  X(pretrain_epochs)                                                                                               \
+  X(max_minutes) X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2)    \
+      X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period)              \
+          X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon)      \
+              X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma) X(init) X(equilibrium) X(equilibrium_value) \
+                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(precision)            \
+                      X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)     \
                           X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
 
 namespace {
@@ -83,9 +84,6 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   VAEGAN_TRAIN_CONFIG_FIELDS(VAEGAN_FROM_JSON)
 #undef VAEGAN_FROM_JSON
   read_key(j, "recon_loss", c.model.recon_loss);
-  // Runs from before the decoder's moving average existed kept none (their checkpoints have no
-  // decoder-ema.pt): repeating or resuming one must not start one.
-  if (!j.contains("ema_decay")) c.ema_decay = 0;
 }
 
 void validate(const TrainConfig& c) {
@@ -196,7 +194,6 @@ void apply_recipe(Recipe recipe, TrainConfig& c) {
   c.equilibrium_value = 0.68;
   c.equilibrium_margin = 0.35;
   c.equilibrium_skip = EquilibriumSkip::kDecoder;
-  c.ema_decay = 0;  // the decoder's own weights draw the samples
 }
 
 int64_t vae_phase_epochs(const TrainConfig& c) {
