@@ -8,10 +8,12 @@
 #   make bench-quality                                the default configuration and the plain VAE, seeds 1 and 2
 #
 # `run` trains `vaegan train --dataset $QUALITY_DATASET --max-minutes $QUALITY_MINUTES --seed SEED
-# FLAGS` (or `--max-steps $QUALITY_STEPS` when it is set) into runs/quality/NAME-sSEED, then `vaegan eval` with one fixed classifier directory
-# ($QUALITY_CLASSIFIER, trained once for $QUALITY_CLASSIFIER_EPOCHS epochs when missing; every line
-# records its path and test accuracy), and appends one JSON line to $QUALITY_RESULTS: the
-# configuration, seed, steps, Fréchet distance, precision, recall, MSE, SSIM and class agreement.
+# FLAGS` (or `--max-steps $QUALITY_STEPS` when that is set) into runs/quality/NAME-sSEED, then
+# `vaegan eval` with one fixed classifier directory ($QUALITY_CLASSIFIER, trained once for
+# $QUALITY_CLASSIFIER_EPOCHS epochs when missing; every line records its path and test accuracy),
+# and records one JSON line in $QUALITY_RESULTS, replacing an earlier one of the same dataset, NAME
+# and SEED: the configuration, seed, steps, Fréchet distance, precision, recall, MSE, SSIM, class
+# agreement and feature distance.
 # A run that kept a moving average of the decoder (--ema-decay) gets a second line, NAME@trained,
 # evaluated with its trained decoder. Use two seeds for every row: one seed is not evidence at
 # this budget.

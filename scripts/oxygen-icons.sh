@@ -4,7 +4,7 @@
 # project's other packages by scripts/install-deps.sh --icons when missing),
 # and laid out as a folder dataset with categories and a held-out split:
 #
-#   scripts/oxygen-icons.sh [DEST]     (DEST: data/oxygen-icons by default)
+#   scripts/oxygen-icons.sh [DEST]     (DEST: data/oxygen-icons by default; relative to the repository)
 #
 # DEST/train/<category>/<name>.png and DEST/test/<category>/<name>.png are links into
 # /usr/share/icons/oxygen/base/<size>/<category>/: one per distinct icon of the theme's sizes

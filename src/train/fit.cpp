@@ -620,10 +620,6 @@ class RunLoop {
   int64_t bad_in_a_row_ = 0;
 };
 
-}  // namespace
-
-namespace {
-
 /// While it lives, the model's decoder holds the weights of `average` (a moving average of it;
 /// nothing when null); its own weights are put back when it ends, however it ends.
 class AveragedDecoder {

@@ -473,7 +473,7 @@ TEST(Checkpoint, RoundTripGivesIdenticalOutputsAndLoadingChangesNothing) {
   const std::string ck = save_checkpoint(dir.path(), t, TrainingState{1, 0});
   EXPECT_EQ(resolve_checkpoint(dir.path()), ck);
 
-  LoadedModel m = load_model(dir.path(), torch::kCPU, DecoderWeights::kTrained);  // the average: below
+  LoadedModel m = load_model(dir.path(), torch::kCPU);
   EXPECT_EQ(m.state.step, 1);
   EXPECT_EQ(m.config.model.latent_dim, 8);
   torch::NoGradGuard no_grad;
