@@ -42,11 +42,12 @@ nlohmann::json read_state_json(const fs::path& dir) {
 /// Loads the archive `bytes` (the file `name`) into `module` (a `Model` or one of its networks)
 /// on `device` and checks that every parameter and buffer kept the shape the model's config gives
 /// it (LibTorch's loader replaces a tensor of another shape silently, and the mismatch would
-/// surface later as a raw shape error). `config` describes the model for the message. Throws
-/// `InputError` naming `name` and the first mismatch, or the loader's error.
+/// surface later as a raw shape error). `model` (whose network `module` is, or which it is) names
+/// the architecture in the message. Throws `InputError` naming `name` and the first mismatch, or
+/// the loader's error.
 template <typename ModuleHolder>
 void load_checked(ModuleHolder& module, const std::string& bytes, const std::string& name, torch::Device device,
-                  const ModelConfig& config, int64_t latent_dim) {
+                  const Model& model) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected;
   for (const auto& p : module->named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
   for (const auto& b : module->named_buffers()) expected.emplace_back(b.key(), b.value().sizes().vec());
@@ -67,25 +68,19 @@ void load_checked(ModuleHolder& module, const std::string& bytes, const std::str
       throw InputError(fmt::format(
           "{}: {} has shape [{}] but the config ({} {}, latent size {}) needs [{}]: weights and config.json "
           "do not belong together",
-          name, key, fmt::join(loaded.at(key), ", "), enum_name(config.type), config.arch, latent_dim,
-          fmt::join(shape, ", ")));
+          name, key, fmt::join(loaded.at(key), ", "), enum_name(model->config.type), model->config.arch,
+          model->latent_dim(), fmt::join(shape, ", ")));
     }
   }
 }
 
 /// `load_checked` for the whole model, onto the model's device.
 void load_weights(Model& model, const std::string& bytes, const std::string& name) {
-  load_checked(model, bytes, name, model->parameters().front().device(), model->config, model->latent_dim());
+  load_checked(model, bytes, name, model->parameters().front().device(), model);
 }
 
 /// The file of the decoder's moving average (`Trainer::ema_decoder`).
 constexpr const char* kEmaFile = "decoder-ema.pt";
-
-/// `load_checked` for `decoder`, the moving average of `model`'s decoder, on `device`.
-void load_decoder(Decoder& decoder, const Model& model, const std::string& bytes, const std::string& name,
-                  torch::Device device) {
-  load_checked(decoder, bytes, name, device, model->config, model->latent_dim());
-}
 
 /// The bytes of `name` in `files`; throws `InputError` naming `where/name` when it is absent.
 const std::string& file_bytes(const CheckpointFiles& files, const std::string& name, const std::string& where) {
@@ -346,7 +341,7 @@ TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& tr
     trainer.generator().set_state(rng.at(0));
     s.rng_epoch_start = rng.at(1);
     if (Decoder ema = trainer.ema_decoder()) {
-      load_decoder(ema, trainer.model(), file_bytes(files, kEmaFile, where), where + "/" + kEmaFile, trainer.device());
+      load_checked(ema, file_bytes(files, kEmaFile, where), where + "/" + kEmaFile, trainer.device(), trainer.model());
       if (trainer.config().channels_last) to_channels_last(*ema);
       trainer.set_ema_updates(st.value("ema_updates", int64_t{0}));
     }
@@ -418,7 +413,7 @@ LoadedModel load_model(const std::string& path, torch::Device device, DecoderWei
   out.decoder_weights =
       decoder != DecoderWeights::kTrained && has_ema ? DecoderWeights::kEma : DecoderWeights::kTrained;
   if (out.decoder_weights == DecoderWeights::kEma) {
-    load_decoder(out.model->decoder, out.model, read_text(dir / kEmaFile), (dir / kEmaFile).string(), torch::kCPU);
+    load_checked(out.model->decoder, read_text(dir / kEmaFile), (dir / kEmaFile).string(), torch::kCPU, out.model);
   }
   out.model->to(device);
   out.device = device;

@@ -390,9 +390,7 @@ void Trainer::add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>
   const std::vector<torch::Tensor> r1 = grad_or_zeros(r1_penalty(model_->discriminator, x, config_.r1_gamma),
                                                       parameters(Network::kDiscriminator), /*retain_graph=*/false);
   for (size_t i = 0; i < r1.size(); ++i) gradients[i].add_(r1[i]);
-  torch::NoGradGuard no_grad;
-  const auto buffers = model_->discriminator->buffers();
-  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(statistics[i]);
+  copy_tensors(model_->discriminator->buffers(), statistics);
 }
 
 void Trainer::decay_learning_rates(int64_t periods_done) {
