@@ -157,6 +157,7 @@ double step_flops_per_image(const NetworkOptions& o, const std::string& model, c
 
 struct Timing {
   double median = 0, min = 0, max = 0;  // seconds per step
+  int64_t cuda_graph_captures = 0;      // graphs the trainer captured (0: every step ran eagerly)
 };
 
 /// Waits for `device`'s queued work (a GPU runs asynchronously: a step's time is only known
@@ -187,7 +188,7 @@ Timing time_steps(const vaegan::TrainConfig& c, torch::Device device, int warmup
     trainer.step(x);
   }
   std::sort(t.begin(), t.end());
-  return {t[t.size() / 2], t.front(), t.back()};
+  return {t[t.size() / 2], t.front(), t.back(), trainer.cuda_graph_captures()};
 }
 
 /// Images/s that the trainer's data path delivers for Fashion-MNIST: the dataset opened as
@@ -418,13 +419,23 @@ int main(int argc, char** argv) {
       std::map<std::string, double> ips_of;  // "fp32", "bf16", "fp32-unfused"
       for (const std::string& precision : precisions) {
         config.precision = vaegan::parse_enum<vaegan::Precision>(precision);
-        // the unfused step only exists for the VAE-GAN, and only matters in fp32
-        const std::vector<bool> fused_modes =
-            vaegan_model && precision == "fp32" && config.batch_norm != vaegan::BatchNormMode::kJoint
-                ? std::vector<bool>{true, false}
-                : std::vector<bool>{config.batch_norm != vaegan::BatchNormMode::kJoint};
-        for (bool fused : fused_modes) {
+        // Beside the default step: on a CPU the unfused step (it only exists for the VAE-GAN, and
+        // only matters in fp32), on a GPU the step without CUDA graphs.
+        struct Variant {
+          bool fused, cuda_graphs;
+          std::string suffix;  ///< of the `ips_of` key and the profile's name
+        };
+        const bool fusable = config.batch_norm != vaegan::BatchNormMode::kJoint;
+        std::vector<Variant> variants = {{fusable, true, ""}};
+        if (device.is_cuda()) {
+          variants.push_back({fusable, false, "-eager"});
+        } else if (vaegan_model && precision == "fp32" && fusable) {
+          variants.push_back({false, true, "-unfused"});
+        }
+        for (const Variant& variant : variants) {
+          const bool fused = variant.fused;
           config.fused_step = fused;
+          config.cuda_graphs = variant.cuda_graphs;
           // (the FLOP count models the joint and separate groupings, not the authors')
           const double flops = config.batch_norm == vaegan::BatchNormMode::kOriginal
                                    ? std::nan("")
@@ -432,11 +443,11 @@ int main(int argc, char** argv) {
                                                           vaegan_model ? "vaegan" : model, config);
           const std::string profile = profile_dir.empty() ? ""
                                                           : fmt::format("{}/{}-{}-{}{}.json", profile_dir, arch, model,
-                                                                        precision, fused ? "" : "-unfused");
-          const Timing t = time_steps(config, device, 2, r, profile);
+                                                                        precision, variant.suffix);
+          // one warm-up step more than a graph's warm-up: the capture is not timed
+          const Timing t = time_steps(config, device, static_cast<int>(vaegan::kCudaGraphWarmupSteps) + 1, r, profile);
           const double ips = static_cast<double>(batch) / t.median;
-          // "-unfused" marks the extra, unfused run beside the default step
-          ips_of[precision + (fused || fused_modes.size() == 1 ? "" : "-unfused")] = ips;
+          ips_of[precision + variant.suffix] = ips;
           nlohmann::json line = {{"bench", "train_step"},
                                  {"model", model},
                                  {"preset", arch},
@@ -461,7 +472,12 @@ int main(int argc, char** argv) {
             line["batch_norm"] = config.batch_norm;
             line["dis_on_recon"] = config.dis_on_recon;
             line["fused_step"] = fused;
-            if (!fused && fused_modes.size() > 1) line["fused_speedup"] = ips_of[precision] / ips;
+            if (variant.suffix == "-unfused") line["fused_speedup"] = ips_of[precision] / ips;
+          }
+          if (device.is_cuda()) {
+            line["cuda_graphs"] = variant.cuda_graphs;
+            line["cuda_graph_captures"] = t.cuda_graph_captures;
+            if (variant.suffix == "-eager") line["cuda_graphs_speedup"] = ips_of[precision] / ips;
           }
           if (!profile.empty()) line["profile"] = profile;
           std::cout << line.dump() << std::endl;
@@ -473,6 +489,7 @@ int main(int argc, char** argv) {
           vaegan::TrainConfig c = config;
           c.precision = vaegan::parse_enum<vaegan::Precision>(precision);
           c.fused_step = true;
+          c.cuda_graphs = true;
           c.dataset = "fashion-mnist";
           c.data_dir = train_data;
           c.threads = threads;

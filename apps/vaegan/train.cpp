@@ -314,6 +314,10 @@ void setup_train(CLI::App& app, Runner& run) {
                   "as the authors' code)");
   cmd->add_option("--channels-last", c.channels_last, "NHWC memory format for convolutions (true|false)")
       ->capture_default_str();
+  cmd->add_option("--cuda-graphs", c.cuda_graphs,
+                  "On a GPU, replay each training step from CUDA graphs (one launch instead of one per kernel; "
+                  "not with --equilibrium, --r1-gamma or --nproc, which step without them) (true|false)")
+      ->capture_default_str();
   cmd->add_option("--fused-step", c.fused_step,
                   "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network; "
                   "never with --batch-norm joint, where it saves nothing)")

@@ -348,6 +348,7 @@ TrainingState restore_checkpoint_files(const CheckpointFiles& files, Trainer& tr
   } catch (const c10::Error& e) {
     throw InputError(fmt::format("{}: cannot restore training state: {}", where, e.what_without_backtrace()));
   }
+  trainer.drop_cuda_graphs();  // they would write to the tensors that were there before
   return s;
 }
 

@@ -30,8 +30,8 @@ namespace vaegan {
       X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period)              \
           X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon)      \
               X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma) X(init) X(equilibrium) X(equilibrium_value) \
-                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(precision)            \
-                      X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)     \
+                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs)          \
+                      X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)     \
                           X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
 
 namespace {

@@ -12,6 +12,14 @@
 #include "vaegan/model/gan.h"
 #include "vaegan/model/vae.h"
 
+#ifdef VAEGAN_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#include <torch/cuda.h>
+#endif
+
 namespace vaegan {
 namespace F = torch::nn::functional;
 
@@ -44,12 +52,17 @@ namespace {
 
 torch::Tensor mean_sigmoid(const torch::Tensor& logits) { return torch::sigmoid(logits.detach()).mean(); }
 
-/// The values of the one-element tensors `scalars`, read with one device-to-host copy (each
-/// `item()` on a GPU would wait for the device separately).
-std::vector<double> scalar_values(const std::vector<torch::Tensor>& scalars) {
+/// The one-element tensors `scalars`, detached, as one `[K]` float64 tensor on their device.
+torch::Tensor stack_scalars(const std::vector<torch::Tensor>& scalars) {
   std::vector<torch::Tensor> flat;
   for (const auto& t : scalars) flat.push_back(t.detach().to(torch::kFloat64).reshape({}));
-  const torch::Tensor host = torch::stack(flat).cpu();
+  return torch::stack(flat);
+}
+
+/// The values of `stacked` (`stack_scalars`), read with one device-to-host copy (each `item()`
+/// on a GPU would wait for the device separately).
+std::vector<double> scalar_values(const torch::Tensor& stacked) {
+  const torch::Tensor host = stacked.cpu();
   return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
 }
 
@@ -59,6 +72,12 @@ bool all_finite(const std::vector<torch::Tensor>& tensors) {
   std::vector<torch::Tensor> sums;
   for (const auto& t : tensors) sums.push_back(t.sum().to(torch::kFloat64));
   return sums.empty() || std::isfinite(torch::stack(sums).sum().item<double>());
+}
+
+/// Whether `updates` include the decoder's.
+template <typename Update>
+bool updates_decoder(const std::vector<Update>& updates) {
+  return std::any_of(updates.begin(), updates.end(), [](const Update& u) { return u.network == Network::kDecoder; });
 }
 
 /// Copies each tensor of `from` into the one of `to` at the same index (same shapes), without
@@ -189,6 +208,7 @@ void Trainer::begin_gan_phase() {
   const double lr = learning_rate(Network::kDecoder);  // keep the decayed learning rate
   optimizers_[static_cast<size_t>(Network::kDecoder)] = make_optimizer(parameters(Network::kDecoder), lr);
   phase_ = Phase::kGan;
+  drop_cuda_graphs();
 }
 
 torch::optim::Optimizer& Trainer::optimizer(Network which) {
@@ -208,16 +228,18 @@ bool Trainer::apply_updates(bool losses_finite, const std::vector<Update>& updat
   if (!losses_finite) return false;
   if (group_) group_->all_reduce_mean(all);
   if (!all_finite(all)) return false;
+  step_optimizers(updates);
+  return true;
+}
+
+void Trainer::step_optimizers(const std::vector<Update>& updates) {
   for (const Update& u : updates) {
     const std::vector<torch::Tensor> params = parameters(u.network);
     for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = u.gradients[i];
     if (config_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, config_.grad_clip);
   }
   for (const Update& u : updates) optimizer(u.network).step();
-  const bool decoder_updated =
-      std::any_of(updates.begin(), updates.end(), [](const Update& u) { return u.network == Network::kDecoder; });
-  if (ema_decoder_ && decoder_updated) update_ema();
-  return true;
+  if (ema_decoder_ && updates_decoder(updates)) update_ema();
 }
 
 void Trainer::update_ema() {
@@ -244,52 +266,39 @@ StepStats Trainer::step(const torch::Tensor& batch) {
 StepStats Trainer::step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
   // A step needs autograd whatever the caller's mode (a NoGradGuard around `fit` or a step).
   const torch::AutoGradMode grad_mode(true);
+  if (std::optional<StepStats> s = graph_step(batch, eps, z_prior)) return *s;
+  return eager_step(batch, eps, z_prior);
+}
+
+StepStats Trainer::eager_step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
   // non_blocking: a batch in pinned memory (LoaderOptions::pin_memory) is copied to a GPU while
   // the previous step's kernels still run.
   const torch::Tensor on_device = batch.to(device_, /*non_blocking=*/true);
   const torch::Tensor x = config_.channels_last ? on_device.contiguous(torch::MemoryFormat::ChannelsLast) : on_device;
+  Computed c = compute(x, eps.to(device_), z_prior.to(device_));
+  const std::vector<double> v = c.values.empty() ? global_means(scalar_values(c.scalars)) : c.values;
+  StepStats s = stats_of(c, v);
+  s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), c.updates);
+  return s;
+}
+
+Trainer::Computed Trainer::compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
   switch (phase_) {
     case Phase::kVae:
-      return vae_step(x, eps.to(device_));
+      return vae_compute(x, eps);
     case Phase::kGan:
-      return gan_step(x, z_prior.to(device_));
+      return gan_compute(x, z_prior);
     case Phase::kVaeGan:
       break;
   }
-  return vae_gan_step(x, eps.to(device_), z_prior.to(device_));
+  return vae_gan_compute(x, eps, z_prior);
 }
 
-// Every step has one shape: inside a scope, the forward pass (under autocast for bf16), the
-// losses, the statistics and each network's gradient; the scope's end frees the graph and the
-// activations; then `apply_updates` checks finiteness and steps the optimizers.
-
-StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
+StepStats Trainer::stats_of(const Computed& c, const std::vector<double>& v) {
   StepStats s;
-  std::vector<Update> updates;
-  {
-    VaeGanForward f;
-    VaeGanLosses losses;
-    {
-      AutocastGuard autocast(device_, bf16());
-      f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon);
-      losses = vae_gan_losses(f, loss_options_);
-    }
-    {
-      torch::NoGradGuard no_grad;
-      const torch::Tensor bce_real =
-          F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits));
-      // The generated images' cost: the mean BCE over all of them that L_dis sees, as the
-      // authors' code averages it.
-      torch::Tensor bce_generated =
-          F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits));
-      if (config_.dis_on_recon) {
-        bce_generated = 0.5 * (bce_generated +
-                               F::binary_cross_entropy_with_logits(f.recon.logits, torch::zeros_like(f.recon.logits)));
-      }
-      const std::vector<double> v =
-          global_means(scalar_values({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
-                                      mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real,
-                                      bce_generated, pixel_mse(f.x_recon, x)}));
+  s.phase = c.phase;
+  switch (c.phase) {
+    case Phase::kVaeGan:  // see vae_gan_compute
       s.loss_prior = v[0];
       s.loss_llike = v[1];
       s.loss_dis = v[2];
@@ -298,64 +307,103 @@ StepStats Trainer::vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps
       s.d_recon = v[5];
       s.d_prior = v[6];
       s.mse = v[9];
-      if (config_.equilibrium) {
-        std::tie(s.dis_updated, s.dec_adv_updated) =
-            equilibrium_gate(v[7], v[8], config_.equilibrium_value, config_.equilibrium_margin);
-      }
-    }
-    VaeGanGradients g =
-        vae_gan_gradients(model_, losses,
-                          GradientOptions()
-                              .gamma(config_.gamma)
-                              .beta(config_.beta)
-                              .decoder_adversarial(s.dec_adv_updated)
-                              .discriminator(s.dis_updated)
-                              // with one joint batch every pass covers every row:
-                              // fusing saves nothing and costs a pass
-                              .fused(config_.fused_step && config_.batch_norm != BatchNormMode::kJoint));
-    updates = {{Network::kEncoder, std::move(g.encoder)}};
-    // The authors' rule skips the decoder's whole update when it is ahead.
-    const bool decoder_steps = s.dec_adv_updated || config_.equilibrium_skip == EquilibriumSkip::kAdversarial;
-    if (decoder_steps) updates.push_back({Network::kDecoder, std::move(g.decoder)});
-    if (s.dis_updated) {
-      add_r1_gradient(x, g.discriminator);
-      updates.push_back({Network::kDiscriminator, std::move(g.discriminator)});
-    }
+      s.dis_updated = c.dis_updated;
+      s.dec_adv_updated = c.dec_adv_updated;
+      break;
+    case Phase::kVae:
+      s.loss_prior = v[0];
+      s.loss_pixel = v[1];
+      s.dis_updated = s.dec_adv_updated = false;
+      break;
+    case Phase::kGan:
+      s.loss_dis = v[0];
+      s.loss_adv = v[1];
+      s.d_real = v[2];
+      s.d_prior = v[3];
+      break;
   }
-  s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
   return s;
 }
 
-StepStats Trainer::vae_step(const torch::Tensor& x, const torch::Tensor& eps) {
-  StepStats s;
-  s.phase = Phase::kVae;
-  s.dis_updated = s.dec_adv_updated = false;
-  std::vector<Update> updates;
+// Every step has one shape: inside a scope, the forward pass (under autocast for bf16), the
+// losses, the statistics and each network's gradient; the scope's end frees the graph and the
+// activations; then `apply_updates` checks finiteness and steps the optimizers.
+
+Trainer::Computed Trainer::vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps,
+                                           const torch::Tensor& z_prior) {
+  Computed c;
+  VaeGanForward f;
+  VaeGanLosses losses;
   {
-    VaeLosses l;
-    {
-      AutocastGuard autocast(device_, bf16());
-      l = vae_losses(vae_forward(model_, x, eps), x, config_.model.recon_loss);
-    }
-    const std::vector<double> v = global_means(scalar_values({l.prior, l.pixel}));
-    s.loss_prior = v[0];
-    s.loss_pixel = v[1];
-    // One backward pass for both networks: the loss is their common objective.
-    std::vector<torch::Tensor> params = parameters(Network::kEncoder), dec = parameters(Network::kDecoder);
-    const size_t n_enc = params.size();
-    params.insert(params.end(), dec.begin(), dec.end());
-    std::vector<torch::Tensor> grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
-    updates = {{Network::kEncoder, {grads.begin(), grads.begin() + static_cast<std::ptrdiff_t>(n_enc)}},
-               {Network::kDecoder, {grads.begin() + static_cast<std::ptrdiff_t>(n_enc), grads.end()}}};
+    AutocastGuard autocast(device_, bf16());
+    f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon);
+    losses = vae_gan_losses(f, loss_options_);
   }
-  s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
-  return s;
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor bce_real = F::binary_cross_entropy_with_logits(f.real.logits, torch::ones_like(f.real.logits));
+    // The generated images' cost: the mean BCE over all of them that L_dis sees, as the
+    // authors' code averages it.
+    torch::Tensor bce_generated =
+        F::binary_cross_entropy_with_logits(f.prior.logits, torch::zeros_like(f.prior.logits));
+    if (config_.dis_on_recon) {
+      bce_generated = 0.5 * (bce_generated +
+                             F::binary_cross_entropy_with_logits(f.recon.logits, torch::zeros_like(f.recon.logits)));
+    }
+    c.scalars = stack_scalars({losses.prior, losses.llike, losses.dis, losses.adv, mean_sigmoid(f.real.logits),
+                               mean_sigmoid(f.recon.logits), mean_sigmoid(f.prior.logits), bce_real, bce_generated,
+                               pixel_mse(f.x_recon, x)});
+    if (config_.equilibrium) {
+      c.values = global_means(scalar_values(c.scalars));
+      std::tie(c.dis_updated, c.dec_adv_updated) =
+          equilibrium_gate(c.values[7], c.values[8], config_.equilibrium_value, config_.equilibrium_margin);
+    }
+  }
+  VaeGanGradients g = vae_gan_gradients(model_, losses,
+                                        GradientOptions()
+                                            .gamma(config_.gamma)
+                                            .beta(config_.beta)
+                                            .decoder_adversarial(c.dec_adv_updated)
+                                            .discriminator(c.dis_updated)
+                                            // with one joint batch every pass covers every row:
+                                            // fusing saves nothing and costs a pass
+                                            .fused(config_.fused_step && config_.batch_norm != BatchNormMode::kJoint));
+  f = VaeGanForward();  // frees the graph and the activations
+  losses = VaeGanLosses();
+  c.updates = {{Network::kEncoder, std::move(g.encoder)}};
+  // The authors' rule skips the decoder's whole update when it is ahead.
+  const bool decoder_steps = c.dec_adv_updated || config_.equilibrium_skip == EquilibriumSkip::kAdversarial;
+  if (decoder_steps) c.updates.push_back({Network::kDecoder, std::move(g.decoder)});
+  if (c.dis_updated) {
+    add_r1_gradient(x, g.discriminator);
+    c.updates.push_back({Network::kDiscriminator, std::move(g.discriminator)});
+  }
+  return c;
 }
 
-StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior) {
-  StepStats s;
-  s.phase = Phase::kGan;
-  std::vector<Update> updates;
+Trainer::Computed Trainer::vae_compute(const torch::Tensor& x, const torch::Tensor& eps) {
+  Computed c;
+  c.phase = Phase::kVae;
+  c.dis_updated = c.dec_adv_updated = false;
+  VaeLosses l;
+  {
+    AutocastGuard autocast(device_, bf16());
+    l = vae_losses(vae_forward(model_, x, eps), x, config_.model.recon_loss);
+  }
+  c.scalars = stack_scalars({l.prior, l.pixel});
+  // One backward pass for both networks: the loss is their common objective.
+  std::vector<torch::Tensor> params = parameters(Network::kEncoder), dec = parameters(Network::kDecoder);
+  const size_t n_enc = params.size();
+  params.insert(params.end(), dec.begin(), dec.end());
+  std::vector<torch::Tensor> grads = grad_or_zeros(config_.beta * l.prior + l.pixel, params, /*retain_graph=*/false);
+  c.updates = {{Network::kEncoder, {grads.begin(), grads.begin() + static_cast<std::ptrdiff_t>(n_enc)}},
+               {Network::kDecoder, {grads.begin() + static_cast<std::ptrdiff_t>(n_enc), grads.end()}}};
+  return c;
+}
+
+Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior) {
+  Computed c;
+  c.phase = Phase::kGan;
   {
     GanForward f;
     GanLosses l;
@@ -364,21 +412,15 @@ StepStats Trainer::gan_step(const torch::Tensor& x, const torch::Tensor& z_prior
       f = gan_forward(model_, x, z_prior, config_.batch_norm);
       l = gan_losses(f, config_.gan_loss);
     }
-    const std::vector<double> v =
-        global_means(scalar_values({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)}));
-    s.loss_dis = v[0];
-    s.loss_adv = v[1];
-    s.d_real = v[2];
-    s.d_prior = v[3];
+    c.scalars = stack_scalars({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
     // Each player's gradient over its own parameters only: L_adv never reaches the
     // discriminator, L_dis never the generator.
-    updates = {
+    c.updates = {
         {Network::kDecoder, grad_or_zeros(l.adv, parameters(Network::kDecoder), /*retain_graph=*/true)},
         {Network::kDiscriminator, grad_or_zeros(l.dis, parameters(Network::kDiscriminator), /*retain_graph=*/false)}};
   }
-  add_r1_gradient(x, updates.back().gradients);
-  s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), updates);
-  return s;
+  add_r1_gradient(x, c.updates.back().gradients);
+  return c;
 }
 
 void Trainer::add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients) {
@@ -391,6 +433,211 @@ void Trainer::add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>
                                                       parameters(Network::kDiscriminator), /*retain_graph=*/false);
   for (size_t i = 0; i < r1.size(); ++i) gradients[i].add_(r1[i]);
   copy_tensors(model_->discriminator->buffers(), statistics);
+}
+
+// ---- CUDA graphs (docs/gpu.md, "CUDA graphs") ----
+
+#ifdef VAEGAN_WITH_CUDA
+struct Trainer::StepGraph {
+  StepGraph(Phase p, c10::DeviceIndex device) : phase(p), stream(c10::cuda::getStreamFromPool(false, device)) {}
+  Phase phase;
+  /// where the warm-up steps run and the graphs are captured (capture needs a stream of its own)
+  c10::cuda::CUDAStream stream;
+  int64_t warmup_steps = 0;
+  torch::Tensor x, eps, z_prior;  ///< the graph's inputs (undefined until the capture)
+  at::cuda::CUDAGraph compute;    ///< forward pass, losses, scalars, gradients
+  /// `[K + 1]` float64: the phase's scalars, then the sum of every gradient entry (finite when
+  /// every entry is, as `all_finite`)
+  torch::Tensor readout;
+  Computed computed;                                ///< its gradients are the graph's outputs, refilled by each replay
+  std::unique_ptr<at::cuda::CUDAGraph> optimizers;  ///< null: the optimizers step eagerly
+};
+
+namespace {
+
+/// Adds `delta` to the step count of every parameter's state of an RMSprop optimizer: a replayed
+/// update does not run the host code that counts (checkpoints save the count).
+void advance_rmsprop_steps(torch::optim::Optimizer& optimizer, int64_t delta) {
+  for (auto& entry : optimizer.state()) {
+    auto& state = static_cast<torch::optim::RMSpropParamState&>(*entry.second);
+    state.step(state.step() + delta);
+  }
+}
+
+}  // namespace
+
+/// Whether the optimizer of every update has a state for each of its parameters (created by its
+/// first step): a state created during a capture would be zeroed again by every replay.
+bool Trainer::optimizer_states_exist(const std::vector<Update>& updates) {
+  return std::all_of(updates.begin(), updates.end(), [&](const Update& u) {
+    return optimizer(u.network).state().size() == parameters(u.network).size();
+  });
+}
+
+namespace {
+
+/// Runs `capture` between `graph.capture_begin` and `capture_end` on `stream`. When it throws,
+/// the stream's capture is ended (so that the stream works again) before the exception goes on.
+template <typename Fn>
+void capture_on(at::cuda::CUDAGraph& graph, const c10::cuda::CUDAStream& stream, Fn&& capture) {
+  torch::cuda::synchronize(stream.device_index());
+  const c10::cuda::CUDAStreamGuard guard(stream);
+  // thread-local: the data loader's threads may use CUDA meanwhile
+  graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+  try {
+    capture();
+  } catch (...) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream.stream(), &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+      cudaGraph_t abandoned = nullptr;
+      if (cudaStreamEndCapture(stream.stream(), &abandoned) == cudaSuccess && abandoned) cudaGraphDestroy(abandoned);
+    }
+    (void)cudaGetLastError();  // the capture's error is not the next call's
+    throw;
+  }
+  graph.capture_end();
+  torch::cuda::synchronize(stream.device_index());
+}
+
+}  // namespace
+#else
+struct Trainer::StepGraph {};
+#endif
+
+Trainer::~Trainer() = default;
+
+bool Trainer::uses_cuda_graphs() const {
+#ifdef VAEGAN_WITH_CUDA
+  return config_.cuda_graphs && device_.is_cuda() && !group_ && !config_.equilibrium && config_.r1_gamma <= 0 &&
+         !cuda_graphs_failed_;
+#else
+  return false;
+#endif
+}
+
+bool Trainer::optimizers_capturable() const {
+  return config_.optimizer == OptimizerType::kRmsprop && config_.grad_clip <= 0;
+}
+
+void Trainer::drop_cuda_graphs(bool optimizers_only) {
+#ifdef VAEGAN_WITH_CUDA
+  if (graph_ && optimizers_only) {
+    graph_->optimizers.reset();
+  } else {
+    graph_.reset();
+  }
+#else
+  (void)optimizers_only;
+#endif
+}
+
+std::optional<StepStats> Trainer::graph_step(const torch::Tensor& batch, const torch::Tensor& eps,
+                                             const torch::Tensor& z_prior) {
+#ifdef VAEGAN_WITH_CUDA
+  // a model left in eval mode steps as such, eagerly (the graph holds training mode's kernels)
+  if (!uses_cuda_graphs() || !model_->is_training()) return std::nullopt;
+  if (!graph_ || graph_->phase != phase_) {
+    graph_ = std::make_unique<StepGraph>(phase_, device_.has_index() ? device_.index() : c10::cuda::current_device());
+  }
+  StepGraph& g = *graph_;
+  if (!g.x.defined()) {
+    if (g.warmup_steps < kCudaGraphWarmupSteps) {
+      torch::cuda::synchronize(g.stream.device_index());
+      StepStats s;
+      {
+        const c10::cuda::CUDAStreamGuard guard(g.stream);
+        s = eager_step(batch, eps, z_prior);
+      }
+      torch::cuda::synchronize(g.stream.device_index());
+      ++g.warmup_steps;
+      return s;
+    }
+    try {
+      capture_step(batch, eps, z_prior);
+    } catch (const std::exception& e) {
+      // Training goes on, without graphs: slower, not wrong.
+      spdlog::warn("capturing the training step in a CUDA graph failed, continuing without CUDA graphs: {}", e.what());
+      cuda_graphs_failed_ = true;
+      graph_.reset();
+      return std::nullopt;
+    }
+  }
+  if (batch.sizes() != g.x.sizes()) return std::nullopt;  // an epoch's last, smaller batch
+  if (!g.optimizers && optimizers_capturable() && optimizer_states_exist(g.computed.updates)) {
+    try {
+      capture_optimizers();
+    } catch (const std::exception& e) {
+      spdlog::warn("capturing the optimizers' steps in a CUDA graph failed, continuing without CUDA graphs: {}",
+                   e.what());
+      cuda_graphs_failed_ = true;
+      graph_.reset();
+      return std::nullopt;
+    }
+  }
+  g.x.copy_(batch, /*non_blocking=*/true);
+  g.eps.copy_(eps);
+  g.z_prior.copy_(z_prior);
+  g.compute.replay();
+  const std::vector<double> readout = scalar_values(g.readout);
+  StepStats s = stats_of(g.computed, {readout.begin(), readout.end() - 1});
+  const bool finite = std::isfinite(s.loss_sum()) && std::isfinite(readout.back());
+  if (finite && g.optimizers) {
+    g.optimizers->replay();
+    for (const Update& u : g.computed.updates) advance_rmsprop_steps(optimizer(u.network), 1);
+    if (ema_decoder_ && updates_decoder(g.computed.updates)) update_ema();
+  } else if (finite) {
+    step_optimizers(g.computed.updates);
+  }
+  s.update_skipped = !finite;
+  return s;
+#else
+  (void)batch, (void)eps, (void)z_prior;
+  return std::nullopt;
+#endif
+}
+
+void Trainer::capture_step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior) {
+#ifdef VAEGAN_WITH_CUDA
+  StepGraph& g = *graph_;
+  // The inputs live outside the graph's memory pool, laid out as the eager step lays out x.
+  g.x = batch.to(device_, /*non_blocking=*/false, /*copy=*/true);
+  if (config_.channels_last) g.x = g.x.contiguous(torch::MemoryFormat::ChannelsLast);
+  g.eps = eps.to(device_, /*non_blocking=*/false, /*copy=*/true);
+  g.z_prior = z_prior.to(device_, /*non_blocking=*/false, /*copy=*/true);
+  capture_on(g.compute, g.stream, [&] {
+    Computed c = compute(g.x, g.eps, g.z_prior);
+    std::vector<torch::Tensor> sums;
+    for (const Update& u : c.updates) {
+      for (const auto& t : u.gradients) sums.push_back(t.sum().to(torch::kFloat64));
+    }
+    g.readout = torch::cat({c.scalars, torch::stack(sums).sum().reshape({1})});
+    c.scalars = torch::Tensor();
+    g.computed = std::move(c);
+  });
+  ++cuda_graph_captures_;
+#else
+  (void)batch, (void)eps, (void)z_prior;
+#endif
+}
+
+void Trainer::capture_optimizers() {
+#ifdef VAEGAN_WITH_CUDA
+  StepGraph& g = *graph_;
+  // The graph reads the gradients where the step graph writes them.
+  for (const Update& u : g.computed.updates) {
+    const std::vector<torch::Tensor> params = parameters(u.network);
+    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = u.gradients[i];
+  }
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  capture_on(*graph, g.stream, [&] {
+    const torch::NoGradGuard no_grad;
+    for (const Update& u : g.computed.updates) optimizer(u.network).step();
+  });
+  // capturing ran the optimizers' host code once, which counted a step that was not taken
+  for (const Update& u : g.computed.updates) advance_rmsprop_steps(optimizer(u.network), -1);
+  g.optimizers = std::move(graph);
+  ++cuda_graph_captures_;
+#endif
 }
 
 void Trainer::decay_learning_rates(int64_t periods_done) {
@@ -410,6 +657,7 @@ double Trainer::learning_rate(Network which) const {
 }
 
 void Trainer::set_learning_rate(Network which, double lr) {
+  if (lr != learning_rate(which)) drop_cuda_graphs(/*optimizers_only=*/true);
   for (auto& group : optimizer(which).param_groups()) group.options().set_lr(lr);
 }
 

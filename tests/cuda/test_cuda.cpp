@@ -4,6 +4,10 @@
 // tests/train/test_parity.cpp. scripts/gpu-check.sh runs this label on a lent GPU machine.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <limits>
+#include <tuple>
+
 #include "../test_util.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/loader.h"
@@ -207,6 +211,191 @@ TEST(Cuda, DeterministicModeRepeatsARunExactly) {
   const std::vector<double> first = run(), second = run();
   configure_device(torch::kCUDA, /*deterministic=*/false);
   EXPECT_EQ(first, second);
+}
+
+// ---- CUDA graphs: a replayed step is the eager step ----
+
+/// Everything a step changes: weights, batch-norm statistics (unless `statistics` is false),
+/// optimizer states and step counts, the decoder's moving average.
+std::vector<torch::Tensor> training_state(Trainer& t, bool statistics = true) {
+  std::vector<torch::Tensor> s;
+  for (const auto& p : t.model()->parameters()) s.push_back(p.detach().cpu());
+  if (statistics) {
+    for (const auto& b : t.model()->buffers()) s.push_back(b.detach().cpu());
+  }
+  for (Network n : kNetworks) {
+    if (!t.has_optimizer(n)) continue;
+    for (const auto& p : t.model()->parameters()) {
+      const auto it = t.optimizer(n).state().find(p.unsafeGetTensorImpl());
+      if (it == t.optimizer(n).state().end()) continue;
+      if (auto* rms = dynamic_cast<torch::optim::RMSpropParamState*>(it->second.get())) {
+        s.push_back(rms->square_avg().cpu());
+        s.push_back(torch::tensor(rms->step()));
+      } else if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
+        s.push_back(adam->exp_avg().cpu());
+        s.push_back(adam->exp_avg_sq().cpu());
+        s.push_back(torch::tensor(adam->step()));
+      }
+    }
+  }
+  if (Decoder ema = t.ema_decoder()) {
+    for (const auto& p : ema->parameters()) s.push_back(p.detach().cpu());
+  }
+  return s;
+}
+
+/// Largest difference between two training states, relative to each tensor's largest entry. A
+/// NaN in both at the same place counts as equal: a step with a NaN in its batch leaves NaN in
+/// batch norm's running statistics, with or without graphs (its forward pass moves them before
+/// the step finds the NaN), and a NaN in one only is the largest difference (infinite).
+double relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const torch::Tensor x = a[i].to(torch::kFloat64), y = b[i].to(torch::kFloat64);
+    const torch::Tensor both_nan = torch::isnan(x) & torch::isnan(y);
+    torch::Tensor d = torch::where(both_nan, torch::zeros_like(x), (x - y).abs());
+    d = torch::nan_to_num(d, std::numeric_limits<double>::infinity());
+    const double scale = std::max(torch::nan_to_num(x.abs(), 0.0).max().item<double>(), 1e-12);
+    worst = std::max(worst, d.max().item<double>() / scale);
+  }
+  return worst;
+}
+
+struct GraphCase {
+  std::string name;
+  std::function<void(TrainConfig&)> set;
+  int64_t captures;  ///< graphs captured by the sequence of `CudaGraphs.ReplayedStepsEqualEagerSteps`
+};
+
+class CudaGraphs : public testing::TestWithParam<GraphCase> {};
+
+// Two trainers of one seed, with and without CUDA graphs, take the same steps: full batches, a
+// batch with a NaN (no update), a smaller batch (eager in both), a change of learning rate (the
+// optimizers' graph is captured again) and more full batches. The losses of every step and the
+// whole training state at the end agree to 1e-6 (deterministic kernels, TF32 off: the replay
+// runs the eager step's kernels on the same values).
+TEST_P(CudaGraphs, ReplayedStepsEqualEagerSteps) {
+  VAEGAN_REQUIRE_CUDA();
+  const NoTf32 fp32;
+  configure_device(torch::kCUDA, /*deterministic=*/true);
+  TrainConfig c;
+  c.model.latent_dim = 16;
+  c.precision = Precision::kFp32;
+  GetParam().set(c);
+  c.cuda_graphs = false;
+  Trainer eager(c, torch::kCUDA);
+  c.cuda_graphs = true;
+  Trainer graphed(c, torch::kCUDA);
+  EXPECT_FALSE(eager.uses_cuda_graphs());
+  ASSERT_TRUE(graphed.uses_cuda_graphs());
+  int64_t step = 0;
+  auto both = [&](const StepInputs& in) {
+    const StepStats a = eager.step(in.x, in.eps, in.z_prior), b = graphed.step(in.x, in.eps, in.z_prior);
+    ++step;
+    EXPECT_EQ(a.update_skipped, b.update_skipped) << "step " << step;
+    if (a.update_skipped) return;
+    for (auto [x, y, name] :
+         {std::make_tuple(a.loss_prior, b.loss_prior, "L_prior"),
+          std::make_tuple(a.loss_llike, b.loss_llike, "L_llike"),
+          std::make_tuple(a.loss_pixel, b.loss_pixel, "L_pixel"), std::make_tuple(a.loss_dis, b.loss_dis, "L_dis"),
+          std::make_tuple(a.loss_adv, b.loss_adv, "L_adv"), std::make_tuple(a.mse, b.mse, "mse"),
+          std::make_tuple(a.d_real, b.d_real, "D(x)")}) {
+      EXPECT_NEAR(x, y, 1e-6 * std::abs(x) + 1e-9) << name << ", step " << step;
+    }
+  };
+  for (int i = 0; i < 5; ++i) both(step_inputs(16, 16));
+  StepInputs bad = step_inputs(16, 16);
+  bad.x[0][0][0][0] = std::nan("");
+  const std::vector<torch::Tensor> before = training_state(graphed, /*statistics=*/false);
+  both(bad);
+  EXPECT_EQ(relative_difference(before, training_state(graphed, false)), 0) << "a NaN step must update nothing";
+  both(step_inputs(8, 16));
+  for (Network n : kNetworks) {
+    if (eager.has_optimizer(n)) {
+      eager.set_learning_rate(n, eager.learning_rate(n) * 0.5);
+      graphed.set_learning_rate(n, graphed.learning_rate(n) * 0.5);
+    }
+  }
+  for (int i = 0; i < 3; ++i) both(step_inputs(16, 16));
+  configure_device(torch::kCUDA, /*deterministic=*/false);
+  EXPECT_LE(relative_difference(training_state(eager), training_state(graphed)), 1e-6);
+  EXPECT_EQ(graphed.cuda_graph_captures(), GetParam().captures);
+  EXPECT_EQ(eager.cuda_graph_captures(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaGraphs,
+                         testing::Values(
+                             // the step graph, then the optimizers' graph twice (before and after the new rates)
+                             GraphCase{"vaegan", [](TrainConfig&) {}, 3},
+                             GraphCase{"vaegan_bf16_moving_average",
+                                       [](TrainConfig& c) {
+                                         c.precision = Precision::kBf16;
+                                         c.ema_decay = 0.9;
+                                       },
+                                       3},
+                             GraphCase{"vae", [](TrainConfig& c) { c.model.type = ModelType::kVae; }, 3},
+                             GraphCase{"gan", [](TrainConfig& c) { c.model.type = ModelType::kGan; }, 3},
+                             // Adam and clipping step eagerly on the graph's gradients: the step graph only
+                             GraphCase{"adam_clipped",
+                                       [](TrainConfig& c) {
+                                         c.optimizer = OptimizerType::kAdam;
+                                         c.grad_clip = 1.0;
+                                       },
+                                       1}),
+                         [](const testing::TestParamInfo<GraphCase>& info) { return info.param.name; });
+
+// What cannot be captured steps without graphs; on a CPU the flag changes nothing.
+TEST(CudaGraphsOff, WhereTheStepCannotBeCaptured) {
+  TrainConfig c;
+  c.model.latent_dim = 16;
+  c.precision = Precision::kFp32;
+  EXPECT_FALSE(Trainer(c, torch::kCPU).uses_cuda_graphs());
+  VAEGAN_REQUIRE_CUDA();
+  EXPECT_TRUE(Trainer(c, torch::kCUDA).uses_cuda_graphs());
+  c.equilibrium = true;
+  EXPECT_FALSE(Trainer(c, torch::kCUDA).uses_cuda_graphs());
+  c.equilibrium = false;
+  c.r1_gamma = 1;
+  EXPECT_FALSE(Trainer(c, torch::kCUDA).uses_cuda_graphs());
+}
+
+// `vaegan train` on a GPU replays its steps, and a run resumed from a checkpoint captures again
+// and ends as the uninterrupted run does.
+TEST(Cuda, FitWithCudaGraphsResumesAsTheUninterruptedRun) {
+  VAEGAN_REQUIRE_CUDA();
+  const NoTf32 fp32;
+  configure_device(torch::kCUDA, /*deterministic=*/true);
+  test::TempDir dir;
+  test::write_tiny_idx_dataset(dir / "data", 64, 8);
+  const TrainConfig c = tiny_config(dir / "data");  // 2 epochs of 4 steps
+  fit(c, dir / "whole", /*overwrite=*/false, FitObserver{}, /*resume=*/false, torch::kCUDA);
+  FitObserver stop;
+  int64_t steps = 0;
+  stop.on_step = [&steps](const ProgressEvent& e) { steps = e.global_step; };
+  stop.should_stop = [&steps] { return steps >= 5; };
+  ASSERT_TRUE(fit(c, dir / "split", false, stop, false, torch::kCUDA).interrupted);
+  fit(c, dir / "split", false, FitObserver{}, /*resume=*/true, torch::kCUDA);
+  configure_device(torch::kCUDA, /*deterministic=*/false);
+  // The resumed run warms up and captures again, so its steps 6 and 7 run eagerly where the
+  // uninterrupted run replays: the same kernels, but an algorithm choice (cuBLAS's in a capture)
+  // may round the last bits differently. Every number agrees to 1e-6, every other value exactly.
+  const std::vector<std::string> whole = test::metric_lines(dir / "whole"), split = test::metric_lines(dir / "split");
+  ASSERT_EQ(whole.size(), split.size());
+  ASSERT_GE(whole.size(), 8u);
+  for (size_t i = 0; i < whole.size(); ++i) {
+    const nlohmann::json a = nlohmann::json::parse(whole[i]), b = nlohmann::json::parse(split[i]);
+    ASSERT_EQ(a.size(), b.size()) << "line " << i;
+    for (const auto& [key, value] : a.items()) {
+      ASSERT_TRUE(b.contains(key)) << key << ", line " << i;
+      if (value.is_number_float()) {
+        EXPECT_NEAR(value.get<double>(), b[key].get<double>(), 1e-6 * std::abs(value.get<double>()) + 1e-9)
+            << key << ", line " << i;
+      } else {
+        EXPECT_EQ(value, b[key]) << key << ", line " << i;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,11 @@ struct StepStats {
 /// {update_discriminator, decoder_adversarial}.
 std::pair<bool, bool> equilibrium_gate(double bce_real, double bce_generated, double equilibrium, double margin);
 
+/// Eager steps a phase runs on the capture stream before its step is captured in a CUDA graph
+/// (cuDNN's autotuner, cuBLAS's workspace and the optimizers' states are set up by them; PyTorch's
+/// `torch.cuda.graphs` documentation warms up likewise).
+constexpr int64_t kCudaGraphWarmupSteps = 2;
+
 /// Owns the model, one optimizer per network and the noise generator; runs training steps of
 /// the model type of `config.model.type`.
 class Trainer {
@@ -137,6 +143,9 @@ class Trainer {
   /// Batch norm stays per rank (the statistics of the rank's own rows), as in PyTorch's DDP.
   /// The ranks' weights must start equal (`fit` broadcasts rank 0's).
   Trainer(const TrainConfig& config, torch::Device device, std::shared_ptr<ProcessGroup> group = nullptr);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   /// One training step on images `x` `[B, C, S, S]` in `[-1, 1]` (on any device; moved to the
   /// trainer's), drawing the noise from `generator()` (`[B * world_size, Z]` each, this rank's
@@ -150,11 +159,34 @@ class Trainer {
   /// on the adversarial term, each gradient over its own parameters only (simultaneous updates,
   /// as Algorithm 1 does for the VAE-GAN).
   /// When a loss or any gradient is NaN or Inf, no network is updated and `update_skipped` is set.
+  ///
+  /// On a CUDA device with `config.cuda_graphs` (see `uses_cuda_graphs`), the first
+  /// `kCudaGraphWarmupSteps` steps of a phase run as above on a side stream, the next one
+  /// captures the forward pass, the losses and the gradients into one CUDA graph (and, with
+  /// RMSprop and no gradient clipping, the optimizers' steps into a second one), and from then on
+  /// a step copies `x`, `eps` and `z_prior` into the graph's inputs and replays it: the same
+  /// kernels on the same addresses, one launch instead of thousands, and one device-to-host copy
+  /// of the step's scalars. A batch of another shape (an epoch's last) runs as above.
   /// With bf16 precision the forward pass runs under `AutocastGuard` (convolutions and linear
   /// layers in bf16); losses, gradients, weights and optimizer states stay fp32. Autograd is on
   /// for the step even inside a caller's `torch::NoGradGuard`.
   StepStats step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
 
+  /// Whether this trainer's steps are replayed from CUDA graphs: `config.cuda_graphs`, a CUDA
+  /// device and a build with CUDA, one process, and a step without a host decision between its
+  /// forward pass and its gradients (no equilibrium rule) or a double backward pass (no R1
+  /// penalty). The optimizers' steps are captured too with RMSprop and no gradient clipping
+  /// (Adam's bias correction and clipping's norm are computed on the host); the decoder's moving
+  /// average is updated outside the graphs.
+  bool uses_cuda_graphs() const;
+  /// CUDA graphs captured so far (each phase's step graph and each re-capture of the optimizers'
+  /// graph after a change of learning rate count one).
+  int64_t cuda_graph_captures() const { return cuda_graph_captures_; }
+  /// Drops the captured CUDA graphs (only the optimizers' graph, whose learning rates are
+  /// constants in it, with `optimizers_only`): the next steps capture again. Call after replacing
+  /// the model's or the optimizers' tensors (`restore_checkpoint` does); `set_learning_rate` and
+  /// `begin_gan_phase` do it themselves. Nothing without graphs.
+  void drop_cuda_graphs(bool optimizers_only = false);
   /// The phase the next step runs.
   Phase phase() const { return phase_; }
   /// `vae-then-gan`: ends the VAE phase. The generator keeps the VAE decoder's weights; its
@@ -202,9 +234,6 @@ class Trainer {
   int world_size() const { return group_ ? group_->world_size() : 1; }
 
  private:
-  StepStats vae_gan_step(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
-  StepStats vae_step(const torch::Tensor& x, const torch::Tensor& eps);
-  StepStats gan_step(const torch::Tensor& x, const torch::Tensor& z_prior);
   /// A fresh optimizer of `config.optimizer` over `params` at learning rate `lr`.
   std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<torch::Tensor>& params, double lr) const;
   /// The learning rate network `which` starts with: its own (`lr_encoder`, ...) or `lr`.
@@ -221,6 +250,44 @@ class Trainer {
   /// (when set; `torch.nn.utils.clip_grad_norm_`) and steps its optimizer; otherwise updates
   /// nothing. Call after the step's graph is released. Returns whether it updated.
   bool apply_updates(bool losses_finite, const std::vector<Update>& updates);
+  /// Assigns each update's gradients to its network's parameters, clips them (`config.grad_clip`),
+  /// steps the optimizers and the decoder's moving average: `apply_updates` once it has decided.
+  void step_optimizers(const std::vector<Update>& updates);
+  /// What a step computes on the device before anything is read: the phase's scalars, the
+  /// equilibrium rule's decisions (whose inputs, when the rule is on, are read on the way) and
+  /// each network's gradients.
+  struct Computed {
+    Phase phase = Phase::kVaeGan;
+    /// `[K]` float64, the phase's scalars (`stats_of` says which), not yet read
+    torch::Tensor scalars;
+    /// their values averaged over the ranks, when the equilibrium rule has already read them
+    std::vector<double> values;
+    bool dis_updated = true, dec_adv_updated = true;
+    std::vector<Update> updates;
+  };
+  /// The device part of a step of the current phase on `x`, `eps`, `z_prior` (on the device).
+  /// Reads nothing back from the device unless the equilibrium rule is on.
+  Computed compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  Computed vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  Computed vae_compute(const torch::Tensor& x, const torch::Tensor& eps);
+  Computed gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior);
+  /// The step's statistics from `c` and the scalars' values `v` (averaged over the ranks).
+  static StepStats stats_of(const Computed& c, const std::vector<double>& v);
+  /// The step on CUDA graphs (see `step`); null when this step must run without them.
+  std::optional<StepStats> graph_step(const torch::Tensor& batch, const torch::Tensor& eps,
+                                      const torch::Tensor& z_prior);
+  /// The step without CUDA graphs (see `step`).
+  StepStats eager_step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  /// Whether the optimizers' steps can be captured: RMSprop (Adam's bias correction is computed
+  /// on the host from its step count) without gradient clipping (whose norm is read back).
+  bool optimizers_capturable() const;
+  /// Captures the step of the current phase into `graph_` from the inputs of this step.
+  void capture_step(const torch::Tensor& batch, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  /// Whether the optimizer of every update has a state for each of its parameters (created by its
+  /// first step): a state created during a capture would be zeroed again by every replay.
+  bool optimizer_states_exist(const std::vector<Update>& updates);
+  /// Captures the optimizers' steps on the step graph's gradients into `graph_`.
+  void capture_optimizers();
   /// Adds the gradient of the R1 penalty on the real batch `x` (`r1_penalty`, weight
   /// `config.r1_gamma`; nothing when it is 0) to the discriminator's `gradients`, in fp32, and
   /// leaves the discriminator's batch-norm running statistics as they were before it.
@@ -241,6 +308,11 @@ class Trainer {
   std::shared_ptr<ProcessGroup> group_;
   Decoder ema_decoder_{nullptr};
   int64_t ema_updates_ = 0;
+  /// The captured step of the current phase (defined in trainer.cpp; CUDA builds only).
+  struct StepGraph;
+  std::unique_ptr<StepGraph> graph_;
+  int64_t cuda_graph_captures_ = 0;
+  bool cuda_graphs_failed_ = false;  ///< a capture failed: steps run without graphs from then on
 };
 
 }  // namespace vaegan
