@@ -3,6 +3,7 @@
 // The parity of the GPU step with the PyTorch reference is CudaParity.* in
 // tests/train/test_parity.cpp. scripts/gpu-check.sh runs this label on a lent GPU machine.
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <functional>
 #include <limits>
@@ -226,7 +227,11 @@ std::vector<torch::Tensor> training_state(Trainer& t, bool statistics = true) {
   for (Network n : kNetworks) {
     if (!t.has_optimizer(n)) continue;
     for (const auto& p : t.model()->parameters()) {
+#if TORCH_VERSION_MAJOR >= 2
       const auto it = t.optimizer(n).state().find(p.unsafeGetTensorImpl());
+#else  // LibTorch 1.x keys a parameter's state by its address as a string
+      const auto it = t.optimizer(n).state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+#endif
       if (it == t.optimizer(n).state().end()) continue;
       if (auto* rms = dynamic_cast<torch::optim::RMSpropParamState*>(it->second.get())) {
         s.push_back(rms->square_avg().cpu());
