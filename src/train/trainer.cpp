@@ -325,9 +325,10 @@ StepStats Trainer::stats_of(const Computed& c, const std::vector<double>& v) {
   return s;
 }
 
-// Every step has one shape: inside a scope, the forward pass (under autocast for bf16), the
-// losses, the statistics and each network's gradient; the scope's end frees the graph and the
-// activations; then `apply_updates` checks finiteness and steps the optimizers.
+// Every phase's device part has one shape: the forward pass (under autocast for bf16), the
+// losses, the step's scalars stacked on the device, and each network's gradient; its end frees
+// the graph and the activations. The caller (`eager_step`, or a CUDA graph's replay) then reads
+// the scalars, checks finiteness and steps the optimizers.
 
 Trainer::Computed Trainer::vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps,
                                            const torch::Tensor& z_prior) {
@@ -464,18 +465,6 @@ void advance_rmsprop_steps(torch::optim::Optimizer& optimizer, int64_t delta) {
   }
 }
 
-}  // namespace
-
-/// Whether the optimizer of every update has a state for each of its parameters (created by its
-/// first step): a state created during a capture would be zeroed again by every replay.
-bool Trainer::optimizer_states_exist(const std::vector<Update>& updates) {
-  return std::all_of(updates.begin(), updates.end(), [&](const Update& u) {
-    return optimizer(u.network).state().size() == parameters(u.network).size();
-  });
-}
-
-namespace {
-
 /// Runs `capture` between `graph.capture_begin` and `capture_end` on `stream`. When it throws,
 /// the stream's capture is ended (so that the stream works again) before the exception goes on.
 template <typename Fn>
@@ -500,6 +489,12 @@ void capture_on(at::cuda::CUDAGraph& graph, const c10::cuda::CUDAStream& stream,
 }
 
 }  // namespace
+
+bool Trainer::optimizer_states_exist(const std::vector<Update>& updates) {
+  return std::all_of(updates.begin(), updates.end(), [&](const Update& u) {
+    return optimizer(u.network).state().size() == parameters(u.network).size();
+  });
+}
 #else
 struct Trainer::StepGraph {};
 #endif
