@@ -66,12 +66,18 @@ std::vector<double> scalar_values(const torch::Tensor& stacked) {
   return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
 }
 
+/// The sum of every entry of the non-empty `tensors`, as a 0-d float64 tensor on their device (no
+/// host read, so a CUDA graph can capture it): NaN or Inf when an entry is.
+torch::Tensor entry_sum(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> sums;
+  for (const auto& t : tensors) sums.push_back(t.sum().to(torch::kFloat64));
+  return torch::stack(sums).sum();
+}
+
 /// Whether every entry of every tensor is finite, with one synchronization: a sum is NaN or Inf
 /// when an entry is (or when finite entries overflow, which is as bad).
 bool all_finite(const std::vector<torch::Tensor>& tensors) {
-  std::vector<torch::Tensor> sums;
-  for (const auto& t : tensors) sums.push_back(t.sum().to(torch::kFloat64));
-  return sums.empty() || std::isfinite(torch::stack(sums).sum().item<double>());
+  return tensors.empty() || std::isfinite(entry_sum(tensors).item<double>());
 }
 
 /// Whether `updates` include the decoder's.
@@ -601,11 +607,9 @@ void Trainer::capture_step(const torch::Tensor& batch, const torch::Tensor& eps,
   g.z_prior = z_prior.to(device_, /*non_blocking=*/false, /*copy=*/true);
   capture_on(g.compute, g.stream, [&] {
     Computed c = compute(g.x, g.eps, g.z_prior);
-    std::vector<torch::Tensor> sums;
-    for (const Update& u : c.updates) {
-      for (const auto& t : u.gradients) sums.push_back(t.sum().to(torch::kFloat64));
-    }
-    g.readout = torch::cat({c.scalars, torch::stack(sums).sum().reshape({1})});
+    std::vector<torch::Tensor> gradients;
+    for (const Update& u : c.updates) gradients.insert(gradients.end(), u.gradients.begin(), u.gradients.end());
+    g.readout = torch::cat({c.scalars, entry_sum(gradients).reshape({1})});
     c.scalars = torch::Tensor();
     g.computed = std::move(c);
   });
