@@ -303,6 +303,10 @@ void setup_train(CLI::App& app, Runner& run) {
                   "Weight gamma of the R1 penalty (gamma/2) E|grad_x D(x)|^2 on real images in the discriminator's "
                   "loss (Mescheder et al. 2018; 0: none; each step then runs the discriminator once more)")
       ->capture_default_str();
+  cmd->add_option("--r1-interval", c.r1_interval,
+                  "Lazy R1: the penalty, weighted N times, on every N-th discriminator update only (Karras et al. "
+                  "2020, StyleGAN2: 16; 1: every update)")
+      ->capture_default_str();
   add_enum_option(cmd, "--init", c.init,
                   "Weight initialisation: pytorch (LibTorch's defaults) or original (the authors': uniform "
                   "+-1/sqrt(3 fan_in), zero biases)");

@@ -14,24 +14,25 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                              \
-  X(model)                                                                                                         \
-  X(dataset)                                                                                                       \
-  X(data_dir)                                                                                                      \
-  X(horizontal_flip)                                                                                               \
-  X(loader_threads)                                                                                                \
-  X(celeba_protocol)                                                                                               \
-  X(val_fraction)                                                                                                  \
-  X(epochs)                                                                                                        \
-  X(max_steps)                                                                                                     \
-  X(batch_size)                                                                                                    \
-  X(pretrain_epochs)                                                                                               \
-  X(max_minutes) X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2)    \
-      X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period)              \
-          X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon)      \
-              X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma) X(init) X(equilibrium) X(equilibrium_value) \
-                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs)          \
-                      X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)     \
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                  \
+  X(model)                                                                                                             \
+  X(dataset)                                                                                                           \
+  X(data_dir)                                                                                                          \
+  X(horizontal_flip)                                                                                                   \
+  X(loader_threads)                                                                                                    \
+  X(celeba_protocol)                                                                                                   \
+  X(val_fraction)                                                                                                      \
+  X(epochs)                                                                                                            \
+  X(max_steps)                                                                                                         \
+  X(batch_size)                                                                                                        \
+  X(pretrain_epochs)                                                                                                   \
+  X(max_minutes)                                                                                                       \
+  X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay)       \
+      X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma)               \
+          X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss)   \
+              X(dis_real_weight) X(r1_gamma) X(r1_interval) X(init) X(equilibrium) X(equilibrium_value)                \
+                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs) X(precision) \
+                      X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)         \
                           X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
 
 namespace {
@@ -133,6 +134,9 @@ void validate(const TrainConfig& c) {
   require(c.beta >= 0, fmt::format("--beta: must be >= 0, got {}", c.beta));
   require(c.r1_gamma >= 0 && std::isfinite(c.r1_gamma),
           fmt::format("--r1-gamma: must be a finite number >= 0 (0: no penalty), got {}", c.r1_gamma));
+  require(
+      c.r1_interval >= 1,
+      fmt::format("--r1-interval: must be >= 1 (1: the penalty on every discriminator update), got {}", c.r1_interval));
   require(c.ema_decay >= 0 && c.ema_decay < 1,
           fmt::format("--ema-decay: must be in [0, 1) (0: no average), got {}", c.ema_decay));
   require(c.dis_real_weight >= 0 && c.dis_real_weight < 1,

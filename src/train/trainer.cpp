@@ -430,13 +430,28 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
   return c;
 }
 
+int64_t Trainer::updates_taken(Network which) {
+  const auto& states = optimizer(which).state();
+  if (states.empty()) return 0;  // no step yet
+  // every parameter steps in every update (gradients are never undefined here): any state's count
+  const torch::optim::OptimizerParamState* state = states.begin()->second.get();
+  if (const auto* r = dynamic_cast<const torch::optim::RMSpropParamState*>(state)) return r->step();
+  if (const auto* a = dynamic_cast<const torch::optim::AdamParamState*>(state)) return a->step();
+  throw std::logic_error("updates_taken: an optimizer state of an unknown type");
+}
+
 void Trainer::add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients) {
   if (config_.r1_gamma <= 0) return;
+  // Lazy R1: only every r1_interval-th update, weighted as many times (counted by the
+  // discriminator's optimizer, which checkpoints save: a resumed run penalises the same steps).
+  const int64_t interval = config_.r1_interval;
+  if (interval > 1 && updates_taken(Network::kDiscriminator) % interval != 0) return;
   // The penalty's forward pass must not move the batch-norm statistics a second time: they are
   // put back once its graph (which keeps them) has been differentiated.
   std::vector<torch::Tensor> statistics;
   for (const auto& b : model_->discriminator->buffers()) statistics.push_back(b.detach().clone());
-  const std::vector<torch::Tensor> r1 = grad_or_zeros(r1_penalty(model_->discriminator, x, config_.r1_gamma),
+  const double gamma = config_.r1_gamma * static_cast<double>(interval);  // exact for 1
+  const std::vector<torch::Tensor> r1 = grad_or_zeros(r1_penalty(model_->discriminator, x, gamma),
                                                       parameters(Network::kDiscriminator), /*retain_graph=*/false);
   for (size_t i = 0; i < r1.size(); ++i) gradients[i].add_(r1[i]);
   copy_tensors(model_->discriminator->buffers(), statistics);

@@ -384,6 +384,59 @@ TEST(Trainer, R1PenaltyChangesOnlyTheDiscriminatorsUpdate) {
   }
 }
 
+/// Whether the discriminators of `a` and `b` have equal weights (bit for bit).
+bool same_discriminator(Trainer& a, Trainer& b) {
+  const auto pa = a.model()->discriminator->parameters(), pb = b.model()->discriminator->parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    if (!torch::equal(pa[i], pb[i])) return false;
+  return true;
+}
+
+/// `from`'s whole training state (weights, optimizer states, generator) copied into `to`, a
+/// trainer of another configuration.
+void copy_training_state(Trainer& from, Trainer& to) {
+  CheckpointFiles files = checkpoint_files(from, TrainingState{});
+  files["config.json"] = nlohmann::json(to.config()).dump(2) + "\n";  // restore checks the config
+  restore_checkpoint_files(files, to, "in memory");
+}
+
+// Lazy R1 (--r1-interval N): the discriminator's update carries N times the penalty when it has
+// taken a multiple of N updates and none otherwise, i.e. it equals an every-step R1 of weight
+// N * gamma on updates 0, N, 2N, ... and the unpenalised update on the others.
+TEST(Trainer, LazyR1PenalisesEveryNthDiscriminatorUpdateWeightedNTimes) {
+  TrainConfig c = tiny_config();
+  c.r1_gamma = 5;
+  c.r1_interval = 2;
+  Trainer lazy(c, torch::kCPU);
+  c.r1_interval = 1;
+  c.r1_gamma = 10;
+  Trainer every(c, torch::kCPU);
+  c.r1_gamma = 0;
+  Trainer plain(c, torch::kCPU);
+  torch::manual_seed(4);
+  const torch::Tensor x1 = torch::rand({8, 1, 32, 32}) * 2 - 1, x2 = torch::rand({8, 1, 32, 32}) * 2 - 1,
+                      x3 = torch::rand({8, 1, 32, 32}) * 2 - 1;
+  // update 0: penalised, weight 2 * 5
+  lazy.step(x1);
+  every.step(x1);
+  EXPECT_TRUE(same_discriminator(lazy, every));
+  EXPECT_EQ(lazy.updates_taken(Network::kDiscriminator), 1);
+  // update 1: not penalised
+  copy_training_state(lazy, plain);
+  copy_training_state(lazy, every);
+  lazy.step(x2);
+  plain.step(x2);
+  EXPECT_TRUE(same_discriminator(lazy, plain));
+  // update 2: penalised again (the plain trainer's update differs, so the penalty is not zero)
+  copy_training_state(lazy, every);
+  copy_training_state(lazy, plain);
+  lazy.step(x3);
+  every.step(x3);
+  plain.step(x3);
+  EXPECT_TRUE(same_discriminator(lazy, every));
+  EXPECT_FALSE(same_discriminator(lazy, plain));
+}
+
 TEST(Precision, AutocastGuardRunsLinearLayersInBf16AndRestoresTheState) {
   const torch::Tensor x = torch::randn({4, 8}), w = torch::randn({3, 8});
   namespace F = torch::nn::functional;

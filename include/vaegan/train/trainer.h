@@ -200,6 +200,9 @@ class Trainer {
   void decay_learning_rates(int64_t periods_done);
   /// Whether network `which` exists, i.e. has an optimizer.
   bool has_optimizer(Network which) const { return optimizers_.at(static_cast<size_t>(which)) != nullptr; }
+  /// Updates optimizer `which` has taken (the step count of its parameters' states; 0 before the
+  /// first). Throws `std::out_of_range` for a missing network.
+  int64_t updates_taken(Network which);
   /// Current learning rate of optimizer `which`; throws `std::out_of_range` for a missing network.
   double learning_rate(Network which) const;
   /// Sets the learning rate of optimizer `which` (resume); throws `std::out_of_range` likewise.
@@ -290,7 +293,9 @@ class Trainer {
   void capture_optimizers();
   /// Adds the gradient of the R1 penalty on the real batch `x` (`r1_penalty`, weight
   /// `config.r1_gamma`; nothing when it is 0) to the discriminator's `gradients`, in fp32, and
-  /// leaves the discriminator's batch-norm running statistics as they were before it.
+  /// leaves the discriminator's batch-norm running statistics as they were before it. With
+  /// `config.r1_interval` N > 1 only when the discriminator has taken a multiple of N updates,
+  /// weighted N times (lazy R1).
   void add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients);
   /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
   void update_ema();
