@@ -307,6 +307,14 @@ void setup_train(CLI::App& app, Runner& run) {
                   "Lazy R1: the penalty, weighted N times, on every N-th discriminator update only (Karras et al. "
                   "2020, StyleGAN2: 16; 1: every update)")
       ->capture_default_str();
+  cmd->add_option("--augment", c.augment,
+                  "Differentiable augmentation of every image the discriminator sees (Zhao et al. 2020, DiffAugment): "
+                  "none, or a comma-separated list of color, translation, cutout (a reconstruction is transformed as "
+                  "its original)")
+      ->capture_default_str();
+  cmd->add_option("--augment-p", c.augment_p,
+                  "Probability that each transform of --augment is applied to each image (1: always)")
+      ->capture_default_str();
   add_enum_option(cmd, "--init", c.init,
                   "Weight initialisation: pytorch (LibTorch's defaults) or original (the authors': uniform "
                   "+-1/sqrt(3 fan_in), zero biases)");
@@ -320,7 +328,7 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--cuda-graphs", c.cuda_graphs,
                   "On a GPU, replay each training step from CUDA graphs (one launch instead of one per kernel; "
-                  "not with --equilibrium, --r1-gamma or --nproc, which step without them) (true|false)")
+                  "not with --equilibrium, --r1-gamma, --augment or --nproc, which step without them) (true|false)")
       ->capture_default_str();
   cmd->add_option("--fused-step", c.fused_step,
                   "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network; "

@@ -9,6 +9,7 @@
 #include "vaegan/core/error.h"
 #include "vaegan/core/runtime.h"
 #include "vaegan/data/datasets.h"
+#include "vaegan/model/augment.h"
 
 namespace vaegan {
 
@@ -27,10 +28,11 @@ namespace vaegan {
   X(batch_size)                                                                                                        \
   X(pretrain_epochs)                                                                                                   \
   X(max_minutes)                                                                                                       \
-  X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay)       \
-      X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma)               \
-          X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss)   \
-              X(dis_real_weight) X(r1_gamma) X(r1_interval) X(init) X(equilibrium) X(equilibrium_value)                \
+  X(optimizer)                                                                                                         \
+  X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)       \
+      X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio)          \
+          X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight)  \
+              X(r1_gamma) X(r1_interval) X(augment) X(augment_p) X(init) X(equilibrium) X(equilibrium_value)           \
                   X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs) X(precision) \
                       X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)         \
                           X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
@@ -137,6 +139,9 @@ void validate(const TrainConfig& c) {
   require(
       c.r1_interval >= 1,
       fmt::format("--r1-interval: must be >= 1 (1: the penalty on every discriminator update), got {}", c.r1_interval));
+  parse_augment_policy(c.augment);  // throws naming --augment
+  require(c.augment_p >= 0 && c.augment_p <= 1,
+          fmt::format("--augment-p: must be in [0, 1] (1: every image, every transform), got {}", c.augment_p));
   require(c.ema_decay >= 0 && c.ema_decay < 1,
           fmt::format("--ema-decay: must be in [0, 1) (0: no average), got {}", c.ema_decay));
   require(c.dis_real_weight >= 0 && c.dis_real_weight < 1,

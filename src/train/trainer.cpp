@@ -162,6 +162,7 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device, std::shared_pt
     const std::vector<torch::Tensor> params = parameters(n);
     if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params, initial_learning_rate(n));
   }
+  augment_ = parse_augment_policy(config_.augment).probability(config_.augment_p);
   loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(config_.gan_loss).real_weight(config_.dis_real_weight);
   switch (config_.model.type) {
     case ModelType::kVae:
@@ -343,7 +344,8 @@ Trainer::Computed Trainer::vae_gan_compute(const torch::Tensor& x, const torch::
   VaeGanLosses losses;
   {
     AutocastGuard autocast(device_, bf16());
-    f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon);
+    const auto [real_augment, prior_augment] = draw_augments(x.size(0), x.size(2));
+    f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon, real_augment, prior_augment);
     losses = vae_gan_losses(f, loss_options_);
   }
   {
@@ -416,7 +418,8 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
     GanLosses l;
     {
       AutocastGuard autocast(device_, bf16());
-      f = gan_forward(model_, x, z_prior, config_.batch_norm);
+      const auto [real_augment, fake_augment] = draw_augments(x.size(0), x.size(2));
+      f = gan_forward(model_, x, z_prior, config_.batch_norm, real_augment, fake_augment);
       l = gan_losses(f, config_.gan_loss);
     }
     c.scalars = stack_scalars({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
@@ -428,6 +431,14 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
   }
   add_r1_gradient(x, c.updates.back().gradients);
   return c;
+}
+
+std::pair<AugmentDraw, AugmentDraw> Trainer::draw_augments(int64_t b, int64_t size) {
+  if (!augment_.any()) return {};
+  const int64_t global = b * world_size(), first = group_ ? b * group_->rank() : 0;
+  AugmentDraw real = draw_augment(augment_, global, size, generator_).narrow(first, b);
+  AugmentDraw generated = draw_augment(augment_, global, size, generator_).narrow(first, b);
+  return {std::move(real), std::move(generated)};
 }
 
 int64_t Trainer::updates_taken(Network which) {
@@ -525,7 +536,7 @@ Trainer::~Trainer() = default;
 bool Trainer::uses_cuda_graphs() const {
 #ifdef VAEGAN_WITH_CUDA
   return config_.cuda_graphs && device_.is_cuda() && !group_ && !config_.equilibrium && config_.r1_gamma <= 0 &&
-         !cuda_graphs_failed_;
+         !augment_.any() && !cuda_graphs_failed_;
 #else
   return false;
 #endif

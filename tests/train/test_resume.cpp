@@ -105,10 +105,13 @@ TEST_F(Resume, AdamWithPerNetworkRatesResumesExactly) {
   expect_resume_equals_uninterrupted(c, {2, 4, 9});
 }
 
-TEST_F(Resume, DecoderMovingAverageResumesExactly) {
-  // the average and its update count (the warm-up's n) come back with the checkpoint
+TEST_F(Resume, DecoderMovingAverageAndAugmentationResumeExactly) {
+  // the average and its update count (the warm-up's n) come back with the checkpoint, and the
+  // augmentation's draws continue the generator's stream where it stopped
   TrainConfig c = config_;
   c.ema_decay = 0.6;
+  c.augment = "color,translation,cutout";
+  c.augment_p = 0.7;
   expect_resume_equals_uninterrupted(c, {2, 4, 9});
 }
 

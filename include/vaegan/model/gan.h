@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "vaegan/model/augment.h"
 #include "vaegan/model/losses.h"
 #include "vaegan/model/model.h"
 
@@ -18,9 +19,12 @@ struct GanForward {
 
 /// Generates `x_fake = Dec(z_prior)` from `z_prior` `[B, Z]` with `model`'s decoder and runs its
 /// discriminator on the real images `x` `[B, C, S, S]` and on `x_fake`, once on `[x; x_fake]`
-/// (`kJoint`, batch norm over both) or once per input.
+/// (`kJoint`, batch norm over both) or once per input. With augmentation (model/augment.h) it
+/// judges `augment(x, real_augment)` and `augment(x_fake, fake_augment)`; `x_fake` in the result
+/// is not augmented.
 GanForward gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor& z_prior,
-                       BatchNormMode mode = BatchNormMode::kSeparate);
+                       BatchNormMode mode = BatchNormMode::kSeparate, const AugmentDraw& real_augment = {},
+                       const AugmentDraw& fake_augment = {});
 
 /// The GAN's losses (scalars, graph kept).
 struct GanLosses {

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "vaegan/model/augment.h"
 #include "vaegan/model/losses.h"
 #include "vaegan/model/model.h"
 
@@ -30,9 +31,16 @@ struct VaeGanForward {
 /// pass are for statistics) and once on `[x; x_prior]`, or on `[x; x_recon; x_prior]` when
 /// `dis_on_recon` (the logits of the GAN losses), as the authors' released code groups them.
 /// `dis_on_recon` matters only for `kOriginal`.
+///
+/// With augmentation (`--augment`, model/augment.h) the discriminator sees `augment(x,
+/// real_augment)`, `augment(x_recon, real_augment)` and `augment(x_prior, prior_augment)`: each
+/// reconstruction is transformed exactly as its original, so `L_llike` still compares an image
+/// with its own reconstruction, and the prior samples independently, as DiffAugment transforms
+/// real and generated images. `x_recon` and `x_prior` in the result are not augmented.
 VaeGanForward vae_gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor& eps,
                               const torch::Tensor& z_prior, BatchNormMode mode = BatchNormMode::kSeparate,
-                              bool dis_on_recon = false);
+                              bool dis_on_recon = false, const AugmentDraw& real_augment = {},
+                              const AugmentDraw& prior_augment = {});
 
 /// The four loss values of one step (float32 scalars, graph kept).
 struct VaeGanLosses {

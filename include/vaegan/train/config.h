@@ -131,6 +131,14 @@ struct TrainConfig {
   /// costs a second discriminator pass on one step in N (Karras et al. 2020, StyleGAN2,
   /// arXiv 1912.04958, §3.1 "Lazy regularization": 16). 1: every update.
   int64_t r1_interval = 1;
+  /// Differentiable augmentation of every image the discriminator judges (`--augment`,
+  /// `parse_augment_policy`; Zhao et al. 2020, DiffAugment, arXiv 2006.10738): `none`, or a
+  /// comma-separated list of `color`, `translation`, `cutout`. A reconstruction is transformed as
+  /// its original (`vae_gan_forward`); the R1 penalty is on the images as they are. Each step
+  /// draws the transforms from the trainer's generator, so resume stays exact.
+  std::string augment = "none";
+  /// Probability that each transform is applied to each image (1: always, as DiffAugment).
+  double augment_p = 1.0;
   WeightInit init = WeightInit::kPytorch;  ///< how the weights are drawn
 
   // equilibrium (the authors' code): skip the update of the player that is ahead
@@ -145,7 +153,8 @@ struct TrainConfig {
   bool fused_step = true;
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
   /// On a CUDA device, replay each step from CUDA graphs where it can be captured
-  /// (`Trainer::uses_cuda_graphs`: one process, no equilibrium rule, no R1 penalty); ignored
+  /// (`Trainer::uses_cuda_graphs`: one process, no equilibrium rule, no R1 penalty, no
+  /// augmentation); ignored
   /// elsewhere. The same kernels on the same inputs: a step is launched once instead of kernel by
   /// kernel, which is what limits small models on a GPU (docs/gpu.md, "CUDA graphs").
   bool cuda_graphs = true;
