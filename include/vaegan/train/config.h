@@ -156,9 +156,8 @@ struct TrainConfig {
   bool channels_last = true;  ///< NHWC memory format for convolutions (faster on CPU)
   /// On a CUDA device, replay each step from CUDA graphs where it can be captured
   /// (`Trainer::uses_cuda_graphs`: one process, no equilibrium rule, no R1 penalty, no
-  /// augmentation); ignored
-  /// elsewhere. The same kernels on the same inputs: a step is launched once instead of kernel by
-  /// kernel, which is what limits small models on a GPU (docs/gpu.md, "CUDA graphs").
+  /// augmentation); ignored elsewhere. The same kernels on the same inputs: a step is launched once instead of kernel
+  /// by kernel, which is what limits small models on a GPU (docs/gpu.md, "CUDA graphs").
   bool cuda_graphs = true;
   /// `auto` is resolved (`resolve_precision`) before training and saved resolved.
   Precision precision = Precision::kAuto;

@@ -175,9 +175,9 @@ class Trainer {
   /// Whether this trainer's steps are replayed from CUDA graphs: `config.cuda_graphs`, a CUDA
   /// device and a build with CUDA, one process, and a step without a host decision between its
   /// forward pass and its gradients (no equilibrium rule), no double backward pass (no R1
-  /// penalty) and no host draws (no augmentation). The optimizers' steps are captured too with RMSprop and no gradient
-  /// clipping (Adam's bias correction and clipping's norm are computed on the host); the decoder's moving average is
-  /// updated outside the graphs.
+  /// penalty) and no host draws (no augmentation). The optimizers' steps are captured too with
+  /// RMSprop and no gradient clipping (Adam's bias correction and clipping's norm are computed on
+  /// the host); the decoder's moving average is updated outside the graphs.
   bool uses_cuda_graphs() const;
   /// CUDA graphs captured so far (each phase's step graph and each re-capture of the optimizers'
   /// graph after a change of learning rate count one).
@@ -299,7 +299,8 @@ class Trainer {
   void add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients);
   /// This rank's share of two draws of `config.augment`'s transforms for `b` images of size
   /// `size` (real images and their reconstructions, then generated images), from the trainer's
-  /// generator at the global batch as the step's noise; empty draws without augmentation.
+  /// generator at the global batch as the step's noise; empty draws without augmentation. Only
+  /// the phases with a discriminator draw them (a vae-then-gan run's VAE phase draws none).
   std::pair<AugmentDraw, AugmentDraw> draw_augments(int64_t b, int64_t size);
   /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
   void update_ema();
