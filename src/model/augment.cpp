@@ -107,9 +107,11 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentDraw& d) {
   if (!d.any()) return images;
   TORCH_CHECK(images.dim() == 4, "augment: expected images [B, C, S, S], got ", images.sizes());
   const int64_t b = images.size(0), s = images.size(2);
+  for (const torch::Tensor* t : {&d.brightness, &d.shift_y, &d.cutout_on}) {
+    TORCH_CHECK(!t->defined() || t->size(0) == b, "augment: a draw for ", t->size(0), " images, got ", b);
+  }
   torch::Tensor x = images;
   if (d.brightness.defined()) {
-    TORCH_CHECK(d.brightness.size(0) == b, "augment: a draw for ", d.brightness.size(0), " images, got ", b);
     x = x + per_image(d.brightness, x);
     const torch::Tensor channel_mean = x.mean(1, /*keepdim=*/true);
     x = (x - channel_mean) * per_image(d.saturation, x) + channel_mean;
@@ -117,7 +119,6 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentDraw& d) {
     x = (x - image_mean) * per_image(d.contrast, x) + image_mean;
   }
   if (d.shift_y.defined()) {
-    TORCH_CHECK(d.shift_y.size(0) == b, "augment: a draw for ", d.shift_y.size(0), " images, got ", b);
     // out[b, c, i, j] = padded[b, c, i + r - dy_b, j + r - dx_b]: the content moves down by dy
     // and right by dx, and zeros come in from the padding
     const int64_t r = max_shift(s);
@@ -131,8 +132,7 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentDraw& d) {
     x = padded.index({batch, rows, cols}).permute({0, 3, 1, 2});  // [B, C, S, S], channels-last in memory
   }
   if (d.cutout_on.defined()) {
-    TORCH_CHECK(d.cutout_on.size(0) == b, "augment: a draw for ", d.cutout_on.size(0), " images, got ", b);
-    const int64_t half = cutout_side(s) / 2, side = cutout_side(s);
+    const int64_t side = cutout_side(s), half = side / 2;
     const auto opts = torch::TensorOptions().dtype(torch::kLong).device(x.device());
     const torch::Tensor pos = torch::arange(s, opts).unsqueeze(0);                        // [1, S]
     const torch::Tensor y0 = (d.cutout_y.to(x.device()) - half).unsqueeze(1);             // [B, 1]
