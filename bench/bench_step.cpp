@@ -309,8 +309,11 @@ std::vector<nlohmann::json> run_twin(const std::string& python, const std::strin
 /// The configuration bench model name `model` stands for at preset `arch` and batch `batch`:
 /// `vaegan train`'s defaults for a model type; `vaegan-literal`, Algorithm 1 as the paper writes
 /// it (joint batch norm, reconstructions in L_dis); `vaegan-original`, `--recipe original`.
+/// Without augmentation (`--augment none`): the PyTorch twin (bench/twin.py) computes the step
+/// without it, and the two must do the same work.
 vaegan::TrainConfig bench_config(const std::string& model, const std::string& arch, int64_t batch) {
   vaegan::TrainConfig config;
+  config.augment = "none";
   if (model == "vaegan-literal") {
     config.batch_norm = vaegan::BatchNormMode::kJoint;
     config.dis_on_recon = true;

@@ -310,7 +310,7 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--augment", c.augment,
                   "Differentiable augmentation of every image the discriminator sees (Zhao et al. 2020, DiffAugment): "
                   "none, or a comma-separated list of color, translation, cutout (a reconstruction is transformed as "
-                  "its original)")
+                  "its original; docs/training-defaults.md measured the default)")
       ->capture_default_str();
   cmd->add_option("--augment-p", c.augment_p,
                   "Probability that each transform of --augment is applied to each image (1: always)")
@@ -328,7 +328,7 @@ void setup_train(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--cuda-graphs", c.cuda_graphs,
                   "On a GPU, replay each training step from CUDA graphs (one launch instead of one per kernel; "
-                  "not with --equilibrium, --r1-gamma, --augment or --nproc, which step without them) (true|false)")
+                  "not with --equilibrium, --r1-gamma or --nproc, which step without them) (true|false)")
       ->capture_default_str();
   cmd->add_option("--fused-step", c.fused_step,
                   "Share the L_llike backward pass between encoder and decoder (exact; false: one pass per network; "

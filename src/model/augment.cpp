@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <array>
 #include <sstream>
 #include <vector>
 
@@ -34,6 +35,25 @@ torch::Tensor per_image(const torch::Tensor& v, const torch::Tensor& like) {
 int64_t max_shift(int64_t size) { return (size + 4) / 8; }
 /// Cutout side: S/2 rounded.
 int64_t cutout_side(int64_t size) { return (size + 1) / 2; }
+
+/// Every tensor of a draw, in declaration order.
+template <typename Draw>
+auto fields(Draw& d) {
+  return std::array{&d.brightness, &d.saturation, &d.contrast, &d.shift_y,
+                    &d.shift_x,    &d.cutout_y,   &d.cutout_x, &d.cutout_on};
+}
+
+/// A draw whose every defined tensor is `f` of `d`'s (undefined ones stay undefined).
+template <typename Fn>
+AugmentDraw map_fields(const AugmentDraw& d, Fn&& f) {
+  AugmentDraw out;
+  const auto to = fields(out);
+  const auto from = fields(d);
+  for (size_t i = 0; i < to.size(); ++i) {
+    if (from[i]->defined()) *to[i] = f(*from[i]);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -74,9 +94,23 @@ std::string augment_policy_name(const AugmentOptions& o) {
 }
 
 AugmentDraw AugmentDraw::narrow(int64_t first, int64_t count) const {
-  const auto rows = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, first, count) : t; };
-  return {rows(brightness), rows(saturation), rows(contrast), rows(shift_y),
-          rows(shift_x),    rows(cutout_y),   rows(cutout_x), rows(cutout_on)};
+  return map_fields(*this, [&](const torch::Tensor& t) { return t.narrow(0, first, count); });
+}
+
+AugmentDraw AugmentDraw::to(const torch::Device& device) const {
+  return map_fields(*this, [&](const torch::Tensor& t) { return t.to(device, /*non_blocking=*/false, /*copy=*/true); });
+}
+
+void AugmentDraw::copy_(const AugmentDraw& source) {
+  const auto to = fields(*this);
+  const auto from = fields(source);
+  for (size_t i = 0; i < to.size(); ++i) {
+    TORCH_CHECK(to[i]->defined() == from[i]->defined(), "AugmentDraw::copy_: the draws have different transforms");
+    if (!to[i]->defined()) continue;
+    TORCH_CHECK(to[i]->sizes() == from[i]->sizes(), "AugmentDraw::copy_: a draw for ", from[i]->size(0),
+                " images into one for ", to[i]->size(0));
+    to[i]->copy_(*from[i]);
+  }
 }
 
 AugmentDraw draw_augment(const AugmentOptions& o, int64_t b, int64_t size, at::Generator& gen) {

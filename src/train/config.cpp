@@ -29,7 +29,8 @@ namespace vaegan {
   X(pretrain_epochs)                                                                                                   \
   X(max_minutes)                                                                                                       \
   X(optimizer)                                                                                                         \
-  X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)       \
+  X(lr)                                                                                                                \
+  X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)             \
       X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio)          \
           X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight)  \
               X(r1_gamma) X(r1_interval) X(augment) X(augment_p) X(init) X(equilibrium) X(equilibrium_value)           \
@@ -83,6 +84,9 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
       if (!known.at("model").contains(item.key())) throw InputError(fmt::format("model: unknown key '{}'", item.key()));
     }
   }
+  // A run's config.json written before augmentation existed (every key but these) trained without
+  // it: resuming it stays exact although the default is now on.
+  if (j.contains("format_version") && !j.contains("augment")) c.augment = "none";
 #define VAEGAN_FROM_JSON(field) read_key(j, #field, c.field);
   VAEGAN_TRAIN_CONFIG_FIELDS(VAEGAN_FROM_JSON)
 #undef VAEGAN_FROM_JSON
@@ -203,6 +207,7 @@ void apply_recipe(Recipe recipe, TrainConfig& c) {
   c.equilibrium_value = 0.68;
   c.equilibrium_margin = 0.35;
   c.equilibrium_skip = EquilibriumSkip::kDecoder;
+  c.augment = "none";  // the authors' code augments nothing
 }
 
 int64_t vae_phase_epochs(const TrainConfig& c) {

@@ -282,23 +282,24 @@ StepStats Trainer::eager_step(const torch::Tensor& batch, const torch::Tensor& e
   // the previous step's kernels still run.
   const torch::Tensor on_device = batch.to(device_, /*non_blocking=*/true);
   const torch::Tensor x = config_.channels_last ? on_device.contiguous(torch::MemoryFormat::ChannelsLast) : on_device;
-  Computed c = compute(x, eps.to(device_), z_prior.to(device_));
+  Computed c = compute(x, eps.to(device_), z_prior.to(device_), draw_augments(x.size(0), x.size(2)));
   const std::vector<double> v = c.values.empty() ? global_means(scalar_values(c.scalars)) : c.values;
   StepStats s = stats_of(c, v);
   s.update_skipped = !apply_updates(std::isfinite(s.loss_sum()), c.updates);
   return s;
 }
 
-Trainer::Computed Trainer::compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior) {
+Trainer::Computed Trainer::compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
+                                   const AugmentDraws& augments) {
   switch (phase_) {
     case Phase::kVae:
       return vae_compute(x, eps);
     case Phase::kGan:
-      return gan_compute(x, z_prior);
+      return gan_compute(x, z_prior, augments);
     case Phase::kVaeGan:
       break;
   }
-  return vae_gan_compute(x, eps, z_prior);
+  return vae_gan_compute(x, eps, z_prior, augments);
 }
 
 StepStats Trainer::stats_of(const Computed& c, const std::vector<double>& v) {
@@ -338,14 +339,14 @@ StepStats Trainer::stats_of(const Computed& c, const std::vector<double>& v) {
 // the scalars, checks finiteness and steps the optimizers.
 
 Trainer::Computed Trainer::vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps,
-                                           const torch::Tensor& z_prior) {
+                                           const torch::Tensor& z_prior, const AugmentDraws& augments) {
   Computed c;
   VaeGanForward f;
   VaeGanLosses losses;
   {
     AutocastGuard autocast(device_, bf16());
-    const auto [real_augment, prior_augment] = draw_augments(x.size(0), x.size(2));
-    f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon, real_augment, prior_augment);
+    f = vae_gan_forward(model_, x, eps, z_prior, config_.batch_norm, config_.dis_on_recon, augments.real,
+                        augments.generated);
     losses = vae_gan_losses(f, loss_options_);
   }
   {
@@ -410,7 +411,8 @@ Trainer::Computed Trainer::vae_compute(const torch::Tensor& x, const torch::Tens
   return c;
 }
 
-Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior) {
+Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior,
+                                       const AugmentDraws& augments) {
   Computed c;
   c.phase = Phase::kGan;
   {
@@ -418,8 +420,7 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
     GanLosses l;
     {
       AutocastGuard autocast(device_, bf16());
-      const auto [real_augment, fake_augment] = draw_augments(x.size(0), x.size(2));
-      f = gan_forward(model_, x, z_prior, config_.batch_norm, real_augment, fake_augment);
+      f = gan_forward(model_, x, z_prior, config_.batch_norm, augments.real, augments.generated);
       l = gan_losses(f, config_.gan_loss);
     }
     c.scalars = stack_scalars({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
@@ -433,12 +434,13 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
   return c;
 }
 
-std::pair<AugmentDraw, AugmentDraw> Trainer::draw_augments(int64_t b, int64_t size) {
-  if (!augment_.any()) return {};
+Trainer::AugmentDraws Trainer::draw_augments(int64_t b, int64_t size) {
+  if (!augment_.any() || phase_ == Phase::kVae) return {};
   const int64_t global = b * world_size(), first = group_ ? b * group_->rank() : 0;
-  AugmentDraw real = draw_augment(augment_, global, size, generator_).narrow(first, b);
-  AugmentDraw generated = draw_augment(augment_, global, size, generator_).narrow(first, b);
-  return {std::move(real), std::move(generated)};
+  AugmentDraws d;
+  d.real = draw_augment(augment_, global, size, generator_).narrow(first, b);
+  d.generated = draw_augment(augment_, global, size, generator_).narrow(first, b);
+  return d;
 }
 
 int64_t Trainer::updates_taken(Network which) {
@@ -478,6 +480,7 @@ struct Trainer::StepGraph {
   c10::cuda::CUDAStream stream;
   int64_t warmup_steps = 0;
   torch::Tensor x, eps, z_prior;  ///< the graph's inputs (undefined until the capture)
+  AugmentDraws augments;          ///< the graph's augmentation parameters, on the device (empty without --augment)
   at::cuda::CUDAGraph compute;    ///< forward pass, losses, scalars, gradients
   /// `[K + 1]` float64: the phase's scalars, then the sum of every gradient entry (finite when
   /// every entry is, as `all_finite`)
@@ -536,7 +539,7 @@ Trainer::~Trainer() = default;
 bool Trainer::uses_cuda_graphs() const {
 #ifdef VAEGAN_WITH_CUDA
   return config_.cuda_graphs && device_.is_cuda() && !group_ && !config_.equilibrium && config_.r1_gamma <= 0 &&
-         !augment_.any() && !cuda_graphs_failed_;
+         !cuda_graphs_failed_;
 #else
   return false;
 #endif
@@ -604,6 +607,10 @@ std::optional<StepStats> Trainer::graph_step(const torch::Tensor& batch, const t
   g.x.copy_(batch, /*non_blocking=*/true);
   g.eps.copy_(eps);
   g.z_prior.copy_(z_prior);
+  // drawn where the eager step draws them: after the noise, from the same generator
+  const AugmentDraws augments = draw_augments(batch.size(0), batch.size(2));
+  g.augments.real.copy_(augments.real);
+  g.augments.generated.copy_(augments.generated);
   g.compute.replay();
   const std::vector<double> readout = scalar_values(g.readout);
   StepStats s = stats_of(g.computed, {readout.begin(), readout.end() - 1});
@@ -631,8 +638,15 @@ void Trainer::capture_step(const torch::Tensor& batch, const torch::Tensor& eps,
   if (config_.channels_last) g.x = g.x.contiguous(torch::MemoryFormat::ChannelsLast);
   g.eps = eps.to(device_, /*non_blocking=*/false, /*copy=*/true);
   g.z_prior = z_prior.to(device_, /*non_blocking=*/false, /*copy=*/true);
+  if (augment_.any() && phase_ != Phase::kVae) {
+    // buffers of the draws' shapes; their values come before each replay, so the trainer's
+    // generator is left alone here
+    at::Generator placeholder = at::make_generator<at::CPUGeneratorImpl>(0);
+    g.augments.real = draw_augment(augment_, batch.size(0), batch.size(2), placeholder).to(device_);
+    g.augments.generated = draw_augment(augment_, batch.size(0), batch.size(2), placeholder).to(device_);
+  }
   capture_on(g.compute, g.stream, [&] {
-    Computed c = compute(g.x, g.eps, g.z_prior);
+    Computed c = compute(g.x, g.eps, g.z_prior, g.augments);
     std::vector<torch::Tensor> gradients;
     for (const Update& u : c.updates) gradients.insert(gradients.end(), u.gradients.begin(), u.gradients.end());
     g.readout = torch::cat({c.scalars, entry_sum(gradients).reshape({1})});

@@ -341,6 +341,19 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaGraphs,
                                        3},
                              GraphCase{"vae", [](TrainConfig& c) { c.model.type = ModelType::kVae; }, 3},
                              GraphCase{"gan", [](TrainConfig& c) { c.model.type = ModelType::kGan; }, 3},
+                             // the augmentation's parameters are graph inputs, drawn as the eager step draws them
+                             GraphCase{"vaegan_augmented",
+                                       [](TrainConfig& c) {
+                                         c.augment = "color,translation,cutout";
+                                         c.augment_p = 0.7;
+                                       },
+                                       3},
+                             GraphCase{"gan_augmented",
+                                       [](TrainConfig& c) {
+                                         c.model.type = ModelType::kGan;
+                                         c.augment = "translation";
+                                       },
+                                       3},
                              // Adam and clipping step eagerly on the graph's gradients: the step graph only
                              GraphCase{"adam_clipped",
                                        [](TrainConfig& c) {

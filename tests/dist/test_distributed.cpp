@@ -23,6 +23,7 @@
 #include "../test_util.h"
 #include "vaegan/core/error.h"
 #include "vaegan/dist/process_group.h"
+#include "vaegan/model/augment.h"
 #include "vaegan/model/gan.h"
 #include "vaegan/model/vae.h"
 #include "vaegan/train/checkpoint.h"
@@ -193,6 +194,9 @@ TrainConfig equivalence_config(ModelType type) {
     // one backward pass per network, as the reference computes them: the fused pass rounds
     // differently, and RMSprop's first steps amplify rounding in near-zero gradients
     c.fused_step = false;
+    // every transform, some images left alone: each rank's rows of every parameter of the draw
+    c.augment = "color,translation,cutout";
+    c.augment_p = 0.7;
   }
   return c;
 }
@@ -224,10 +228,19 @@ std::vector<torch::Tensor> all_grads(const torch::Tensor& loss, const std::vecto
 /// The reference of two ranks: one process that runs the halves `xs` of the global batch through
 /// separate forwards (batch norm per half), with the halves of the global noise, averages their
 /// losses (and, for the equilibrium rule, their BCEs) and their gradients, and steps each network
-/// once. Returns the averaged losses {prior, llike or pixel, dis, adv}.
+/// once. Returns the averaged losses {prior, llike or pixel, dis, adv}. The global batch's
+/// augmentation (`config.augment`) is drawn from `ref`'s generator after the noise, real then
+/// generated, and each half gets its rows, as `Trainer::draw_augments` gives each rank.
 std::vector<double> reference_step(Trainer& ref, const std::vector<torch::Tensor>& xs, const torch::Tensor& eps,
                                    const torch::Tensor& z_prior) {
   const TrainConfig& c = ref.config();
+  const AugmentOptions augment = parse_augment_policy(c.augment).probability(c.augment_p);
+  AugmentDraw real_augment, generated_augment;
+  if (augment.any() && ref.phase() != Phase::kVae) {
+    const int64_t global = eps.size(0), size = xs[0].size(2);
+    real_augment = draw_augment(augment, global, size, ref.generator());
+    generated_augment = draw_augment(augment, global, size, ref.generator());
+  }
   Model& m = ref.model();
   const auto halves = static_cast<double>(xs.size());
   const std::vector<torch::Tensor> enc = m->encoder ? m->encoder->parameters() : std::vector<torch::Tensor>{},
@@ -239,11 +252,15 @@ std::vector<double> reference_step(Trainer& ref, const std::vector<torch::Tensor
   auto noise = [&](const torch::Tensor& all, size_t h) {
     return all.narrow(0, static_cast<int64_t>(h) * kRankBatch, kRankBatch);
   };
+  auto rows = [&](const AugmentDraw& all, size_t h) {
+    return all.narrow(static_cast<int64_t>(h) * kRankBatch, kRankBatch);
+  };
   if (ref.phase() == Phase::kVaeGan) {
     std::vector<VaeGanLosses> ls;
     double real = 0, generated = 0;
     for (size_t h = 0; h < xs.size(); ++h) {
-      const VaeGanForward f = vae_gan_forward(m, xs[h], noise(eps, h), noise(z_prior, h), c.batch_norm, c.dis_on_recon);
+      const VaeGanForward f = vae_gan_forward(m, xs[h], noise(eps, h), noise(z_prior, h), c.batch_norm, c.dis_on_recon,
+                                              rows(real_augment, h), rows(generated_augment, h));
       ls.push_back(vae_gan_losses(f, ref.loss_options()));
       real += bce(f.real.logits, 1) / halves;
       generated += bce(f.prior.logits, 0) / halves;
@@ -271,7 +288,9 @@ std::vector<double> reference_step(Trainer& ref, const std::vector<torch::Tensor
     apply_mean(ref, Network::kDecoder, dec, g_dec);
   } else {
     for (size_t h = 0; h < xs.size(); ++h) {
-      const GanLosses l = gan_losses(gan_forward(m, xs[h], noise(z_prior, h), c.batch_norm), c.gan_loss);
+      const GanLosses l = gan_losses(
+          gan_forward(m, xs[h], noise(z_prior, h), c.batch_norm, rows(real_augment, h), rows(generated_augment, h)),
+          c.gan_loss);
       losses[2] += l.dis.item<double>() / halves;
       losses[3] += l.adv.item<double>() / halves;
       g_dec.push_back(all_grads(l.adv, dec));

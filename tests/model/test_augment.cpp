@@ -169,6 +169,31 @@ TEST(Augment, DrawsStayInTheirRangesRepeatFromTheSeedAndProbabilityZeroIsTheIden
   EXPECT_THROW(augment(torch::rand({3, 3, 8, 8}), none), c10::Error);
 }
 
+// A CUDA graph's input buffers (Trainer::graph_step): a draw copied into another one's tensors
+// transforms images as the original draw does; rows narrow as a rank's share; mismatches throw.
+TEST(Augment, DrawsCopyIntoBuffersAndNarrowToRows) {
+  const AugmentOptions all = parse_augment_policy("color,translation,cutout");
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(7);
+  const AugmentDraw d = draw_augment(all, 6, 16, g);
+  AugmentDraw buffers = draw_augment(all, 6, 16, g).to(torch::kCPU);
+  ASSERT_FALSE(torch::equal(buffers.shift_x, d.shift_x) && torch::equal(buffers.cutout_y, d.cutout_y));
+  const void* shift_data = buffers.shift_x.data_ptr();
+  buffers.copy_(d);
+  EXPECT_EQ(buffers.shift_x.data_ptr(), shift_data) << "copy_ must write in place";
+  const torch::Tensor x = torch::rand({6, 3, 16, 16});
+  EXPECT_TRUE(torch::equal(augment(x, buffers), augment(x, d)));
+  // to() copies: new tensors with the same values
+  const AugmentDraw copied = d.to(torch::kCPU);
+  EXPECT_NE(copied.shift_x.data_ptr(), d.shift_x.data_ptr());
+  EXPECT_TRUE(torch::equal(augment(x, copied), augment(x, d)));
+  // rows 2..4 of a draw transform images 2..4 as the whole draw does
+  EXPECT_TRUE(torch::equal(augment(x.narrow(0, 2, 3), d.narrow(2, 3)), augment(x, d).narrow(0, 2, 3)));
+  AugmentDraw translation_only = draw_augment(parse_augment_policy("translation"), 6, 16, g);
+  EXPECT_THROW(translation_only.copy_(d), c10::Error);  // other transforms
+  AugmentDraw smaller = draw_augment(all, 4, 16, g);
+  EXPECT_THROW(smaller.copy_(d), c10::Error);  // other batch size
+}
+
 TEST(Augment, TheDiscriminatorSeesEachReconstructionTransformedAsItsOriginal) {
   torch::manual_seed(0);
   ModelConfig mc;

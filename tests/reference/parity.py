@@ -3,7 +3,9 @@
 
 Everything runs in float64 on both sides, so the two implementations agree to ~1e-10 and any
 real difference stands out. Reads from --dir: model.pt (the C++ model before training, `torch::save(VaeGan)`), and x.npy
-[T, B, C, S, S], eps.npy [T, B, Z], zp.npy [T, B, Z] (the batches and noise of T steps).
+[T, B, C, S, S], eps.npy [T, B, Z], zp.npy [T, B, Z] (the batches and noise of T steps) and, with
+--translation, shifts.npy [T, 2, B, 2] (each step's translations of real and generated images,
+vaegan_ref.translate).
 Writes to --dir: py_grads/<network>.<parameter>.npy (each network's gradient at step 0, before
 any update, routed as docs/design.md, "The algorithm" says), py_losses.npy [T, K] (the losses of every step of T
 RMSprop steps: vaegan L_prior, L_llike, L_dis, L_adv; vae L_prior, L_pixel; gan L_dis, L_adv) and, for vaegan,
@@ -53,12 +55,17 @@ def main():
     ap.add_argument("--gan-loss", choices=("non-saturating", "minimax"), default="non-saturating")
     ap.add_argument("--real-weight", type=float, default=0.0, help="weight of real images in L_dis (0: plain sum)")
     ap.add_argument("--equilibrium", default=None, help="VALUE,MARGIN,adversarial|decoder: the equilibrium rule")
+    ap.add_argument("--translation", action="store_true", help="translate what the discriminator sees (shifts.npy)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.set_num_threads(1)
     d = args.dir
     x, eps, zp = (torch.from_numpy(np.load(os.path.join(d, f))).double().to(dev)
                   for f in ("x.npy", "eps.npy", "zp.npy"))
+
+    shifts = [None] * x.shape[0]
+    if args.translation:
+        shifts = torch.from_numpy(np.load(os.path.join(d, "shifts.npy"))).long()
 
     mode = dict(joint=args.batch_norm == "joint", dis_on_recon=args.dis_on_recon == "true",
                 original=args.batch_norm == "original", real_weight=args.real_weight, gan_loss=args.gan_loss)
@@ -76,13 +83,15 @@ def main():
     # step-0 gradients of each network's own objective
     nets = load()
     if args.model == "vaegan":
-        l_prior, l_llike, l_dis, l_adv = vaegan_ref.losses(*nets.values(), x[0], eps[0], zp[0], **mode)
+        l_prior, l_llike, l_dis, l_adv = vaegan_ref.losses(*nets.values(), x[0], eps[0], zp[0], shifts=shifts[0],
+                                                         **mode)
         objectives = {"encoder": l_prior + l_llike, "decoder": args.gamma * l_llike + l_adv, "discriminator": l_dis}
     elif args.model == "vae":
         l_prior, l_pixel = vaegan_ref.vae_losses(*nets.values(), x[0], eps[0], args.recon_loss)
         objectives = {"encoder": l_prior + l_pixel, "decoder": l_prior + l_pixel}
     else:
-        l_dis, l_adv = vaegan_ref.gan_losses(*nets.values(), x[0], zp[0], mode["joint"] or mode["original"])
+        l_dis, l_adv = vaegan_ref.gan_losses(*nets.values(), x[0], zp[0], mode["joint"] or mode["original"],
+                                             shifts[0])
         objectives = {"decoder": l_adv, "discriminator": l_dis}
     os.makedirs(os.path.join(d, "py_grads"), exist_ok=True)
     for name, net in nets.items():
@@ -114,13 +123,14 @@ def main():
     for t in range(x.shape[0]):
         if args.model == "vaegan":
             step_losses, gate = vaegan_ref.step(nets, opts, x[t], eps[t], zp[t], args.gamma, equilibrium=equilibrium,
-                                                **mode)
+                                                shifts=shifts[t], **mode)
             losses.append(step_losses)
             gates.append(gate)
         elif args.model == "vae":
             losses.append(vaegan_ref.vae_step(nets, opts, x[t], eps[t], args.recon_loss))
         else:
-            losses.append(vaegan_ref.gan_step(nets, opts, x[t], zp[t], mode["joint"] or mode["original"]))
+            losses.append(vaegan_ref.gan_step(nets, opts, x[t], zp[t], mode["joint"] or mode["original"],
+                                              shifts=shifts[t]))
     np.save(os.path.join(d, "py_losses.npy"), np.array(losses, dtype=np.float64))
     if gates:
         np.save(os.path.join(d, "py_gates.npy"), np.array(gates, dtype=np.float64))

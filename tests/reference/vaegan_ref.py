@@ -43,10 +43,29 @@ def vae_losses(enc, dec, x, eps, recon="bce"):
     return prior, pixel
 
 
-def gan_losses(dec, dis, x, zp, joint=False):
-    """L_dis (real vs prior samples) and the generator's non-saturating term."""
+def translate(images, shifts):
+    """DiffAugment's translation (Zhao et al. 2020), image by image: images [B, C, S, S] moved by
+    shifts [B, 2] (rows down, columns right; |shift| <= S/8 rounded) with zeros coming in. None:
+    the images unchanged."""
+    if shifts is None:
+        return images
+    s = images.shape[-1]
+    r = (s + 4) // 8
+    padded = F.pad(images, (r, r, r, r))
+    out = []
+    for i in range(images.shape[0]):
+        dy, dx = int(shifts[i][0]), int(shifts[i][1])
+        out.append(padded[i, :, r - dy:r - dy + s, r - dx:r - dx + s])
+    return torch.stack(out)
+
+
+def gan_losses(dec, dis, x, zp, joint=False, shifts=None):
+    """L_dis (real vs prior samples) and the generator's non-saturating term. shifts: None, or
+    (real, generated) translations [B, 2] of what the discriminator judges (`translate`)."""
     b = x.shape[0]
     fake = dec(zp)
+    if shifts is not None:
+        x, fake = translate(x, shifts[0]), translate(fake, shifts[1])
     if joint:
         logits, _ = dis(torch.cat([x, fake]))
         lx, lf = logits[:b], logits[b:]
@@ -57,7 +76,7 @@ def gan_losses(dec, dis, x, zp, joint=False):
 
 
 def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=False, real_weight=0.0,
-           gan_loss="non-saturating", with_fake_cost=False):
+           gan_loss="non-saturating", with_fake_cost=False, shifts=None):
     """L_prior, L_llike, L_dis, L_adv of docs/design.md, "The algorithm".
 
     joint: decoder on [z; zp] and discriminator on [x; xr; xp] in one batch each (batch norm
@@ -67,17 +86,22 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=
     adversarial term include the reconstructions. real_weight r > 0: L_dis is
     2 (r BCE(real) + (1 - r) mean BCE(generated)). gan_loss: "non-saturating" BCE(fake, 1) or
     "minimax" -BCE(fake, 0). with_fake_cost: also return (BCE on real, mean BCE on generated).
+    shifts: None, or (real, generated) translations [B, 2] of what the discriminator judges: x
+    and its reconstruction both by the real ones, the prior samples by the generated ones.
     """
     b = x.shape[0]
     mu, logvar = enc(x)
     z = mu + torch.exp(0.5 * logvar) * eps
+    real_shift, generated_shift = shifts if shifts is not None else (None, None)
+    x = translate(x, real_shift)  # the encoder has seen it; from here on, what the discriminator sees
     if joint:
         xd = dec(torch.cat([z, zp]))
+        xd = torch.cat([translate(xd[:b], real_shift), translate(xd[b:], generated_shift)])
         logits, feat = dis(torch.cat([x, xd]))
         lx, lr, lp = logits[:b], logits[b:2 * b], logits[2 * b:]
         fx, fr = feat[:b], feat[b:2 * b]
     elif original:
-        xr, xp = dec(z), dec(zp)
+        xr, xp = translate(dec(z), real_shift), translate(dec(zp), generated_shift)
         _, feat = dis(torch.cat([xr, x]))
         fr, fx = feat[:b], feat[b:]
         if dis_on_recon:
@@ -87,7 +111,8 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=
             logits, _ = dis(torch.cat([x, xp]))
             lx, lp, lr = logits[:b], logits[b:], None
     else:
-        (lx, fx), (lr, fr), (lp, _) = dis(x), dis(dec(z)), dis(dec(zp))
+        (lx, fx), (lr, fr), (lp, _) = (dis(x), dis(translate(dec(z), real_shift)),
+                                       dis(translate(dec(zp), generated_shift)))
     # losses in at least fp32 (under bf16 autocast the networks' outputs are bf16)
     lx, lr, lp, fx, fr, mu, logvar = (t.float() if t is not None and t.dtype == torch.bfloat16 else t
                                       for t in (lx, lr, lp, fx, fr, mu, logvar))
@@ -130,16 +155,16 @@ def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
 
 
 def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_recon=False, original=False,
-         real_weight=0.0, gan_loss="non-saturating", equilibrium=None):
+         real_weight=0.0, gan_loss="non-saturating", equilibrium=None, shifts=None):
     """One Algorithm-1 step; returns the four losses before the update and the gate's decisions
     (update discriminator, decoder's adversarial term). equilibrium: None, or (value, margin,
     skip) with skip "adversarial" (drop L_adv from the decoder's gradient) or "decoder" (skip
     the decoder's update), the rule of the authors' code on BCE(real) and the mean BCE of the
-    generated images."""
+    generated images. shifts: the translations of `losses`."""
     enc, dec, dis = nets
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         out = losses(enc, dec, dis, x, eps, zp, joint, dis_on_recon, original, real_weight, gan_loss,
-                     with_fake_cost=equilibrium is not None)
+                     with_fake_cost=equilibrium is not None, shifts=shifts)
     l_prior, l_llike, l_dis, l_adv = out[:4]
     update_dis, dec_adv = True, True
     if equilibrium is not None:
@@ -177,12 +202,12 @@ def vae_step(nets, opts, x, eps, recon="bce", autocast=False):
     return [float(prior.detach()), float(pixel.detach())]
 
 
-def gan_step(nets, opts, x, zp, joint=False, autocast=False):
+def gan_step(nets, opts, x, zp, joint=False, autocast=False, shifts=None):
     """One simultaneous GAN step: generator on its term, discriminator on L_dis, from one
     forward; returns both losses before the update."""
     dec, dis = nets
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-        l_dis, l_adv = gan_losses(dec, dis, x, zp, joint)
+        l_dis, l_adv = gan_losses(dec, dis, x, zp, joint, shifts)
     gg = torch.autograd.grad(l_adv, list(dec.parameters()), retain_graph=True)
     gd = torch.autograd.grad(l_dis, list(dis.parameters()))
     apply(nets, opts, (gg, gd))

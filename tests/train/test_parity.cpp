@@ -2,6 +2,7 @@
 // Python: Debian's python3-torch, or the virtual environment's torch 2.x for a LibTorch 2.x
 // build): step-0 gradients of every parameter and the losses of 10 RMSprop steps, on the CPU
 // (label parity) and on a GPU (CudaParity, label cuda).
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 
 #include "../test_util.h"
 #include "vaegan/io/npy.h"
+#include "vaegan/model/augment.h"
 #include "vaegan/train/trainer.h"
 
 namespace vaegan {
@@ -31,8 +33,8 @@ double lr_of(const TrainConfig& c, Network n) {
   return own > 0 ? own : c.lr;
 }
 
-/// Runs the parity check for `c` (model, preset, batch-norm mode, dis_on_recon, recon loss
-/// taken from it): step-0 gradients of every parameter and the losses of 10 RMSprop steps, both
+/// Runs the parity check for `c` (model, preset, batch-norm mode, dis_on_recon, recon loss,
+/// translation taken from it): step-0 gradients of every parameter and the losses of 10 RMSprop steps, both
 /// sides computing on `device`.
 /// `gates_held` (when given) receives how many updates the equilibrium rule held back in the 10
 /// steps.
@@ -66,6 +68,24 @@ void check_parity(TrainConfig c, torch::Device device = torch::kCPU, int* gates_
   write_npy(dir / "x.npy", x);
   write_npy(dir / "eps.npy", eps);
   write_npy(dir / "zp.npy", zp);
+  // The translations the trainer draws (`Trainer::draw_augments`: from its generator, seeded with
+  // c.seed, real images' then generated images' draw in every step with a discriminator), drawn
+  // here again for the reference, which translates image by image (vaegan_ref.translate).
+  const AugmentOptions augment = parse_augment_policy(c.augment).probability(c.augment_p);
+  ASSERT_FALSE(augment.color() || augment.cutout()) << "the reference implements translation only";
+  const bool translated = augment.translation() && c.model.type != ModelType::kVae;
+  if (translated) {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(c.seed);
+    torch::Tensor shifts = torch::zeros({steps, 2, batch, 2}, f64);
+    for (int64_t t = 0; t < steps; ++t) {
+      for (int64_t k = 0; k < 2; ++k) {
+        const AugmentDraw d = draw_augment(augment, batch, size, g);
+        shifts[t][k] = torch::stack({d.shift_y, d.shift_x}, 1).to(torch::kFloat64);
+      }
+    }
+    ASSERT_GT(shifts.abs().sum().item<double>(), 0);
+    write_npy(dir / "shifts.npy", shifts);
+  }
 
   // The step assigns each parameter's gradient to .grad before its optimizer steps, so after the
   // first step .grad holds the step-0 gradients (batch-norm running statistics do not enter).
@@ -101,6 +121,7 @@ void check_parity(TrainConfig c, torch::Device device = torch::kCPU, int* gates_
                   lr_of(c, Network::kDecoder), lr_of(c, Network::kDiscriminator), c.adam_beta1, c.adam_beta2,
                   c.weight_decay, c.grad_clip) +
       fmt::format(" --gan-loss {} --real-weight {}", enum_name(c.gan_loss), c.dis_real_weight) +
+      (translated ? " --translation" : "") +
       (c.equilibrium ? fmt::format(" --equilibrium {},{},{}", c.equilibrium_value, c.equilibrium_margin,
                                    enum_name(c.equilibrium_skip))
                      : std::string());

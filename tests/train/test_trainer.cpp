@@ -620,5 +620,22 @@ TEST(Checkpoint, KeepsOnlyTheNewestAndRefusesMissingOnes) {
   EXPECT_THROW(load_model(dir.path(), torch::kCPU), InputError);
 }
 
+// Translation became the default after `--augment` existed: a run's config.json from before
+// (format_version, no `augment`) resumes as it trained, without augmentation; a config by hand
+// gets the default; the authors' recipe has none.
+TEST(Config, AugmentationDefaultsToTranslationExceptForConfigsWrittenWithoutIt) {
+  EXPECT_EQ(TrainConfig{}.augment, "translation");
+  nlohmann::json j;
+  to_json(j, TrainConfig{});
+  EXPECT_EQ(parse_config(j.dump(), "new/config.json").augment, "translation");
+  j.erase("augment");
+  EXPECT_EQ(parse_config(j.dump(), "old/config.json").augment, "none");
+  EXPECT_EQ(parse_config(R"({"epochs": 3})", "mine.json").augment, "translation");
+  EXPECT_EQ(parse_config(R"({"epochs": 3, "augment": "cutout"})", "mine.json").augment, "cutout");
+  TrainConfig authors;
+  apply_recipe(Recipe::kOriginal, authors);
+  EXPECT_EQ(authors.augment, "none");
+}
+
 }  // namespace
 }  // namespace vaegan

@@ -55,6 +55,12 @@ struct AugmentDraw {
   bool any() const { return brightness.defined() || shift_y.defined() || cutout_on.defined(); }
   /// The rows `first .. first + count - 1` of every tensor (a rank's share of a global draw).
   AugmentDraw narrow(int64_t first, int64_t count) const;
+  /// A copy of every tensor on `device` (a CUDA graph's input buffers).
+  AugmentDraw to(const torch::Device& device) const;
+  /// Copies `source`'s parameters into this draw's tensors, in place (a CUDA graph's inputs
+  /// before a replay). Throws `c10::Error` when the two do not have the same transforms and
+  /// batch size.
+  void copy_(const AugmentDraw& source);
 };
 
 /// Draws the parameters of `batch` images of size `size` from `generator` (CPU). The number and

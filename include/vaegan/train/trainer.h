@@ -174,9 +174,9 @@ class Trainer {
 
   /// Whether this trainer's steps are replayed from CUDA graphs: `config.cuda_graphs`, a CUDA
   /// device and a build with CUDA, one process, and a step without a host decision between its
-  /// forward pass and its gradients (no equilibrium rule), no double backward pass (no R1
-  /// penalty) and no host draws (no augmentation). The optimizers' steps are captured too with
-  /// RMSprop and no gradient clipping (Adam's bias correction and clipping's norm are computed on
+  /// forward pass and its gradients (no equilibrium rule) and no double backward pass (no R1
+  /// penalty). Augmentation's parameters, drawn on the host, are graph inputs as the noise is. The optimizers' steps
+  /// are captured too with RMSprop and no gradient clipping (Adam's bias correction and clipping's norm are computed on
   /// the host); the decoder's moving average is updated outside the graphs.
   bool uses_cuda_graphs() const;
   /// CUDA graphs captured so far (each phase's step graph and each re-capture of the optimizers'
@@ -268,12 +268,20 @@ class Trainer {
     bool dis_updated = true, dec_adv_updated = true;
     std::vector<Update> updates;
   };
-  /// The device part of a step of the current phase on `x`, `eps`, `z_prior` (on the device).
-  /// Reads nothing back from the device unless the equilibrium rule is on.
-  Computed compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
-  Computed vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior);
+  /// The parameters of a step's augmentation (`draw_augments`): real images and their
+  /// reconstructions, then generated images; empty draws without augmentation.
+  struct AugmentDraws {
+    AugmentDraw real, generated;
+  };
+  /// The device part of a step of the current phase on `x`, `eps`, `z_prior` (on the device),
+  /// with `augments`' transforms on what the discriminator judges. Reads nothing back from the
+  /// device unless the equilibrium rule is on.
+  Computed compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
+                   const AugmentDraws& augments);
+  Computed vae_gan_compute(const torch::Tensor& x, const torch::Tensor& eps, const torch::Tensor& z_prior,
+                           const AugmentDraws& augments);
   Computed vae_compute(const torch::Tensor& x, const torch::Tensor& eps);
-  Computed gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior);
+  Computed gan_compute(const torch::Tensor& x, const torch::Tensor& z_prior, const AugmentDraws& augments);
   /// The step's statistics from `c` and the scalars' values `v` (averaged over the ranks).
   static StepStats stats_of(const Computed& c, const std::vector<double>& v);
   /// The step on CUDA graphs (see `step`); null when this step must run without them.
@@ -299,9 +307,10 @@ class Trainer {
   void add_r1_gradient(const torch::Tensor& x, std::vector<torch::Tensor>& gradients);
   /// This rank's share of two draws of `config.augment`'s transforms for `b` images of size
   /// `size` (real images and their reconstructions, then generated images), from the trainer's
-  /// generator at the global batch as the step's noise; empty draws without augmentation. Only
-  /// the phases with a discriminator draw them (a vae-then-gan run's VAE phase draws none).
-  std::pair<AugmentDraw, AugmentDraw> draw_augments(int64_t b, int64_t size);
+  /// generator at the global batch as the step's noise, on the CPU; empty draws without
+  /// augmentation. Only the phases with a discriminator draw them (a vae-then-gan run's VAE
+  /// phase draws none). Every step draws them once, after its noise, with or without CUDA graphs.
+  AugmentDraws draw_augments(int64_t b, int64_t size);
   /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
   void update_ema();
   bool bf16() const { return config_.precision == Precision::kBf16; }
