@@ -15,28 +15,19 @@ namespace vaegan {
 
 // Every top-level key of config.json that maps one-to-one onto a field of TrainConfig, in one
 // list: X(field) for each.
-#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                                                  \
-  X(model)                                                                                                             \
-  X(dataset)                                                                                                           \
-  X(data_dir)                                                                                                          \
-  X(horizontal_flip)                                                                                                   \
-  X(loader_threads)                                                                                                    \
-  X(celeba_protocol)                                                                                                   \
-  X(val_fraction)                                                                                                      \
-  X(epochs)                                                                                                            \
-  X(max_steps)                                                                                                         \
-  X(batch_size)                                                                                                        \
-  X(pretrain_epochs)                                                                                                   \
-  X(max_minutes)                                                                                                       \
-  X(optimizer)                                                                                                         \
-  X(lr)                                                                                                                \
-  X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1) X(adam_beta2) X(weight_decay) X(grad_clip)             \
-      X(lr_schedule) X(lr_decay) X(lr_anneal_epochs) X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio)          \
-          X(rmsprop_alpha) X(gamma) X(beta) X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight)  \
-              X(r1_gamma) X(r1_interval) X(augment) X(augment_p) X(init) X(equilibrium) X(equilibrium_value)           \
-                  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs) X(precision) \
-                      X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads) X(log_every)         \
-                          X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
+// clang-format off
+#define VAEGAN_TRAIN_CONFIG_FIELDS(X)                                                        \
+  X(model) X(dataset) X(data_dir) X(horizontal_flip) X(loader_threads) X(celeba_protocol)    \
+  X(val_fraction) X(epochs) X(max_steps) X(batch_size) X(pretrain_epochs) X(max_minutes)     \
+  X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1)           \
+  X(adam_beta2) X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs)  \
+  X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) \
+  X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma)      \
+  X(r1_interval) X(augment) X(augment_p) X(init) X(equilibrium) X(equilibrium_value)         \
+  X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs)    \
+  X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads)   \
+  X(log_every) X(grid_size) X(val_images) X(early_stop_patience) X(tensorboard)
+// clang-format on
 
 namespace {
 

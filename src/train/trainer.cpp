@@ -435,7 +435,7 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
 }
 
 Trainer::AugmentDraws Trainer::draw_augments(int64_t b, int64_t size) {
-  if (!augment_.any() || phase_ == Phase::kVae) return {};
+  if (!augmenting()) return {};
   const int64_t global = b * world_size(), first = group_ ? b * group_->rank() : 0;
   AugmentDraws d;
   d.real = draw_augment(augment_, global, size, generator_).narrow(first, b);
@@ -638,7 +638,7 @@ void Trainer::capture_step(const torch::Tensor& batch, const torch::Tensor& eps,
   if (config_.channels_last) g.x = g.x.contiguous(torch::MemoryFormat::ChannelsLast);
   g.eps = eps.to(device_, /*non_blocking=*/false, /*copy=*/true);
   g.z_prior = z_prior.to(device_, /*non_blocking=*/false, /*copy=*/true);
-  if (augment_.any() && phase_ != Phase::kVae) {
+  if (augmenting()) {
     // buffers of the draws' shapes; their values come before each replay, so the trainer's
     // generator is left alone here
     at::Generator placeholder = at::make_generator<at::CPUGeneratorImpl>(0);

@@ -190,9 +190,9 @@ struct TrainConfig {
 void to_json(nlohmann::json& j, const TrainConfig& c);
 /// Reads a config written by `to_json` (or by hand: `vaegan train --config`); missing keys keep
 /// their defaults, except `augment` in a config with `format_version` (written by a vaegan from
-/// before `--augment`, which trained without it): `none`. Throws `InputError` naming the key for an unknown key (at the
-/// top level or in `model`), a value of the wrong type or an unknown name, or when `format_version` is newer than this
-/// build's.
+/// before `--augment`, which trained without it): `none`. Throws `InputError` naming the key for
+/// an unknown key (at the top level or in `model`), a value of the wrong type or an unknown name,
+/// or when `format_version` is newer than this build's.
 void from_json(const nlohmann::json& j, TrainConfig& c);
 
 /// Checks every field's range and the combinations, once. Throws `InputError` naming the flag,

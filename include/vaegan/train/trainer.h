@@ -175,9 +175,10 @@ class Trainer {
   /// Whether this trainer's steps are replayed from CUDA graphs: `config.cuda_graphs`, a CUDA
   /// device and a build with CUDA, one process, and a step without a host decision between its
   /// forward pass and its gradients (no equilibrium rule) and no double backward pass (no R1
-  /// penalty). Augmentation's parameters, drawn on the host, are graph inputs as the noise is. The optimizers' steps
-  /// are captured too with RMSprop and no gradient clipping (Adam's bias correction and clipping's norm are computed on
-  /// the host); the decoder's moving average is updated outside the graphs.
+  /// penalty). Augmentation's parameters, drawn on the host, are graph inputs as the noise is.
+  /// The optimizers' steps are captured too with RMSprop and no gradient clipping (Adam's bias
+  /// correction and clipping's norm are computed on the host); the decoder's moving average is
+  /// updated outside the graphs.
   bool uses_cuda_graphs() const;
   /// CUDA graphs captured so far (each phase's step graph and each re-capture of the optimizers'
   /// graph after a change of learning rate count one).
@@ -311,6 +312,9 @@ class Trainer {
   /// augmentation. Only the phases with a discriminator draw them (a vae-then-gan run's VAE
   /// phase draws none). Every step draws them once, after its noise, with or without CUDA graphs.
   AugmentDraws draw_augments(int64_t b, int64_t size);
+  /// Whether this phase's steps augment what the discriminator judges: `config.augment` names a
+  /// transform and the phase has a discriminator (not a vae-then-gan run's VAE phase).
+  bool augmenting() const { return augment_.any() && phase_ != Phase::kVae; }
   /// Averages the decoder's current weights into `ema_decoder_` (see `ema_decoder`).
   void update_ema();
   bool bf16() const { return config_.precision == Precision::kBf16; }
