@@ -12,7 +12,7 @@ import os
 import torch
 import torch.nn as nn
 
-from .networks import Decoder, Discriminator, Encoder, network_options
+from .networks import PRESET_VERSION, Decoder, Discriminator, Encoder, network_options
 
 __all__ = ["FORMAT_VERSION", "VaeGanModel", "load", "resolve_checkpoint"]
 
@@ -141,8 +141,10 @@ def load(path, device="cpu", decoder_weights="auto"):
     kind = m.get("type", "vaegan")
     if kind not in _HAS_ENCODER:
         raise ValueError(f"{directory}/config.json: unknown model type {kind!r}")
+    # A run's config.json written before the presets had revisions means revision 1 (presets.h).
+    preset_version = m.get("preset_version", 1 if "format_version" in config and "model" in config else PRESET_VERSION)
     enc, dec, dis = network_options(m.get("arch", "small32"), m.get("channels", 1), m.get("image_size", 0),
-                                    m.get("latent_dim", 0), m.get("feature_layer", 4))
+                                    m.get("latent_dim", 0), m.get("feature_layer", 4), preset_version)
     encoder = Encoder(**enc) if _HAS_ENCODER[kind] else None
     discriminator = Discriminator(**dis) if _HAS_DISCRIMINATOR[kind] else None
     model = VaeGanModel(config, encoder, Decoder(**dec), discriminator, checkpoint=directory, step=state.get("step"))

@@ -7,17 +7,22 @@ C channels, S image size, Z latent size. Images are ``[B, C, S, S]`` in ``[-1, 1
 import torch
 import torch.nn as nn
 
-__all__ = ["Encoder", "Decoder", "Discriminator", "PRESETS", "network_options", "build_networks"]
+__all__ = ["Encoder", "Decoder", "Discriminator", "PRESETS", "PRESET_VERSION", "network_options", "build_networks"]
 
 # Per preset (include/vaegan/nn/presets.h): image size, latent size, encoder convolutions and fc
 # width, decoder convolutions, discriminator convolutions and fc width. mlp28 has no convolutions.
 PRESETS = {
-    "small32": dict(size=32, latent=64, enc=(32, 64, 128), enc_fc=1024, dec=(128, 64, 16), dis=(16, 64, 128, 128),
+    "small32": dict(size=32, latent=32, enc=(32, 64, 128), enc_fc=1024, dec=(128, 64, 16), dis=(16, 64, 128, 128),
                     dis_fc=256),
     "paper64": dict(size=64, latent=128, enc=(64, 128, 256), enc_fc=2048, dec=(256, 128, 32), dis=(32, 128, 256, 256),
                     dis_fc=512),
     "mlp28": dict(size=28, latent=20, enc=(), enc_fc=512, dec=(), dis=(32, 128, 256, 256), dis_fc=512),
 }
+
+# The revision of the presets that a size of 0 means (``kPresetVersion`` in presets.h): revision 1
+# gave small32 Z = 64 (runs written before 2026-11-28; their config.json has no ``preset_version``).
+PRESET_VERSION = 2
+_LATENT_REVISION_1 = {"small32": 64}
 
 
 def _conv(cin, cout, k, stride, bias):
@@ -131,14 +136,18 @@ class Discriminator(nn.Module):
         return self.head(x.flatten(1)), features
 
 
-def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4):
+def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4, preset_version=PRESET_VERSION):
     """The constructor arguments of the three networks for preset ``arch`` (``small32``,
     ``paper64``, ``mlp28``), as ``config.json``'s ``model`` object gives them (0: the preset's
-    size). Raises ``ValueError`` naming the field for an unknown preset."""
+    size in revision ``preset_version``). Raises ``ValueError`` naming the field for an unknown
+    preset or revision."""
     if arch not in PRESETS:
         raise ValueError(f"arch: unknown architecture {arch!r} (expected one of {', '.join(PRESETS)})")
+    if preset_version not in (1, PRESET_VERSION):
+        raise ValueError(f"preset_version: must be 1 or {PRESET_VERSION}, got {preset_version!r}")
     p = PRESETS[arch]
-    s, z = image_size or p["size"], latent_dim or p["latent"]
+    preset_z = _LATENT_REVISION_1.get(arch, p["latent"]) if preset_version == 1 else p["latent"]
+    s, z = image_size or p["size"], latent_dim or preset_z
     mlp = arch == "mlp28"
     enc = dict(in_channels=channels, image_size=s, latent_dim=z, channels=p["enc"], fc_dim=p["enc_fc"],
                fc_layers=2 if mlp else 1, batch_norm=not mlp)
@@ -147,7 +156,7 @@ def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=
     return enc, dec, dis
 
 
-def build_networks(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4):
+def build_networks(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4, preset_version=PRESET_VERSION):
     """``(Encoder, Decoder, Discriminator)`` of preset ``arch`` with freshly initialized weights."""
-    enc, dec, dis = network_options(arch, channels, image_size, latent_dim, feature_layer)
+    enc, dec, dis = network_options(arch, channels, image_size, latent_dim, feature_layer, preset_version)
     return Encoder(**enc), Decoder(**dec), Discriminator(**dis)

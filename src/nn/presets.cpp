@@ -19,9 +19,15 @@ int64_t preset_image_size(const std::string& arch) {
   throw InputError(fmt::format("--arch: unknown architecture '{}' (expected small32, paper64 or mlp28)", arch));
 }
 
-int64_t preset_latent_dim(const std::string& arch) {
+int64_t preset_latent_dim(const std::string& arch, int preset_version) {
   const int64_t size = preset_image_size(arch);
-  return size == 28 ? 20 : size == 32 ? 64 : 128;
+  if (preset_version < 1 || preset_version > kPresetVersion) {
+    throw InputError(
+        fmt::format("model.preset_version: must be in 1..{} (the preset revisions this build knows), got {}",
+                    kPresetVersion, preset_version));
+  }
+  if (size == 32) return preset_version == 1 ? 64 : 32;
+  return size == 28 ? 20 : 128;
 }
 
 NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,

@@ -82,6 +82,11 @@ void from_json(const nlohmann::json& j, TrainConfig& c) {
   VAEGAN_TRAIN_CONFIG_FIELDS(VAEGAN_FROM_JSON)
 #undef VAEGAN_FROM_JSON
   read_key(j, "recon_loss", c.model.recon_loss);
+  // Likewise a run's config.json written before the presets had revisions (a `model` object
+  // without `preset_version`) means small32's Z = 64 by a latent size of 0.
+  if (j.contains("format_version") && j.contains("model") && !j.at("model").contains("preset_version")) {
+    c.model.preset_version = 1;
+  }
 }
 
 void validate(const TrainConfig& c) {

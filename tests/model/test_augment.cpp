@@ -204,7 +204,7 @@ TEST(Augment, TheDiscriminatorSeesEachReconstructionTransformedAsItsOriginal) {
   const AugmentOptions all = parse_augment_policy("color,translation,cutout");
   const AugmentDraw real = draw_augment(all, 4, 32, gen), prior = draw_augment(all, 4, 32, gen);
   const torch::Tensor x = torch::rand({4, 3, 32, 32}) * 2 - 1;
-  const torch::Tensor eps = torch::randn({4, 64}), z_prior = torch::randn({4, 64});
+  const torch::Tensor eps = torch::randn({4, model->latent_dim()}), z_prior = torch::randn({4, model->latent_dim()});
   torch::NoGradGuard no_grad;
   const VaeGanForward f = vae_gan_forward(model, x, eps, z_prior, BatchNormMode::kSeparate, false, real, prior);
   const VaeGanForward plain = vae_gan_forward(model, x, eps, z_prior);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "../test_util.h"
 #include "vaegan/io/npy.h"
@@ -19,6 +21,9 @@ struct PackageCase {
   std::string arch;
   int64_t channels, image_size;
   double ema_decay = 0;  ///< > 0: the checkpoint has decoder-ema.pt, which both sides must decode with
+  /// 1: a run written before the presets had revisions (small32's Z = 64); Python reads its
+  /// config.json without the key, as such a run's is.
+  int preset_version = kPresetVersion;
 };
 
 TEST(Parity, PythonPackageMatchesTheCppNetworks) {
@@ -29,7 +34,8 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
       {ModelType::kVaeGan, "small32", 1, 0},      {ModelType::kVaeGan, "paper64", 3, 0},
       {ModelType::kVae, "small32", 1, 0},         {ModelType::kVae, "mlp28", 1, 0},
       {ModelType::kGan, "small32", 1, 0},         {ModelType::kGan, "paper64", 1, 0},
-      {ModelType::kVaeThenGan, "small32", 3, 64}, {ModelType::kVaeGan, "small32", 1, 0, 0.5}};
+      {ModelType::kVaeThenGan, "small32", 3, 64}, {ModelType::kVaeGan, "small32", 1, 0, 0.5},
+      {ModelType::kVaeGan, "small32", 1, 0, 0, 1}};
   test::TempDir dir;
   torch::manual_seed(5);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -43,6 +49,7 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
     c.model.feature_layer = 3;
     c.batch_size = 4;
     c.ema_decay = k.ema_decay;
+    c.model.preset_version = k.preset_version;
     c.precision = Precision::kFp32;
     const std::string run_dir = dir / std::to_string(i);
     std::filesystem::create_directories(run_dir);
@@ -75,6 +82,13 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
       const DiscriminatorOutput d = model->discriminator->forward(x);
       write_npy(run_dir + "/dis_logits.npy", d.logits);
       write_npy(run_dir + "/dis_features.npy", d.features);
+    }
+    if (k.preset_version == 1) {
+      ASSERT_EQ(model->latent_dim(), 64);
+      const std::filesystem::path config_path = std::filesystem::path(resolve_checkpoint(run_dir)) / "config.json";
+      nlohmann::json j = nlohmann::json::parse(std::ifstream(config_path));
+      j["model"].erase("preset_version");
+      std::ofstream(config_path) << j.dump(2);
     }
   }
   const std::string cmd = std::string(VAEGAN_PYTHON) + " " + VAEGAN_SOURCE_DIR + "/tests/python/package_parity.py " +

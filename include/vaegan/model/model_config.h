@@ -33,22 +33,25 @@ enum class ReconLoss {
 VAEGAN_ENUM_NAMES(ReconLoss, "--recon-loss", 2, {ReconLoss::kBce, "bce"}, {ReconLoss::kMse, "mse"})
 
 /// The part of the configuration that defines the networks and the likelihood. In `config.json`
-/// the first six fields form the `model` object; `recon_loss` is a top-level key (format 1 put it
+/// the fields but `recon_loss` form the `model` object; `recon_loss` is a top-level key (format 1 put it
 /// there, and the format is kept).
 struct ModelConfig {
   ModelType type = ModelType::kVaeGan;
   std::string arch = "small32";            ///< preset name: `small32`, `paper64` or `mlp28` (nn/presets.h)
   int64_t channels = 1;                    ///< C: image channels (1 for Fashion-MNIST)
   int64_t image_size = 0;                  ///< S; 0 means the preset's (32, 64, 28); conv presets need a multiple of 8
-  int64_t latent_dim = 0;                  ///< Z; 0 means the preset's (64 small32, 128 paper64, 20 mlp28)
+  int64_t latent_dim = 0;                  ///< Z; 0 means the preset's (32 small32, 128 paper64, 20 mlp28)
   int64_t feature_layer = 4;               ///< 1-based discriminator convolution whose output is `Dis_l` (paper eq. 7)
   ReconLoss recon_loss = ReconLoss::kBce;  ///< `vae`: the pixel likelihood p(x|z)
+  /// Which revision of the presets a size of 0 means (nn/presets.h, `kPresetVersion`): a run's
+  /// config.json written before the key existed reads as 1, so its small32 keeps Z = 64.
+  int preset_version = kPresetVersion;
 
   bool has_encoder() const { return type != ModelType::kGan; }
   bool has_discriminator() const { return type != ModelType::kVae; }
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ModelConfig, type, arch, channels, image_size, latent_dim,
-                                                feature_layer)
+                                                feature_layer, preset_version)
 
 /// The image size `config` trains on: `config.image_size`, or the preset's when 0. Throws
 /// `InputError` for an unknown preset.

@@ -23,9 +23,16 @@ const std::vector<std::string>& arch_names();
 /// unknown name.
 int64_t preset_image_size(const std::string& arch);
 
-/// Native latent size Z of a preset (64 small32, 128 paper64, 20 mlp28). Throws as
-/// `preset_image_size`.
-int64_t preset_latent_dim(const std::string& arch);
+/// The revision of the presets that a configuration's sizes of 0 refer to (`ModelConfig::preset_version`).
+/// 1: small32's Z was 64 (runs written before 2026-11-28); 2: small32's Z is 32, measured better
+/// (docs/training-defaults.md, "Four levers on the translation default"). Other presets are the
+/// same in both.
+constexpr int kPresetVersion = 2;
+
+/// Native latent size Z of a preset in revision `preset_version` (32 small32 — 64 in revision 1 —,
+/// 128 paper64, 20 mlp28). Throws as `preset_image_size`, and `InputError` naming
+/// `model.preset_version` for a revision other than 1 or 2.
+int64_t preset_latent_dim(const std::string& arch, int preset_version = kPresetVersion);
 
 /// The options of the three networks of one preset.
 struct NetworkOptions {
