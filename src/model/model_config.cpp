@@ -16,9 +16,8 @@ NetworkOptions make_network_options(const ModelConfig& config) {
     throw InputError(fmt::format("--arch: mlp28 is the plain VAE's MLP and needs --model vae, got --model {}",
                                  enum_name(config.type)));
   }
-  const int64_t preset_z = preset_latent_dim(config.arch, config.preset_version);  // validates the revision
-  const int64_t z = config.latent_dim == 0 ? preset_z : config.latent_dim;
-  return preset_network_options(config.arch, config.channels, config.image_size, z, config.feature_layer);
+  return preset_network_options(config.arch, config.channels, config.image_size, config.latent_dim,
+                                config.feature_layer, config.preset_version);
 }
 
 }  // namespace vaegan

@@ -31,7 +31,7 @@ int64_t preset_latent_dim(const std::string& arch, int preset_version) {
 }
 
 NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
-                                      int64_t feature_layer) {
+                                      int64_t feature_layer, int preset_version) {
   const bool mlp = arch == "mlp28";
   if (image_size < 0 || image_size > 1024) {
     throw InputError(fmt::format("--image-size: must be in 0..1024 (0: the preset's), got {}", image_size));
@@ -48,7 +48,8 @@ NetworkOptions preset_network_options(const std::string& arch, int64_t channels,
   if (feature_layer < 1 || feature_layer > 4) {
     throw InputError(fmt::format("--feature-layer: must be in 1..4, got {}", feature_layer));
   }
-  const int64_t z = latent_dim > 0 ? latent_dim : preset_latent_dim(arch);
+  const int64_t preset_z = preset_latent_dim(arch, preset_version);  // validates the revision, whatever Z
+  const int64_t z = latent_dim > 0 ? latent_dim : preset_z;
   NetworkOptions o{EncoderOptions(channels, size, z), DecoderOptions(z, channels, size),
                    DiscriminatorOptions(channels, size)};
   o.discriminator.feature_layer(feature_layer);

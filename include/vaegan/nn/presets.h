@@ -42,11 +42,12 @@ struct NetworkOptions {
 };
 
 /// The networks of preset `arch` for images `[B, channels, image_size, image_size]` (0: the
-/// preset's size), latent size `latent_dim` (0: the preset's) and discriminator feature layer
-/// `feature_layer` (1-based convolution, for `L_llike`). Throws `InputError` naming the flag for
-/// an unknown preset, a negative size, channels other than 1 or 3, an image size a convolutional
-/// preset cannot halve three times, or a feature layer outside 1..4.
+/// preset's size), latent size `latent_dim` (0: the preset's in revision `preset_version`) and
+/// discriminator feature layer `feature_layer` (1-based convolution, for `L_llike`). Throws
+/// `InputError` naming the flag for an unknown preset, a negative size, channels other than 1 or 3,
+/// an image size a convolutional preset cannot halve three times, a feature layer outside 1..4, or
+/// an unknown revision (as `preset_latent_dim`).
 NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
-                                      int64_t feature_layer);
+                                      int64_t feature_layer, int preset_version = kPresetVersion);
 
 }  // namespace vaegan
