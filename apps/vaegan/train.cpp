@@ -244,7 +244,7 @@ void setup_train(CLI::App& app, Runner& run) {
       ->check(CLI::IsMember(arch_names()))
       ->capture_default_str();
   cmd->add_option("--latent-dim", c.model.latent_dim,
-                  "Latent size Z (0: the preset's: 32 small32, 128 paper64, 20 mlp28)")
+                  "Latent size Z (0: the preset's: 16 small32, 128 paper64, 20 mlp28)")
       ->capture_default_str();
   add_enum_option(cmd, "--recon-loss", c.model.recon_loss, "VAE pixel likelihood on [0, 1] pixels");
   cmd->add_option("--pretrain-epochs", c.pretrain_epochs,

@@ -12,17 +12,18 @@ __all__ = ["Encoder", "Decoder", "Discriminator", "PRESETS", "PRESET_VERSION", "
 # Per preset (include/vaegan/nn/presets.h): image size, latent size, encoder convolutions and fc
 # width, decoder convolutions, discriminator convolutions and fc width. mlp28 has no convolutions.
 PRESETS = {
-    "small32": dict(size=32, latent=32, enc=(32, 64, 128), enc_fc=1024, dec=(128, 64, 16), dis=(16, 64, 128, 128),
+    "small32": dict(size=32, latent=16, enc=(32, 64, 128), enc_fc=1024, dec=(128, 64, 16), dis=(16, 64, 128, 128),
                     dis_fc=256),
     "paper64": dict(size=64, latent=128, enc=(64, 128, 256), enc_fc=2048, dec=(256, 128, 32), dis=(32, 128, 256, 256),
                     dis_fc=512),
     "mlp28": dict(size=28, latent=20, enc=(), enc_fc=512, dec=(), dis=(32, 128, 256, 256), dis_fc=512),
 }
 
-# The revision of the presets that a size of 0 means (``kPresetVersion`` in presets.h): revision 1
-# gave small32 Z = 64 (runs written before 2026-11-28; their config.json has no ``preset_version``).
-PRESET_VERSION = 2
-_LATENT_REVISION_1 = {"small32": 64}
+# The revision of the presets that a size of 0 means (``kPresetVersion`` in presets.h). Earlier
+# revisions differ in small32's latent size only: 1 gave Z = 64 (runs written before 2026-11-28;
+# their config.json has no ``preset_version``), 2 gave Z = 32.
+PRESET_VERSION = 3
+_EARLIER_LATENT = {1: {"small32": 64}, 2: {"small32": 32}}
 
 
 def _conv(cin, cout, k, stride, bias):
@@ -143,10 +144,10 @@ def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=
     preset or revision."""
     if arch not in PRESETS:
         raise ValueError(f"arch: unknown architecture {arch!r} (expected one of {', '.join(PRESETS)})")
-    if preset_version not in (1, PRESET_VERSION):
-        raise ValueError(f"preset_version: must be 1 or {PRESET_VERSION}, got {preset_version!r}")
+    if preset_version not in range(1, PRESET_VERSION + 1):
+        raise ValueError(f"preset_version: must be in 1..{PRESET_VERSION}, got {preset_version!r}")
     p = PRESETS[arch]
-    preset_z = _LATENT_REVISION_1.get(arch, p["latent"]) if preset_version == 1 else p["latent"]
+    preset_z = _EARLIER_LATENT.get(preset_version, {}).get(arch, p["latent"])
     s, z = image_size or p["size"], latent_dim or preset_z
     mlp = arch == "mlp28"
     enc = dict(in_channels=channels, image_size=s, latent_dim=z, channels=p["enc"], fc_dim=p["enc_fc"],

@@ -26,7 +26,7 @@ int64_t preset_latent_dim(const std::string& arch, int preset_version) {
         fmt::format("model.preset_version: must be in 1..{} (the preset revisions this build knows), got {}",
                     kPresetVersion, preset_version));
   }
-  if (size == 32) return preset_version == 1 ? 64 : 32;
+  if (size == 32) return preset_version == 1 ? 64 : preset_version == 2 ? 32 : 16;
   return size == 28 ? 20 : 128;
 }
 

@@ -10,9 +10,9 @@ TEST(Networks, Small32Shapes) {
   torch::manual_seed(0);
   Model m(ModelConfig{});
   torch::Tensor x = torch::rand({3, 1, 32, 32}) * 2 - 1;
-  VaeGanForward f = vae_gan_forward(m, x, torch::randn({3, 32}), torch::randn({3, 32}), BatchNormMode::kJoint);
-  EXPECT_EQ(f.mu.sizes(), (std::vector<int64_t>{3, 32}));  // Z = 32 (preset revision 2)
-  EXPECT_EQ(f.logvar.sizes(), (std::vector<int64_t>{3, 32}));
+  VaeGanForward f = vae_gan_forward(m, x, torch::randn({3, 16}), torch::randn({3, 16}), BatchNormMode::kJoint);
+  EXPECT_EQ(f.mu.sizes(), (std::vector<int64_t>{3, 16}));  // Z = 16 (preset revision 3)
+  EXPECT_EQ(f.logvar.sizes(), (std::vector<int64_t>{3, 16}));
   EXPECT_EQ(f.x_recon.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(f.x_prior.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(f.real.logits.sizes(), (std::vector<int64_t>{3, 1}));
@@ -21,7 +21,7 @@ TEST(Networks, Small32Shapes) {
   // The discriminator's features for x_recon are those of Dis run on x_recon alone
   // (eval mode removes the batch coupling of batch norm).
   m->eval();
-  VaeGanForward e = vae_gan_forward(m, x, torch::zeros({3, 32}), torch::randn({3, 32}), BatchNormMode::kJoint);
+  VaeGanForward e = vae_gan_forward(m, x, torch::zeros({3, 16}), torch::randn({3, 16}), BatchNormMode::kJoint);
   EXPECT_TRUE(torch::allclose(e.recon.features, m->discriminator->forward(e.x_recon).features, 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(e.x_recon, m->decoder->forward(e.mu), 1e-5, 1e-5));
   EXPECT_TRUE(torch::allclose(m->reconstruct(x), e.x_recon, 1e-5, 1e-5));  // eps = 0: z = mu
@@ -58,22 +58,29 @@ TEST(Networks, FeatureLayerOptionPicksThatConvolution) {
   EXPECT_EQ(m->discriminator->forward(torch::zeros({2, 1, 32, 32})).features.size(1), 64 * 16 * 16);
 }
 
-// Revision 1 of the presets (runs written before small32's Z became 32) keeps Z = 64 for small32
-// and changes nothing else; an explicit latent size wins over either.
+// Earlier revisions of the presets (runs written before small32's Z became 32, then 16) keep
+// their Z for small32 and change nothing else; an explicit latent size wins over any revision.
 TEST(Networks, PresetRevisionsDifferOnlyInSmall32LatentSize) {
   ModelConfig c;
-  EXPECT_EQ(make_network_options(c).decoder.latent_dim(), 32);
-  c.preset_version = 1;
-  EXPECT_EQ(make_network_options(c).decoder.latent_dim(), 64);
-  EXPECT_EQ(make_network_options(c).encoder.latent_dim(), 64);
-  c.latent_dim = 16;
   EXPECT_EQ(make_network_options(c).decoder.latent_dim(), 16);
+  EXPECT_EQ(make_network_options(c).encoder.latent_dim(), 16);
+  for (const auto& [revision, z] : std::vector<std::pair<int, int64_t>>{{1, 64}, {2, 32}}) {
+    c.preset_version = revision;
+    EXPECT_EQ(make_network_options(c).decoder.latent_dim(), z) << revision;
+    EXPECT_EQ(make_network_options(c).encoder.latent_dim(), z) << revision;
+  }
+  c.latent_dim = 8;
+  EXPECT_EQ(make_network_options(c).decoder.latent_dim(), 8);
   for (const std::string arch : {"paper64", "mlp28"}) {
-    ModelConfig v1, v2;
-    v1.type = v2.type = ModelType::kVae;
-    v1.arch = v2.arch = arch;
-    v1.preset_version = 1;
-    EXPECT_EQ(make_network_options(v1).decoder.latent_dim(), make_network_options(v2).decoder.latent_dim()) << arch;
+    ModelConfig current;
+    current.type = ModelType::kVae;
+    current.arch = arch;
+    for (int revision = 1; revision < kPresetVersion; ++revision) {
+      ModelConfig earlier = current;
+      earlier.preset_version = revision;
+      EXPECT_EQ(make_network_options(earlier).decoder.latent_dim(), make_network_options(current).decoder.latent_dim())
+          << arch << " revision " << revision;
+    }
   }
   for (int bad : {0, kPresetVersion + 1}) {
     c.preset_version = bad;

@@ -22,7 +22,7 @@ struct PackageCase {
   int64_t channels, image_size;
   double ema_decay = 0;  ///< > 0: the checkpoint has decoder-ema.pt, which both sides must decode with
   /// 1: a run written before the presets had revisions (small32's Z = 64); Python reads its
-  /// config.json without the key, as such a run's is.
+  /// config.json without the key, as such a run's is. 2: small32's Z = 32, with the key.
   int preset_version = kPresetVersion;
 };
 
@@ -31,11 +31,11 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
     GTEST_SKIP() << "torch (or numpy) is missing for " << VAEGAN_PYTHON;
   }
   const std::vector<PackageCase> cases = {
-      {ModelType::kVaeGan, "small32", 1, 0},      {ModelType::kVaeGan, "paper64", 3, 0},
-      {ModelType::kVae, "small32", 1, 0},         {ModelType::kVae, "mlp28", 1, 0},
-      {ModelType::kGan, "small32", 1, 0},         {ModelType::kGan, "paper64", 1, 0},
-      {ModelType::kVaeThenGan, "small32", 3, 64}, {ModelType::kVaeGan, "small32", 1, 0, 0.5},
-      {ModelType::kVaeGan, "small32", 1, 0, 0, 1}};
+      {ModelType::kVaeGan, "small32", 1, 0},       {ModelType::kVaeGan, "paper64", 3, 0},
+      {ModelType::kVae, "small32", 1, 0},          {ModelType::kVae, "mlp28", 1, 0},
+      {ModelType::kGan, "small32", 1, 0},          {ModelType::kGan, "paper64", 1, 0},
+      {ModelType::kVaeThenGan, "small32", 3, 64},  {ModelType::kVaeGan, "small32", 1, 0, 0.5},
+      {ModelType::kVaeGan, "small32", 1, 0, 0, 1}, {ModelType::kVaeGan, "small32", 1, 0, 0, 2}};
   test::TempDir dir;
   torch::manual_seed(5);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -83,6 +83,7 @@ TEST(Parity, PythonPackageMatchesTheCppNetworks) {
       write_npy(run_dir + "/dis_logits.npy", d.logits);
       write_npy(run_dir + "/dis_features.npy", d.features);
     }
+    if (k.preset_version == 2) ASSERT_EQ(model->latent_dim(), 32);
     if (k.preset_version == 1) {
       ASSERT_EQ(model->latent_dim(), 64);
       const std::filesystem::path config_path = std::filesystem::path(resolve_checkpoint(run_dir)) / "config.json";

@@ -637,14 +637,17 @@ TEST(Config, AugmentationDefaultsToTranslationExceptForConfigsWrittenWithoutIt) 
   EXPECT_EQ(authors.augment, "none");
 }
 
-// small32's preset Z became 32 after runs had been written with 64 by a latent size of 0: a run's
-// config.json from before (format_version, a `model` object without `preset_version`) builds and
-// resumes with Z = 64; a config by hand gets the current presets; the revision round-trips.
+// small32's preset Z became 32, then 16, after runs had been written with 64 by a latent size of 0:
+// a run's config.json from before the key (format_version, a `model` object without
+// `preset_version`) builds and resumes with Z = 64, one of revision 2 with Z = 32; a config by hand
+// gets the current presets; the revision round-trips.
 TEST(Config, ConfigsWrittenBeforePresetRevisionsKeepSmall32LatentSize64) {
   nlohmann::json j;
   to_json(j, TrainConfig{});
   EXPECT_EQ(j.at("model").at("preset_version"), kPresetVersion);
-  EXPECT_EQ(make_network_options(parse_config(j.dump(), "new/config.json").model).decoder.latent_dim(), 32);
+  EXPECT_EQ(make_network_options(parse_config(j.dump(), "new/config.json").model).decoder.latent_dim(), 16);
+  j["model"]["preset_version"] = 2;
+  EXPECT_EQ(make_network_options(parse_config(j.dump(), "v2/config.json").model).decoder.latent_dim(), 32);
   j["model"].erase("preset_version");
   const TrainConfig old = parse_config(j.dump(), "old/config.json");
   EXPECT_EQ(old.model.preset_version, 1);

@@ -40,7 +40,7 @@ struct ModelConfig {
   std::string arch = "small32";            ///< preset name: `small32`, `paper64` or `mlp28` (nn/presets.h)
   int64_t channels = 1;                    ///< C: image channels (1 for Fashion-MNIST)
   int64_t image_size = 0;                  ///< S; 0 means the preset's (32, 64, 28); conv presets need a multiple of 8
-  int64_t latent_dim = 0;                  ///< Z; 0 means the preset's (32 small32, 128 paper64, 20 mlp28)
+  int64_t latent_dim = 0;                  ///< Z; 0 means the preset's (16 small32, 128 paper64, 20 mlp28)
   int64_t feature_layer = 4;               ///< 1-based discriminator convolution whose output is `Dis_l` (paper eq. 7)
   ReconLoss recon_loss = ReconLoss::kBce;  ///< `vae`: the pixel likelihood p(x|z)
   /// Which revision of the presets a size of 0 means (nn/presets.h, `kPresetVersion`): a run's

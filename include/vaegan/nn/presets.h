@@ -24,14 +24,14 @@ const std::vector<std::string>& arch_names();
 int64_t preset_image_size(const std::string& arch);
 
 /// The revision of the presets that a configuration's sizes of 0 refer to (`ModelConfig::preset_version`).
-/// 1: small32's Z was 64 (runs written before 2026-11-28); 2: small32's Z is 32, measured better
-/// (docs/training-defaults.md, "Four levers on the translation default"). Other presets are the
-/// same in both.
-constexpr int kPresetVersion = 2;
+/// Revisions differ only in small32's Z, each measured better than the one before
+/// (docs/training-defaults.md, "Z = 32 becomes the default" and "Z = 16 becomes the default"):
+/// 1: Z = 64 (runs written before 2026-11-28); 2: Z = 32; 3: Z = 16.
+constexpr int kPresetVersion = 3;
 
-/// Native latent size Z of a preset in revision `preset_version` (32 small32 — 64 in revision 1 —,
-/// 128 paper64, 20 mlp28). Throws as `preset_image_size`, and `InputError` naming
-/// `model.preset_version` for a revision other than 1 or 2.
+/// Native latent size Z of a preset in revision `preset_version` (small32: 16 — 64 in revision 1,
+/// 32 in revision 2 —; paper64 128; mlp28 20). Throws as `preset_image_size`, and `InputError`
+/// naming `model.preset_version` for a revision outside 1..kPresetVersion.
 int64_t preset_latent_dim(const std::string& arch, int preset_version = kPresetVersion);
 
 /// The options of the three networks of one preset.
