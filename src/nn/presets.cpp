@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+
 #include "vaegan/core/error.h"
 
 namespace vaegan {
@@ -19,6 +21,10 @@ int64_t preset_image_size(const std::string& arch) {
   throw InputError(fmt::format("--arch: unknown architecture '{}' (expected small32, paper64 or mlp28)", arch));
 }
 
+// small32's Z in each revision of the presets, oldest first (nn/presets.h, `kPresetVersion`).
+constexpr int64_t kSmall32LatentDims[] = {64, 32, 16};
+static_assert(std::size(kSmall32LatentDims) == kPresetVersion, "one small32 latent size per preset revision");
+
 int64_t preset_latent_dim(const std::string& arch, int preset_version) {
   const int64_t size = preset_image_size(arch);
   if (preset_version < 1 || preset_version > kPresetVersion) {
@@ -26,7 +32,7 @@ int64_t preset_latent_dim(const std::string& arch, int preset_version) {
         fmt::format("model.preset_version: must be in 1..{} (the preset revisions this build knows), got {}",
                     kPresetVersion, preset_version));
   }
-  if (size == 32) return preset_version == 1 ? 64 : preset_version == 2 ? 32 : 16;
+  if (size == 32) return kSmall32LatentDims[preset_version - 1];
   return size == 28 ? 20 : 128;
 }
 
