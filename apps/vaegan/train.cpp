@@ -299,6 +299,10 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--dis-real-weight", c.dis_real_weight,
                   "Weight of real images in L_dis against the generated ones (0: the plain sum; the authors': 0.5)")
       ->capture_default_str();
+  cmd->add_option("--label-smoothing", c.label_smoothing,
+                  "One-sided label smoothing: real images' target in L_dis is 1 - this (Salimans et al. 2016: 0.1; "
+                  "0: none)")
+      ->capture_default_str();
   cmd->add_option("--r1-gamma", c.r1_gamma,
                   "Weight gamma of the R1 penalty (gamma/2) E|grad_x D(x)|^2 on real images in the discriminator's "
                   "loss (Mescheder et al. 2018; 0: none; each step then runs the discriminator once more)")

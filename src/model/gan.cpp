@@ -13,8 +13,8 @@ GanForward gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor
   return f;
 }
 
-GanLosses gan_losses(const GanForward& f, GanLoss form) {
-  return GanLosses{discriminator_loss(f.real.logits, torch::Tensor(), f.fake.logits),
+GanLosses gan_losses(const GanForward& f, GanLoss form, double label_smoothing) {
+  return GanLosses{discriminator_loss(f.real.logits, torch::Tensor(), f.fake.logits, 0, label_smoothing),
                    adversarial_loss(torch::Tensor(), f.fake.logits, form)};
 }
 

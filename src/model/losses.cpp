@@ -45,7 +45,7 @@ torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x) {
 }
 
 namespace {
-/// Mean BCE of logits against a constant label (0 or 1): one logit per image, so the
+/// Mean BCE of logits against a constant label in [0, 1]: one logit per image, so the
 /// per-sample sum is the value itself and the batch mean is the loss.
 torch::Tensor bce(const torch::Tensor& logits_in, double label) {
   const torch::Tensor logits = widened(logits_in);
@@ -54,15 +54,18 @@ torch::Tensor bce(const torch::Tensor& logits_in, double label) {
 }  // namespace
 
 torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
-                                 const torch::Tensor& prior_logits, double real_weight) {
+                                 const torch::Tensor& prior_logits, double real_weight, double label_smoothing) {
   TORCH_CHECK(real_weight >= 0 && real_weight < 1, "discriminator_loss: real_weight must be in [0, 1), got ",
               real_weight);
+  TORCH_CHECK(label_smoothing >= 0 && label_smoothing < 0.5,
+              "discriminator_loss: label_smoothing must be in [0, 0.5), got ", label_smoothing);
+  const torch::Tensor real = bce(real_logits, 1.0 - label_smoothing);
   if (real_weight > 0) {
     torch::Tensor generated = bce(prior_logits, 0.0);
     if (recon_logits.defined()) generated = 0.5 * (generated + bce(recon_logits, 0.0));
-    return 2 * (real_weight * bce(real_logits, 1.0) + (1 - real_weight) * generated);
+    return 2 * (real_weight * real + (1 - real_weight) * generated);
   }
-  torch::Tensor loss = bce(real_logits, 1.0) + bce(prior_logits, 0.0);
+  torch::Tensor loss = real + bce(prior_logits, 0.0);
   if (recon_logits.defined()) loss = loss + bce(recon_logits, 0.0);
   return loss;
 }

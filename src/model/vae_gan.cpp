@@ -45,7 +45,7 @@ VaeGanLosses vae_gan_losses(const VaeGanForward& f, const VaeGanLossOptions& opt
   return VaeGanLosses{
       kl_divergence(f.mu, f.logvar),
       feature_reconstruction_loss(f.recon.features, f.real.features),
-      discriminator_loss(f.real.logits, recon_logits, f.prior.logits, options.real_weight()),
+      discriminator_loss(f.real.logits, recon_logits, f.prior.logits, options.real_weight(), options.label_smoothing()),
       adversarial_loss(recon_logits, f.prior.logits, options.gan_loss()),
   };
 }

@@ -22,7 +22,7 @@ namespace vaegan {
   X(optimizer) X(lr) X(lr_encoder) X(lr_decoder) X(lr_discriminator) X(adam_beta1)           \
   X(adam_beta2) X(weight_decay) X(grad_clip) X(lr_schedule) X(lr_decay) X(lr_anneal_epochs)  \
   X(lr_anneal_period) X(lr_anneal_gamma) X(lr_final_ratio) X(rmsprop_alpha) X(gamma) X(beta) \
-  X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight) X(r1_gamma)      \
+  X(ema_decay) X(dis_on_recon) X(batch_norm) X(gan_loss) X(dis_real_weight) X(label_smoothing) \
   X(r1_interval) X(augment) X(augment_p) X(init) X(equilibrium) X(equilibrium_value)         \
   X(equilibrium_margin) X(equilibrium_skip) X(fused_step) X(channels_last) X(cuda_graphs)    \
   X(precision) X(checkpoint_every) X(keep_checkpoints) X(max_bad_steps) X(seed) X(threads)   \
@@ -146,6 +146,8 @@ void validate(const TrainConfig& c) {
           fmt::format("--ema-decay: must be in [0, 1) (0: no average), got {}", c.ema_decay));
   require(c.dis_real_weight >= 0 && c.dis_real_weight < 1,
           fmt::format("--dis-real-weight: must be in [0, 1) (0: the plain sum), got {}", c.dis_real_weight));
+  require(c.label_smoothing >= 0 && c.label_smoothing < 0.5,
+          fmt::format("--label-smoothing: must be in [0, 0.5) (0: none), got {}", c.label_smoothing));
   require(c.equilibrium_margin >= 0, fmt::format("--equilibrium-margin: must be >= 0, got {}", c.equilibrium_margin));
   require(c.checkpoint_every >= 0, fmt::format("--checkpoint-every: must be >= 0, got {}", c.checkpoint_every));
   require(c.keep_checkpoints >= 1, fmt::format("--keep-checkpoints: must be at least 1, got {}", c.keep_checkpoints));

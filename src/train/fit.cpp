@@ -683,7 +683,7 @@ Validation validate(Trainer& trainer, const torch::Tensor& images) {
         means.add("val_loss_prior", l.prior, b);
         means.add("val_loss_pixel", l.pixel, b);
       } else {
-        const GanLosses l = gan_losses(gan_forward(model, x, z_prior, c.batch_norm), c.gan_loss);
+        const GanLosses l = gan_losses(gan_forward(model, x, z_prior, c.batch_norm), c.gan_loss, c.label_smoothing);
         means.add("val_loss_dis", l.dis, b);
         means.add("val_loss_adv", l.adv, b);
       }

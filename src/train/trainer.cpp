@@ -163,7 +163,10 @@ Trainer::Trainer(const TrainConfig& config, torch::Device device, std::shared_pt
     if (!params.empty()) optimizers_[static_cast<size_t>(n)] = make_optimizer(params, initial_learning_rate(n));
   }
   augment_ = parse_augment_policy(config_.augment).probability(config_.augment_p);
-  loss_options_.dis_on_recon(config_.dis_on_recon).gan_loss(config_.gan_loss).real_weight(config_.dis_real_weight);
+  loss_options_.dis_on_recon(config_.dis_on_recon)
+      .gan_loss(config_.gan_loss)
+      .real_weight(config_.dis_real_weight)
+      .label_smoothing(config_.label_smoothing);
   switch (config_.model.type) {
     case ModelType::kVae:
     case ModelType::kVaeThenGan:
@@ -421,7 +424,7 @@ Trainer::Computed Trainer::gan_compute(const torch::Tensor& x, const torch::Tens
     {
       AutocastGuard autocast(device_, bf16());
       f = gan_forward(model_, x, z_prior, config_.batch_norm, augments.real, augments.generated);
-      l = gan_losses(f, config_.gan_loss);
+      l = gan_losses(f, config_.gan_loss, config_.label_smoothing);
     }
     c.scalars = stack_scalars({l.dis, l.adv, mean_sigmoid(f.real.logits), mean_sigmoid(f.fake.logits)});
     // Each player's gradient over its own parameters only: L_adv never reaches the

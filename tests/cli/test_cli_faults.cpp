@@ -275,6 +275,7 @@ TEST_F(CliFaults, FlagRangesReadAsUsersReadThem) {
       {train_args(path("r2"), "--r1-gamma 1 --r1-interval 0"), "--r1-interval: must be >= 1"},
       {train_args(path("a1"), "--augment color,colour"), "--augment: unknown transform 'colour'"},
       {train_args(path("a2"), "--augment cutout --augment-p 1.5"), "--augment-p: must be in [0, 1]"},
+      {train_args(path("l1"), "--label-smoothing 0.5"), "--label-smoothing: must be in [0, 0.5)"},
       {"sample --checkpoint " + path("none") + " --n 4 --out " + path("x.png") + " --seed -1",
        "--seed: must be an integer >= 0, got '-1'"},
       {"eval --checkpoint " + path("none") + " --out " + path("e.json") + " --n-test -5", "must be an integer >= 0"},

@@ -91,6 +91,14 @@ TEST(Losses, BinaryCrossEntropyTermsHandComputed) {
   EXPECT_NEAR(discriminator_loss(t(r), torch::Tensor(), t(p), 0.5).item<double>(),
               discriminator_loss(t(r), torch::Tensor(), t(p)).item<double>(), 1e-12);
   EXPECT_THROW(discriminator_loss(t(r), torch::Tensor(), t(p), 1.0), c10::Error);
+  // one-sided label smoothing s: the real term is BCE(real, 1 - s) = (1 - s)(-log sigmoid(l)) + s(-log(1 - sigmoid(l)))
+  auto smoothed = [](double l) { return 0.9 * bce1(l) + 0.1 * bce0(l); };
+  EXPECT_NEAR(discriminator_loss(t(r), t(x), t(p), 0, 0.1).item<double>(),
+              (smoothed(r[0]) + smoothed(r[1])) / 2 + mean(x, bce0) + mean(p, bce0), 1e-12);
+  EXPECT_NEAR(discriminator_loss(t(r), t(x), t(p), 0.66, 0.1).item<double>(),
+              2 * (0.66 * (smoothed(r[0]) + smoothed(r[1])) / 2 + 0.34 * (mean(x, bce0) + mean(p, bce0)) / 2), 1e-12);
+  EXPECT_THROW(discriminator_loss(t(r), torch::Tensor(), t(p), 0, 0.5), c10::Error);
+  EXPECT_THROW(discriminator_loss(t(r), torch::Tensor(), t(p), 0, -0.1), c10::Error);
   // stable for large logits (sigmoid followed by log would give inf)
   EXPECT_NEAR(discriminator_loss(t({200.0, 200.0}), torch::Tensor(), t({-200.0, -200.0})).item<double>(), 0.0, 1e-12);
 }

@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm per network (0: none)")
     ap.add_argument("--gan-loss", choices=("non-saturating", "minimax"), default="non-saturating")
     ap.add_argument("--real-weight", type=float, default=0.0, help="weight of real images in L_dis (0: plain sum)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, help="one-sided: real images' target 1 - s")
     ap.add_argument("--equilibrium", default=None, help="VALUE,MARGIN,adversarial|decoder: the equilibrium rule")
     ap.add_argument("--translation", action="store_true", help="translate what the discriminator sees (shifts.npy)")
     args = ap.parse_args()
@@ -68,7 +69,8 @@ def main():
         shifts = torch.from_numpy(np.load(os.path.join(d, "shifts.npy"))).long()
 
     mode = dict(joint=args.batch_norm == "joint", dis_on_recon=args.dis_on_recon == "true",
-                original=args.batch_norm == "original", real_weight=args.real_weight, gan_loss=args.gan_loss)
+                original=args.batch_norm == "original", real_weight=args.real_weight, gan_loss=args.gan_loss,
+                label_smoothing=args.label_smoothing)
     equilibrium = None
     if args.equilibrium:
         value, margin, skip = args.equilibrium.split(",")
@@ -91,7 +93,7 @@ def main():
         objectives = {"encoder": l_prior + l_pixel, "decoder": l_prior + l_pixel}
     else:
         l_dis, l_adv = vaegan_ref.gan_losses(*nets.values(), x[0], zp[0], mode["joint"] or mode["original"],
-                                             shifts[0])
+                                             shifts[0], args.label_smoothing)
         objectives = {"decoder": l_adv, "discriminator": l_dis}
     os.makedirs(os.path.join(d, "py_grads"), exist_ok=True)
     for name, net in nets.items():
@@ -130,7 +132,7 @@ def main():
             losses.append(vaegan_ref.vae_step(nets, opts, x[t], eps[t], args.recon_loss))
         else:
             losses.append(vaegan_ref.gan_step(nets, opts, x[t], zp[t], mode["joint"] or mode["original"],
-                                              shifts=shifts[t]))
+                                              shifts=shifts[t], label_smoothing=args.label_smoothing))
     np.save(os.path.join(d, "py_losses.npy"), np.array(losses, dtype=np.float64))
     if gates:
         np.save(os.path.join(d, "py_gates.npy"), np.array(gates, dtype=np.float64))

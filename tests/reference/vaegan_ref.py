@@ -59,9 +59,10 @@ def translate(images, shifts):
     return torch.stack(out)
 
 
-def gan_losses(dec, dis, x, zp, joint=False, shifts=None):
+def gan_losses(dec, dis, x, zp, joint=False, shifts=None, label_smoothing=0.0):
     """L_dis (real vs prior samples) and the generator's non-saturating term. shifts: None, or
-    (real, generated) translations [B, 2] of what the discriminator judges (`translate`)."""
+    (real, generated) translations [B, 2] of what the discriminator judges (`translate`).
+    label_smoothing s: the real images' target in L_dis is 1 - s (one-sided)."""
     b = x.shape[0]
     fake = dec(zp)
     if shifts is not None:
@@ -72,11 +73,12 @@ def gan_losses(dec, dis, x, zp, joint=False, shifts=None):
     else:
         (lx, _), (lf, _) = dis(x), dis(fake)
     bce = F.binary_cross_entropy_with_logits
-    return bce(lx, torch.ones_like(lx)) + bce(lf, torch.zeros_like(lf)), bce(lf, torch.ones_like(lf))
+    return (bce(lx, torch.full_like(lx, 1 - label_smoothing)) + bce(lf, torch.zeros_like(lf)),
+            bce(lf, torch.ones_like(lf)))
 
 
 def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=False, real_weight=0.0,
-           gan_loss="non-saturating", with_fake_cost=False, shifts=None):
+           gan_loss="non-saturating", with_fake_cost=False, shifts=None, label_smoothing=0.0):
     """L_prior, L_llike, L_dis, L_adv of docs/design.md, "The algorithm".
 
     joint: decoder on [z; zp] and discriminator on [x; xr; xp] in one batch each (batch norm
@@ -88,6 +90,8 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=
     "minimax" -BCE(fake, 0). with_fake_cost: also return (BCE on real, mean BCE on generated).
     shifts: None, or (real, generated) translations [B, 2] of what the discriminator judges: x
     and its reconstruction both by the real ones, the prior samples by the generated ones.
+    label_smoothing s: the real images' target in L_dis is 1 - s (one-sided; the fake cost of
+    the equilibrium rule stays BCE(real, 1)).
     """
     b = x.shape[0]
     mu, logvar = enc(x)
@@ -120,11 +124,12 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=
     l_llike = 0.5 * (fr - fx).pow(2).sum(1).mean()
     bce = F.binary_cross_entropy_with_logits
     real = bce(lx, torch.ones_like(lx))
+    real_smoothed = bce(lx, torch.full_like(lx, 1 - label_smoothing))
     generated = [bce(lp, torch.zeros_like(lp))] + ([bce(lr, torch.zeros_like(lr))] if dis_on_recon else [])
     if real_weight > 0:
-        l_dis = 2 * (real_weight * real + (1 - real_weight) * sum(generated) / len(generated))
+        l_dis = 2 * (real_weight * real_smoothed + (1 - real_weight) * sum(generated) / len(generated))
     else:
-        l_dis = real + sum(generated)
+        l_dis = real_smoothed + sum(generated)
     fakes = [lp] + ([lr] if dis_on_recon else [])
     if gan_loss == "minimax":
         l_adv = -sum(generated)
@@ -155,7 +160,7 @@ def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
 
 
 def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_recon=False, original=False,
-         real_weight=0.0, gan_loss="non-saturating", equilibrium=None, shifts=None):
+         real_weight=0.0, gan_loss="non-saturating", equilibrium=None, shifts=None, label_smoothing=0.0):
     """One Algorithm-1 step; returns the four losses before the update and the gate's decisions
     (update discriminator, decoder's adversarial term). equilibrium: None, or (value, margin,
     skip) with skip "adversarial" (drop L_adv from the decoder's gradient) or "decoder" (skip
@@ -164,7 +169,7 @@ def step(nets, opts, x, eps, zp, gamma, autocast=False, joint=False, dis_on_reco
     enc, dec, dis = nets
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         out = losses(enc, dec, dis, x, eps, zp, joint, dis_on_recon, original, real_weight, gan_loss,
-                     with_fake_cost=equilibrium is not None, shifts=shifts)
+                     with_fake_cost=equilibrium is not None, shifts=shifts, label_smoothing=label_smoothing)
     l_prior, l_llike, l_dis, l_adv = out[:4]
     update_dis, dec_adv = True, True
     if equilibrium is not None:
@@ -202,12 +207,12 @@ def vae_step(nets, opts, x, eps, recon="bce", autocast=False):
     return [float(prior.detach()), float(pixel.detach())]
 
 
-def gan_step(nets, opts, x, zp, joint=False, autocast=False, shifts=None):
+def gan_step(nets, opts, x, zp, joint=False, autocast=False, shifts=None, label_smoothing=0.0):
     """One simultaneous GAN step: generator on its term, discriminator on L_dis, from one
     forward; returns both losses before the update."""
     dec, dis = nets
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-        l_dis, l_adv = gan_losses(dec, dis, x, zp, joint, shifts)
+        l_dis, l_adv = gan_losses(dec, dis, x, zp, joint, shifts, label_smoothing)
     gg = torch.autograd.grad(l_adv, list(dec.parameters()), retain_graph=True)
     gd = torch.autograd.grad(l_dis, list(dis.parameters()))
     apply(nets, opts, (gg, gd))

@@ -120,7 +120,8 @@ void check_parity(TrainConfig c, torch::Device device = torch::kCPU, int* gates_
       fmt::format(" --lr-networks {},{},{} --betas {},{} --weight-decay {} --grad-clip {}", lr_of(c, Network::kEncoder),
                   lr_of(c, Network::kDecoder), lr_of(c, Network::kDiscriminator), c.adam_beta1, c.adam_beta2,
                   c.weight_decay, c.grad_clip) +
-      fmt::format(" --gan-loss {} --real-weight {}", enum_name(c.gan_loss), c.dis_real_weight) +
+      fmt::format(" --gan-loss {} --real-weight {} --label-smoothing {}", enum_name(c.gan_loss), c.dis_real_weight,
+                  c.label_smoothing) +
       (translated ? " --translation" : "") +
       (c.equilibrium ? fmt::format(" --equilibrium {},{},{}", c.equilibrium_value, c.equilibrium_margin,
                                    enum_name(c.equilibrium_skip))
@@ -242,6 +243,20 @@ TEST(Parity, AdamWithPerNetworkRatesWeightDecayAndClippingMatchesPyTorchReferenc
   c.adam_beta2 = 0.99;
   c.weight_decay = 1e-3;
   c.grad_clip = 0.5;
+  check_parity(c);
+}
+
+TEST(Parity, OneSidedLabelSmoothingMatchesPyTorchReference) {
+  TrainConfig c;  // the real images' target 0.9 in L_dis (Salimans et al. 2016), with the authors' weighting
+  c.label_smoothing = 0.1;
+  c.dis_real_weight = 0.66;
+  check_parity(c);
+}
+
+TEST(Parity, GanStepWithOneSidedLabelSmoothingMatchesPyTorchReference) {
+  TrainConfig c;
+  c.model.type = ModelType::kGan;
+  c.label_smoothing = 0.2;
   check_parity(c);
 }
 

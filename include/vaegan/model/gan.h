@@ -28,11 +28,12 @@ GanForward gan_forward(Model& model, const torch::Tensor& x, const torch::Tensor
 
 /// The GAN's losses (scalars, graph kept).
 struct GanLosses {
-  torch::Tensor dis;  ///< `BCE(Dis(x), 1) + BCE(Dis(x_fake), 0)`
+  torch::Tensor dis;  ///< `BCE(Dis(x), 1 - label_smoothing) + BCE(Dis(x_fake), 0)`
   torch::Tensor adv;  ///< generator's term, see `adversarial_loss`
 };
 
-/// Losses of `f`; `form` chooses the generator's term.
-GanLosses gan_losses(const GanForward& f, GanLoss form = GanLoss::kNonSaturating);
+/// Losses of `f`; `form` chooses the generator's term, `label_smoothing` the real images' target
+/// (`discriminator_loss`). Throws `c10::Error` for `label_smoothing` outside [0, 0.5).
+GanLosses gan_losses(const GanForward& f, GanLoss form = GanLoss::kNonSaturating, double label_smoothing = 0);
 
 }  // namespace vaegan

@@ -51,9 +51,12 @@ torch::Tensor pixel_mse(const torch::Tensor& x_recon, const torch::Tensor& x);
 /// (`real_vs_gen_weight` in their released code, `model/aegan.py`):
 /// `2 * (r * BCE(real, 1) + (1 - r) * G)`, G the mean BCE over all generated images (the mean of
 /// the recon and prior terms, or the prior term alone); r = 0.5 without reconstructions is the
-/// plain sum. Throws `c10::Error` for r outside [0, 1).
+/// plain sum. With `label_smoothing` s > 0, one-sided label smoothing: the real images' target is
+/// 1 - s instead of 1 (`BCE(real, 1 - s)`), the generated images' stays 0 (Salimans et al. 2016,
+/// "Improved Techniques for Training GANs", arXiv 1606.03498, §3.4). Throws `c10::Error` for r
+/// outside [0, 1) or s outside [0, 0.5).
 torch::Tensor discriminator_loss(const torch::Tensor& real_logits, const torch::Tensor& recon_logits,
-                                 const torch::Tensor& prior_logits, double real_weight = 0);
+                                 const torch::Tensor& prior_logits, double real_weight = 0, double label_smoothing = 0);
 
 /// Decoder's adversarial term on fake logits `[B, 1]`: non-saturating
 /// `BCE(recon, 1) + BCE(prior, 1)` or minimax `-(BCE(recon, 0) + BCE(prior, 0))`.

@@ -59,6 +59,9 @@ struct VaeGanLossOptions {
   TORCH_ARG(GanLoss, gan_loss) = GanLoss::kNonSaturating;
   /// Weight of the real images in `L_dis` (`discriminator_loss`): 0 for Algorithm 1's plain sum.
   TORCH_ARG(double, real_weight) = 0;
+  /// One-sided label smoothing of `L_dis` (`discriminator_loss`): the real images' target is
+  /// `1 - label_smoothing` (Salimans et al. 2016, §3.4; 0: none).
+  TORCH_ARG(double, label_smoothing) = 0;
 };
 
 /// The losses of docs/design.md, "The algorithm", for a forward pass.

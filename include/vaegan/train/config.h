@@ -119,6 +119,10 @@ struct TrainConfig {
   /// Weight of real images in L_dis (`discriminator_loss`; 0: Algorithm 1's plain sum; the
   /// authors' code: 0.5, 0.66 in an earlier CelebA script).
   double dis_real_weight = 0;
+  /// One-sided label smoothing: the target of real images in L_dis is `1 - label_smoothing`
+  /// (`discriminator_loss`; Salimans et al. 2016, "Improved Techniques for Training GANs",
+  /// arXiv 1606.03498, §3.4: 0.1; 0: none), for the VAE-GAN and the GAN.
+  double label_smoothing = 0;
   /// Weight gamma of the R1 gradient penalty on real images added to the discriminator's loss,
   /// (gamma / 2) E ||grad_x D(x)||^2 (`r1_penalty`; Mescheder, Geiger and Nowozin 2018,
   /// arXiv 1801.04406, eq. 9; 0: none). Off by default, by measurement
