@@ -250,7 +250,8 @@ void setup_train(CLI::App& app, Runner& run) {
   cmd->add_option("--pretrain-epochs", c.pretrain_epochs,
                   "vae-then-gan: epochs of the VAE phase (0: half of --epochs), the rest GAN")
       ->capture_default_str();
-  cmd->add_option("--feature-layer", c.model.feature_layer, "Discriminator convolution (1..4) used for L_llike")
+  cmd->add_option("--feature-layer", c.model.feature_layer,
+                  "Discriminator convolution (1..4) used for L_llike (0: the preset's: 3 small32, 4 paper64)")
       ->capture_default_str();
   cmd->add_option("--epochs", c.epochs, "Passes over the training set")->capture_default_str();
   cmd->add_option("--max-steps", c.max_steps, "Stop after this many steps (0: no limit)")->capture_default_str();

@@ -144,7 +144,7 @@ def load(path, device="cpu", decoder_weights="auto"):
     # A run's config.json written before the presets had revisions means revision 1 (presets.h).
     preset_version = m.get("preset_version", 1 if "format_version" in config and "model" in config else PRESET_VERSION)
     enc, dec, dis = network_options(m.get("arch", "small32"), m.get("channels", 1), m.get("image_size", 0),
-                                    m.get("latent_dim", 0), m.get("feature_layer", 4), preset_version)
+                                    m.get("latent_dim", 0), m.get("feature_layer", 0), preset_version)
     encoder = Encoder(**enc) if _HAS_ENCODER[kind] else None
     discriminator = Discriminator(**dis) if _HAS_DISCRIMINATOR[kind] else None
     model = VaeGanModel(config, encoder, Decoder(**dec), discriminator, checkpoint=directory, step=state.get("step"))

@@ -13,10 +13,11 @@ __all__ = ["Encoder", "Decoder", "Discriminator", "PRESETS", "PRESET_VERSION", "
 # width, decoder convolutions, discriminator convolutions and fc width. mlp28 has no convolutions.
 PRESETS = {
     "small32": dict(size=32, latent=16, enc=(32, 64, 128), enc_fc=1024, dec=(128, 64, 16), dis=(16, 64, 128, 128),
-                    dis_fc=256),
+                    dis_fc=256, feature_layer=3),
     "paper64": dict(size=64, latent=128, enc=(64, 128, 256), enc_fc=2048, dec=(256, 128, 32), dis=(32, 128, 256, 256),
-                    dis_fc=512),
-    "mlp28": dict(size=28, latent=20, enc=(), enc_fc=512, dec=(), dis=(32, 128, 256, 256), dis_fc=512),
+                    dis_fc=512, feature_layer=4),
+    "mlp28": dict(size=28, latent=20, enc=(), enc_fc=512, dec=(), dis=(32, 128, 256, 256), dis_fc=512,
+                  feature_layer=4),
 }
 
 # The revision of the presets that a size of 0 means (``kPresetVersion`` in presets.h). Earlier
@@ -137,11 +138,11 @@ class Discriminator(nn.Module):
         return self.head(x.flatten(1)), features
 
 
-def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4, preset_version=PRESET_VERSION):
+def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=0, preset_version=PRESET_VERSION):
     """The constructor arguments of the three networks for preset ``arch`` (``small32``,
     ``paper64``, ``mlp28``), as ``config.json``'s ``model`` object gives them (0: the preset's
-    size in revision ``preset_version``). Raises ``ValueError`` naming the field for an unknown
-    preset or revision."""
+    size in revision ``preset_version``, the preset's feature layer: ``preset_feature_layer`` in
+    presets.h). Raises ``ValueError`` naming the field for an unknown preset or revision."""
     if arch not in PRESETS:
         raise ValueError(f"arch: unknown architecture {arch!r} (expected one of {', '.join(PRESETS)})")
     if preset_version not in range(1, PRESET_VERSION + 1):
@@ -153,11 +154,12 @@ def network_options(arch, channels=1, image_size=0, latent_dim=0, feature_layer=
     enc = dict(in_channels=channels, image_size=s, latent_dim=z, channels=p["enc"], fc_dim=p["enc_fc"],
                fc_layers=2 if mlp else 1, batch_norm=not mlp)
     dec = dict(latent_dim=z, out_channels=channels, image_size=s, channels=p["dec"])
-    dis = dict(in_channels=channels, image_size=s, channels=p["dis"], fc_dim=p["dis_fc"], feature_layer=feature_layer)
+    dis = dict(in_channels=channels, image_size=s, channels=p["dis"], fc_dim=p["dis_fc"],
+               feature_layer=feature_layer or p["feature_layer"])
     return enc, dec, dis
 
 
-def build_networks(arch, channels=1, image_size=0, latent_dim=0, feature_layer=4, preset_version=PRESET_VERSION):
+def build_networks(arch, channels=1, image_size=0, latent_dim=0, feature_layer=0, preset_version=PRESET_VERSION):
     """``(Encoder, Decoder, Discriminator)`` of preset ``arch`` with freshly initialized weights."""
     enc, dec, dis = network_options(arch, channels, image_size, latent_dim, feature_layer, preset_version)
     return Encoder(**enc), Decoder(**dec), Discriminator(**dis)

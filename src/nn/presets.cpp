@@ -36,6 +36,8 @@ int64_t preset_latent_dim(const std::string& arch, int preset_version) {
   return size == 28 ? 20 : 128;
 }
 
+int64_t preset_feature_layer(const std::string& arch) { return preset_image_size(arch) == 32 ? 3 : 4; }
+
 NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
                                       int64_t feature_layer, int preset_version) {
   const bool mlp = arch == "mlp28";
@@ -51,14 +53,14 @@ NetworkOptions preset_network_options(const std::string& arch, int64_t channels,
         fmt::format("--latent-dim: must be in 0..{} (0: the preset's), got {}", kMaxLatentDim, latent_dim));
   }
   if (channels != 1 && channels != 3) throw InputError(fmt::format("--channels: must be 1 or 3, got {}", channels));
-  if (feature_layer < 1 || feature_layer > 4) {
-    throw InputError(fmt::format("--feature-layer: must be in 1..4, got {}", feature_layer));
+  if (feature_layer < 0 || feature_layer > 4) {
+    throw InputError(fmt::format("--feature-layer: must be in 0..4 (0: the preset's), got {}", feature_layer));
   }
   const int64_t preset_z = preset_latent_dim(arch, preset_version);  // validates the revision, whatever Z
   const int64_t z = latent_dim > 0 ? latent_dim : preset_z;
   NetworkOptions o{EncoderOptions(channels, size, z), DecoderOptions(z, channels, size),
                    DiscriminatorOptions(channels, size)};
-  o.discriminator.feature_layer(feature_layer);
+  o.discriminator.feature_layer(feature_layer > 0 ? feature_layer : preset_feature_layer(arch));
   if (arch == "small32") {
     o.encoder.channels({32, 64, 128}).fc_dim(1024);
     o.decoder.channels({128, 64, 16});

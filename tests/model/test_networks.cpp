@@ -16,7 +16,7 @@ TEST(Networks, Small32Shapes) {
   EXPECT_EQ(f.x_recon.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(f.x_prior.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(f.real.logits.sizes(), (std::vector<int64_t>{3, 1}));
-  EXPECT_EQ(f.prior.features.sizes(), (std::vector<int64_t>{3, 128 * 4 * 4}));  // layer 4: [B, 128, 4, 4]
+  EXPECT_EQ(f.prior.features.sizes(), (std::vector<int64_t>{3, 128 * 8 * 8}));  // layer 3: [B, 128, 8, 8]
   EXPECT_LE(f.x_prior.abs().max().item<float>(), 1.0f);                         // tanh output
   // The discriminator's features for x_recon are those of Dis run on x_recon alone
   // (eval mode removes the batch coupling of batch norm).
@@ -56,6 +56,20 @@ TEST(Networks, FeatureLayerOptionPicksThatConvolution) {
   c.feature_layer = 2;
   Model m(c);
   EXPECT_EQ(m->discriminator->forward(torch::zeros({2, 1, 32, 32})).features.size(1), 64 * 16 * 16);
+}
+
+// 0, the default, means the preset's layer: small32's 3rd convolution ([B, 128, 8, 8]), paper64's
+// 4th ([B, 256, 8, 8], the authors' recon_depth).
+TEST(Networks, FeatureLayerZeroIsThePresets) {
+  ModelConfig c;
+  ASSERT_EQ(c.feature_layer, 0);
+  EXPECT_EQ(Model(c)->discriminator->forward(torch::zeros({2, 1, 32, 32})).features.size(1), 128 * 8 * 8);
+  c.arch = "paper64";
+  EXPECT_EQ(make_network_options(c).discriminator.feature_layer(), 4);
+  c.feature_layer = 1;
+  EXPECT_EQ(make_network_options(c).discriminator.feature_layer(), 1);
+  c.feature_layer = -1;
+  EXPECT_THROW(make_network_options(c), InputError);
 }
 
 // Earlier revisions of the presets (runs written before small32's Z became 32, then 16) keep

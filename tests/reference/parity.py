@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--recon-loss", choices=("bce", "mse"), default="bce")
     ap.add_argument("--preset", default="small32")
     ap.add_argument("--latent", type=int, default=None)
+    ap.add_argument("--feature-layer", type=int, default=0, help="discriminator convolution of L_llike (0: preset's)")
     ap.add_argument("--gamma", type=float, required=True)
     ap.add_argument("--lr", type=float, required=True)
     ap.add_argument("--alpha", type=float, required=True)
@@ -77,7 +78,8 @@ def main():
         equilibrium = (float(value), float(margin), skip)
 
     def load():
-        nets = vaegan_ref.load_cpp_checkpoint(os.path.join(d, "model.pt"), args.preset, args.latent, args.model)
+        nets = vaegan_ref.load_cpp_checkpoint(os.path.join(d, "model.pt"), args.preset, args.latent, args.model,
+                                              args.feature_layer)
         nets = {name: n.double().to(dev).train() for name, n in zip(("encoder", "decoder", "discriminator"), nets)
                 if n is not None}
         return nets

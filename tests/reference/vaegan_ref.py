@@ -18,11 +18,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from vaegan.networks import Decoder, Discriminator, Encoder, network_options  # noqa: E402
 
 
-def build(preset, channels=1, latent=None):
+def build(preset, channels=1, latent=None, feature_layer=0):
     """The networks of `preset` (the package's, python/vaegan/networks.py: the one Python
     definition of the architectures, itself checked against the C++ networks), their image size
-    and latent size; `mlp28` has no discriminator."""
-    enc, dec, dis = network_options(preset, channels, 0, latent or 0)
+    and latent size; `mlp28` has no discriminator. feature_layer: the discriminator convolution
+    of L_llike (0: the preset's)."""
+    enc, dec, dis = network_options(preset, channels, 0, latent or 0, feature_layer)
     s, z = enc["image_size"], enc["latent_dim"]
     return Encoder(**enc), Decoder(**dec), (None if preset == "mlp28" else Discriminator(**dis)), s, z
 
@@ -140,10 +141,10 @@ def losses(enc, dec, dis, x, eps, zp, joint=False, dis_on_recon=False, original=
     return l_prior, l_llike, l_dis, l_adv
 
 
-def load_cpp_checkpoint(path, preset, latent=None, model="vaegan"):
+def load_cpp_checkpoint(path, preset, latent=None, model="vaegan", feature_layer=0):
     """Builds the networks of `model` and loads a C++ `torch::save(VaeGan)` file into them;
     a network the model lacks is None (vae: discriminator, gan: encoder)."""
-    enc, dec, dis, s, z = build(preset, latent=latent)
+    enc, dec, dis, s, z = build(preset, latent=latent, feature_layer=feature_layer)
     enc = None if model == "gan" else enc
     dis = None if model == "vae" else dis
     m = torch.jit.load(path)

@@ -113,10 +113,11 @@ void check_parity(TrainConfig c, torch::Device device = torch::kCPU, int* gates_
   const std::string cmd =
       std::string(VAEGAN_PYTHON) + " " + VAEGAN_SOURCE_DIR + "/tests/reference/parity.py --dir " + dir.path() +
       " --model " + enum_name(c.model.type) + " --preset " + c.model.arch + " --recon-loss " +
-      enum_name(c.model.recon_loss) + " --latent 16 --gamma " + std::to_string(c.gamma) + " --lr " +
-      std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) + " --batch-norm " +
-      enum_name(c.batch_norm) + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false") + " --device " +
-      (device.is_cuda() ? "cuda" : "cpu") + " --optimizer " + enum_name(c.optimizer) +
+      enum_name(c.model.recon_loss) + " --latent 16 --feature-layer " +
+      std::to_string(make_network_options(c.model).discriminator.feature_layer()) + " --gamma " +
+      std::to_string(c.gamma) + " --lr " + std::to_string(c.lr) + " --alpha " + std::to_string(c.rmsprop_alpha) +
+      " --batch-norm " + enum_name(c.batch_norm) + " --dis-on-recon " + (c.dis_on_recon ? "true" : "false") +
+      " --device " + (device.is_cuda() ? "cuda" : "cpu") + " --optimizer " + enum_name(c.optimizer) +
       fmt::format(" --lr-networks {},{},{} --betas {},{} --weight-decay {} --grad-clip {}", lr_of(c, Network::kEncoder),
                   lr_of(c, Network::kDecoder), lr_of(c, Network::kDiscriminator), c.adam_beta1, c.adam_beta2,
                   c.weight_decay, c.grad_clip) +

@@ -37,11 +37,13 @@ VAEGAN_ENUM_NAMES(ReconLoss, "--recon-loss", 2, {ReconLoss::kBce, "bce"}, {Recon
 /// there, and the format is kept).
 struct ModelConfig {
   ModelType type = ModelType::kVaeGan;
-  std::string arch = "small32";            ///< preset name: `small32`, `paper64` or `mlp28` (nn/presets.h)
-  int64_t channels = 1;                    ///< C: image channels (1 for Fashion-MNIST)
-  int64_t image_size = 0;                  ///< S; 0 means the preset's (32, 64, 28); conv presets need a multiple of 8
-  int64_t latent_dim = 0;                  ///< Z; 0 means the preset's (16 small32, 128 paper64, 20 mlp28)
-  int64_t feature_layer = 4;               ///< 1-based discriminator convolution whose output is `Dis_l` (paper eq. 7)
+  std::string arch = "small32";  ///< preset name: `small32`, `paper64` or `mlp28` (nn/presets.h)
+  int64_t channels = 1;          ///< C: image channels (1 for Fashion-MNIST)
+  int64_t image_size = 0;        ///< S; 0 means the preset's (32, 64, 28); conv presets need a multiple of 8
+  int64_t latent_dim = 0;        ///< Z; 0 means the preset's (16 small32, 128 paper64, 20 mlp28)
+  /// 1-based discriminator convolution whose output is `Dis_l` (paper eq. 7); 0 means the preset's
+  /// (3 small32, 4 paper64: `preset_feature_layer`)
+  int64_t feature_layer = 0;
   ReconLoss recon_loss = ReconLoss::kBce;  ///< `vae`: the pixel likelihood p(x|z)
   /// Which revision of the presets a size of 0 means (nn/presets.h, `kPresetVersion`): a run's
   /// config.json written before the key existed reads as 1, so its small32 keeps Z = 64.

@@ -34,6 +34,14 @@ constexpr int kPresetVersion = 3;
 /// naming `model.preset_version` for a revision outside 1..kPresetVersion.
 int64_t preset_latent_dim(const std::string& arch, int preset_version = kPresetVersion);
 
+/// The discriminator convolution (1-based) whose output is `Dis_l` for `L_llike` when the
+/// configuration says 0: small32 3 (the 8×8 convolution: measured against 2 and 4 on
+/// Fashion-MNIST and the Oxygen icons, docs/training-defaults.md, "The feature layer"), paper64
+/// and mlp28 4 (the authors' `recon_depth = 9`, their CelebA model's 4th convolution). Every
+/// config.json written before this rule names its layer, so no revision of the presets is
+/// needed. Throws as `preset_image_size`.
+int64_t preset_feature_layer(const std::string& arch);
+
 /// The options of the three networks of one preset.
 struct NetworkOptions {
   EncoderOptions encoder;
@@ -43,10 +51,10 @@ struct NetworkOptions {
 
 /// The networks of preset `arch` for images `[B, channels, image_size, image_size]` (0: the
 /// preset's size), latent size `latent_dim` (0: the preset's in revision `preset_version`) and
-/// discriminator feature layer `feature_layer` (1-based convolution, for `L_llike`). Throws
-/// `InputError` naming the flag for an unknown preset, a negative size, channels other than 1 or 3,
-/// an image size a convolutional preset cannot halve three times, a feature layer outside 1..4, or
-/// an unknown revision (as `preset_latent_dim`).
+/// discriminator feature layer `feature_layer` (1-based convolution, for `L_llike`; 0: the preset's,
+/// `preset_feature_layer`). Throws `InputError` naming the flag for an unknown preset, a negative
+/// size, channels other than 1 or 3, an image size a convolutional preset cannot halve three
+/// times, a feature layer outside 0..4, or an unknown revision (as `preset_latent_dim`).
 NetworkOptions preset_network_options(const std::string& arch, int64_t channels, int64_t image_size, int64_t latent_dim,
                                       int64_t feature_layer, int preset_version = kPresetVersion);
 
